@@ -1,0 +1,154 @@
+"""The backend interface shared by the numpy, cupy and strict implementations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+
+class BackendError(RuntimeError):
+    """A backend was asked for that cannot be used here (one-line message)."""
+
+
+@dataclass
+class TransferStats:
+    """Counts of explicit host transfers, so tests can assert that a kernel makes none.
+
+    Attributes
+    ----------
+    downloads : int
+        Device -> host copies through :meth:`Backend.to_host`.
+    uploads : int
+        Host -> device copies through :meth:`Backend.from_host`.
+    round_trips : int
+        Device -> host -> device detours taken by shims that have no device
+        implementation on this backend (only the strict backend takes them).
+    """
+
+    downloads: int = 0
+    uploads: int = 0
+    round_trips: int = 0
+
+    def reset(self) -> None:
+        self.downloads = self.uploads = self.round_trips = 0
+
+
+@dataclass(frozen=True)
+class Ndimage:
+    """The ndimage-like operations kernels may use, in voxel units.
+
+    Every function takes and returns device arrays of its backend.
+    """
+
+    gaussian_filter: Callable[..., Any]
+    distance_transform_edt: Callable[..., Any]
+    map_coordinates: Callable[..., Any]
+
+
+class Generator:
+    """A seeded random generator that returns device arrays.
+
+    Randomness in imagingsim flows only through these objects (ARCHITECTURE habit 5): a
+    generator is made from the scenario seed and a stream key with :meth:`Backend.rng`.
+    """
+
+    def __init__(self, backend: "Backend", seed_words: tuple[int, ...]):
+        self._backend = backend
+        self._host = np.random.Generator(np.random.PCG64(np.random.SeedSequence(list(seed_words))))
+
+    def standard_normal(self, shape: tuple[int, ...], dtype=None):
+        """Standard normal samples of ``shape`` on the device (float64 unless ``dtype``)."""
+        return self._backend.from_host(self._host.standard_normal(shape), dtype=dtype, count=False)
+
+    def uniform(self, shape: tuple[int, ...], low: float = 0.0, high: float = 1.0, dtype=None):
+        """Uniform samples in [low, high) of ``shape`` on the device."""
+        return self._backend.from_host(self._host.uniform(low, high, shape), dtype=dtype, count=False)
+
+    def poisson(self, lam):
+        """Poisson counts with mean ``lam`` (a device array, >= 0), as float64 on the device."""
+        host_lam = self._backend.to_host(lam, count=False)
+        self._backend.transfers.round_trips += 1
+        return self._backend.from_host(self._host.poisson(host_lam).astype(np.float64), count=False)
+
+
+@dataclass(eq=False)
+class Backend:
+    """An array namespace with its device and the helpers kernels need.
+
+    Attributes
+    ----------
+    name : str
+        ``"numpy"``, ``"cupy"`` or ``"strict"``.
+    xp : module
+        An array-API namespace (``array_api_compat.numpy``, ``array_api_compat.cupy`` or
+        ``array_api_strict``).
+    device : object
+        The device every array of this backend lives on.
+    ndimage : Ndimage
+        Gaussian filtering, Euclidean distance transform, interpolation.
+    transfers : TransferStats
+        Counters of explicit host transfers.
+    """
+
+    name: str
+    xp: Any
+    device: Any
+    ndimage: Ndimage = field(repr=False)
+    _to_host: Callable[[Any], np.ndarray] = field(repr=False)
+    _from_host: Callable[[np.ndarray], Any] = field(repr=False)
+    _generator_cls: type = field(default=Generator, repr=False)
+    transfers: TransferStats = field(default_factory=TransferStats, repr=False)
+
+    @property
+    def fft(self):
+        """The array-API FFT extension of :attr:`xp`."""
+        return self.xp.fft
+
+    def asarray(self, obj, dtype=None):
+        """``xp.asarray`` on this backend's device (Python scalars, lists or own arrays)."""
+        return self.xp.asarray(obj, dtype=dtype, device=self.device)
+
+    def zeros(self, shape, dtype=None):
+        """Zeros on this backend's device (float64 unless ``dtype``)."""
+        return self.xp.zeros(shape, dtype=dtype or self.xp.float64, device=self.device)
+
+    def to_host(self, array, *, count: bool = True) -> np.ndarray:
+        """Copy a device array to a host :class:`numpy.ndarray` (counted)."""
+        if count:
+            self.transfers.downloads += 1
+        return self._to_host(array)
+
+    def from_host(self, array, dtype=None, *, count: bool = True):
+        """Copy host data (numpy array, scalar or sequence) to this device (counted)."""
+        if count:
+            self.transfers.uploads += 1
+        host = np.asarray(array)
+        if dtype is not None:
+            host = host.astype(_host_dtype(self.xp, dtype), copy=False)
+        return self._from_host(host)
+
+    def scalar(self, array) -> float:
+        """One device scalar as a Python float: an explicit, counted synchronisation."""
+        return float(self.to_host(array))
+
+    def rng(self, *key: int) -> Generator:
+        """A generator seeded from integer words, e.g. ``(scenario_seed, subject, stream)``.
+
+        The same key on the same backend gives the same numbers, bit for bit.
+        """
+        if not key or any(int(k) < 0 for k in key):
+            raise ValueError("rng key must be one or more non-negative integers")
+        return self._generator_cls(self, tuple(int(k) for k in key))
+
+
+def _host_dtype(xp, dtype) -> np.dtype:
+    """The numpy dtype that matches an array-API dtype of ``xp``."""
+    for name in ("float64", "float32", "int64", "int32", "int16", "uint8", "bool", "complex64", "complex128"):
+        if dtype == getattr(xp, name, None):
+            return np.dtype(name)
+    return np.dtype(dtype)
+
+
+__all__ = ["Backend", "BackendError", "Generator", "Ndimage", "TransferStats"]

@@ -1,0 +1,1 @@
+"""Physical and biological reference tables, each value with its source in the data file."""

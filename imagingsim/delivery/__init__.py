@@ -1,0 +1,1 @@
+"""Delivery kinetics: carrier library, compartment model, payload release."""

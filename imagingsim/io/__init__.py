@@ -1,0 +1,1 @@
+"""Host-side input/output: NIfTI, BIDS dataset writing, resampling (numpy allowed here)."""

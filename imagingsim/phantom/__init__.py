@@ -1,0 +1,5 @@
+"""Voxel phantoms: anatomy, tumours, seeded heterogeneity and property maps."""
+
+from imagingsim.phantom.model import PROPERTY_UNITS, TUMOUR_LABELS, Label, Phantom
+
+__all__ = ["PROPERTY_UNITS", "TUMOUR_LABELS", "Label", "Phantom"]

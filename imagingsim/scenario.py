@@ -1,0 +1,425 @@
+"""Scenario files: TOML validated into typed, frozen models.
+
+A scenario fixes everything that defines one simulated subject: the phantom, the injected
+agents, the imaging schedule, the modalities and the seed. Unknown keys, wrong types and
+out-of-range values raise :class:`ScenarioError` with one line naming the field and the
+allowed range. Dotted overrides (``--set phantom.voxel_size_mm=0.4``) go through the same
+validation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+NAME_PATTERN = r"^[A-Za-z0-9]+$"  # BIDS entity values: letters and digits only
+MAX_TIME_H = 24.0 * 60  # 60 days: past 89Zr's useful window, far past any nanocarrier study
+
+#: Modalities that this version can simulate; later modules register themselves here.
+AVAILABLE_MODALITIES: tuple[str, ...] = ()
+
+
+class ScenarioError(ValueError):
+    """Invalid scenario input; the message is one line naming the field and what is allowed."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
+
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+# --- phantom ---------------------------------------------------------------------------
+
+
+class TumourSpec(_Model):
+    """One tumour: a sphere with an irregular boundary, necrotic core and hypoxic zone."""
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=32)] = "tumour"
+    centre_mm: tuple[float, float, float] = Field(
+        description="Tumour centre in world RAS mm (the phantom is centred on the origin)."
+    )
+    radius_mm: Annotated[float, Field(gt=0.2, le=100.0)] = Field(description="Mean radius in mm.")
+    necrotic_fraction: Annotated[float, Field(ge=0.0, le=0.8)] = Field(
+        0.35, description="Necrotic core radius as a fraction of the tumour radius."
+    )
+    hypoxic_shell_fraction: Annotated[float, Field(ge=0.0, le=0.8)] = Field(
+        0.25, description="Thickness of the hypoxic zone around the core, as a fraction of the radius."
+    )
+    boundary_irregularity: Annotated[float, Field(ge=0.0, le=0.5)] = Field(
+        0.15, description="Relative amplitude of the random radial perturbation of the boundary."
+    )
+    receptor_density_nM: Annotated[float, Field(ge=0.0, le=1000.0)] = Field(
+        50.0, description="Target receptor concentration in the viable rim, nmol/L of tissue."
+    )
+    permeability: Annotated[float, Field(ge=0.0, le=20.0)] = Field(
+        1.0, description="Vessel leakiness of the viable rim relative to the reference tumour (EPR)."
+    )
+
+    @model_validator(mode="after")
+    def _zones_fit(self):
+        if self.necrotic_fraction + self.hypoxic_shell_fraction > 0.95:
+            raise ValueError(
+                "necrotic_fraction + hypoxic_shell_fraction must be <= 0.95 to leave a viable rim"
+            )
+        return self
+
+
+class HeterogeneitySpec(_Model):
+    """Seeded Gaussian random field modulating the property maps (log-normal, mean 1)."""
+
+    correlation_length_mm: Annotated[float, Field(gt=0.0, le=200.0)] = Field(
+        1.0, description="Correlation length of the Gaussian covariance exp(-r^2 / (2 l^2)), mm."
+    )
+    relative_sd: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        0.2, description="Standard deviation of the log-normal multiplier's logarithm."
+    )
+
+
+class PhantomSpec(_Model):
+    """Which anatomy, at which voxel size, with which tumours."""
+
+    anatomy: Literal["mouse", "torso", "brain"] = "mouse"
+    voxel_size_mm: Annotated[float, Field(ge=0.05, le=5.0)] = 0.5
+    tumours: Annotated[list[TumourSpec], Field(max_length=8)] = Field(default_factory=list)
+    heterogeneity: HeterogeneitySpec = Field(default_factory=HeterogeneitySpec)
+
+    @field_validator("tumours")
+    @classmethod
+    def _unique_names(cls, tumours):
+        names = [t.name for t in tumours]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tumour names must be unique, got {names}")
+        return tumours
+
+
+# --- agents ----------------------------------------------------------------------------
+
+NUCLIDES = ("F18", "Zr89", "Cu64", "Ga68", "Tc99m", "In111", "Lu177")
+DYES = ("ICG", "IRDye800CW", "Cy55", "NIRII")
+
+
+class RadionuclideLabel(_Model):
+    kind: Literal["radionuclide"]
+    nuclide: Literal[NUCLIDES]  # type: ignore[valid-type]
+    specific_activity_MBq_per_mg: Annotated[float, Field(gt=0.0, le=1e7)] = Field(
+        description="Activity per mg of carrier at injection time, MBq/mg."
+    )
+
+
+class IronOxideLabel(_Model):
+    kind: Literal["iron_oxide"]
+    iron_mass_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        description="mg Fe per mg of carrier."
+    )
+
+
+class FluorophoreLabel(_Model):
+    kind: Literal["fluorophore"]
+    dye: Literal[DYES]  # type: ignore[valid-type]
+    dye_nmol_per_mg: Annotated[float, Field(gt=0.0, le=1e6)] = Field(
+        description="nmol of dye per mg of carrier."
+    )
+
+
+class GoldLabel(_Model):
+    kind: Literal["gold"]
+    gold_mass_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = Field(description="mg Au per mg of carrier.")
+
+
+class IodineLabel(_Model):
+    kind: Literal["iodine"]
+    iodine_mass_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = Field(description="mg I per mg of carrier.")
+
+
+Label = Annotated[
+    Union[RadionuclideLabel, IronOxideLabel, FluorophoreLabel, GoldLabel, IodineLabel],
+    Field(discriminator="kind"),
+]
+LABEL_KINDS = ("radionuclide", "iron_oxide", "fluorophore", "gold", "iodine")
+
+
+class ReleaseSpec(_Model):
+    """Payload release from the carrier: a baseline leak plus an optional stimulus trigger."""
+
+    baseline_rate_per_h: Annotated[float, Field(ge=0.0, le=100.0)] = Field(
+        0.005, description="First-order release everywhere (blood, tissue, MPS), 1/h."
+    )
+    trigger: Literal["none", "ph", "hypoxia"] = "none"
+    triggered_rate_per_h: Annotated[float, Field(ge=0.0, le=100.0)] = Field(
+        0.0, description="Extra first-order release where the trigger is fully on, 1/h."
+    )
+    ph_threshold: Annotated[float, Field(ge=5.0, le=7.4)] = Field(
+        6.8, description="pH at which a pH trigger is half on (sigmoid of width 0.1 pH)."
+    )
+    po2_threshold_mmHg: Annotated[float, Field(gt=0.0, le=40.0)] = Field(
+        10.0, description="pO2 at which a hypoxia trigger is half on (sigmoid of width 2 mmHg)."
+    )
+
+
+class PayloadSpec(_Model):
+    """The drug carried inside the carrier."""
+
+    drug: Annotated[str, Field(pattern=NAME_PATTERN, max_length=32)] = "doxorubicin"
+    loading_mg_per_mg: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        0.1, description="mg of drug per mg of carrier at injection."
+    )
+    release: ReleaseSpec = Field(default_factory=ReleaseSpec)
+
+
+class TargetingSpec(_Model):
+    """Active targeting: a ligand binding the receptor map."""
+
+    ligand: Annotated[str, Field(pattern=NAME_PATTERN, max_length=32)] = "ligand"
+    binding_rate_per_h_per_nM: Annotated[float, Field(ge=0.0, le=10.0)] = Field(
+        0.002, description="Extravascular carrier -> bound rate per nM of receptor, 1/(h nM)."
+    )
+    unbinding_rate_per_h: Annotated[float, Field(ge=0.0, le=100.0)] = Field(
+        0.01, description="Bound -> free carrier rate (dissociation net of internalisation), 1/h."
+    )
+
+
+class AgentSpec(_Model):
+    """One injected agent: a carrier from the library with its labels and payload."""
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=32)]
+    carrier: str = Field(description="Key of the carrier library (imagingsim carriers).")
+    dose_mg_per_kg: Annotated[float, Field(gt=0.0, le=2000.0)] = Field(
+        description="Injected carrier mass per body mass, mg/kg."
+    )
+    injection_time_h: Annotated[float, Field(ge=0.0, le=MAX_TIME_H)] = 0.0
+    labels: list[Label] = Field(default_factory=list)
+    payload: PayloadSpec | None = None
+    targeting: TargetingSpec | None = None
+    prior_peg_doses: Annotated[int, Field(ge=0, le=10)] = Field(
+        0, description="Earlier doses of a PEGylated carrier (accelerated blood clearance)."
+    )
+    carrier_overrides: dict[str, float] = Field(
+        default_factory=dict, description="Carrier library parameters to override, by name."
+    )
+
+    @field_validator("carrier")
+    @classmethod
+    def _known_carrier(cls, value):
+        from imagingsim.delivery.carriers import CARRIERS
+
+        if value not in CARRIERS:
+            raise ValueError(f"unknown carrier {value!r}; allowed: {', '.join(sorted(CARRIERS))}")
+        return value
+
+    @model_validator(mode="after")
+    def _overrides_valid(self):
+        from imagingsim.delivery.carriers import carrier_parameters
+
+        carrier_parameters(self.carrier, self.carrier_overrides)  # raises ValueError naming the key
+        kinds = [label.kind for label in self.labels]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError(f"at most one label of each kind per agent, got {kinds}")
+        return self
+
+
+# --- schedule, modalities, scenario ----------------------------------------------------
+
+
+class ScheduleSpec(_Model):
+    """When images are taken, hours after the first injection."""
+
+    times_h: Annotated[list[Annotated[float, Field(ge=0.0, le=MAX_TIME_H)]], Field(min_length=1, max_length=64)]
+
+    @field_validator("times_h")
+    @classmethod
+    def _increasing(cls, times):
+        if any(b <= a for a, b in zip(times, times[1:])):
+            raise ValueError(f"times_h must be strictly increasing, got {times}")
+        return times
+
+
+class ModalitiesSpec(_Model):
+    """Which modality forward models run."""
+
+    enabled: list[str] = Field(default_factory=list)
+
+    @field_validator("enabled")
+    @classmethod
+    def _available(cls, enabled):
+        unknown = [m for m in enabled if m not in AVAILABLE_MODALITIES]
+        if unknown:
+            allowed = ", ".join(AVAILABLE_MODALITIES) or "none yet (ground truth only)"
+            raise ValueError(f"unknown modality {unknown[0]!r}; allowed: {allowed}")
+        if len(set(enabled)) != len(enabled):
+            raise ValueError(f"modalities listed twice: {enabled}")
+        return enabled
+
+
+class Scenario(_Model):
+    """A complete, validated scenario."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$", max_length=64)]
+    description: Annotated[str, Field(max_length=500)] = ""
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+    subject_id: Annotated[str, Field(pattern=NAME_PATTERN, max_length=32)] = "01"
+    phantom: PhantomSpec = Field(default_factory=PhantomSpec)
+    agents: Annotated[list[AgentSpec], Field(min_length=1, max_length=8)]
+    schedule: ScheduleSpec
+    modalities: ModalitiesSpec = Field(default_factory=ModalitiesSpec)
+
+    @field_validator("agents")
+    @classmethod
+    def _unique_agents(cls, agents):
+        names = [a.name for a in agents]
+        if len(set(names)) != len(names):
+            raise ValueError(f"agent names must be unique, got {names}")
+        return agents
+
+
+# --- loading, overrides, errors --------------------------------------------------------
+
+
+def _format_location(loc: tuple) -> str:
+    parts: list[str] = []
+    for i, item in enumerate(loc):
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in LABEL_KINDS and i > 0 and isinstance(loc[i - 1], int):
+            continue  # pydantic inserts the discriminator tag; the user never wrote it
+        elif item.startswith("function-") or item in ("list", "dict"):
+            continue
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "scenario"
+
+
+def _one_line(error: ValidationError) -> str:
+    first = error.errors()[0]
+    message = first["msg"].replace("Value error, ", "")
+    message = message[0].lower() + message[1:] if message else message
+    field = _format_location(first["loc"])
+    if first["type"] == "extra_forbidden":
+        return f"{field}: unknown key (not a field of this section)"
+    if first["type"] == "missing":
+        return f"{field}: required field is missing"
+    got = first.get("input")
+    suffix = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
+    return " ".join(f"{field}: {message}{suffix}".split())
+
+
+def validate_scenario(data: dict[str, Any]) -> Scenario:
+    """Validate a plain dict into a :class:`Scenario`, raising a one-line :class:`ScenarioError`."""
+    if not isinstance(data, dict):
+        raise ScenarioError("scenario: must be a TOML table")
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(_one_line(exc)) from None
+    except (TypeError, ValueError, RecursionError) as exc:  # defensive: never a traceback
+        raise ScenarioError(f"scenario: {exc}".splitlines()[0]) from None
+
+
+def builtin_names() -> list[str]:
+    """Names of the scenarios shipped in the package (``imagingsim.phantoms``)."""
+    return sorted(p.name[:-5] for p in resources.files("imagingsim.phantoms").iterdir() if p.name.endswith(".toml"))
+
+
+DEFAULT_SCENARIO = "mouse_peg_liposome"
+
+
+def read_scenario_toml(name_or_path: str | Path | None = None) -> dict[str, Any]:
+    """Read a scenario's raw TOML table from a built-in name or a file path.
+
+    Parameters
+    ----------
+    name_or_path : str or Path, optional
+        A built-in scenario name (see :func:`builtin_names`), or a path to a ``.toml`` file.
+        None selects the default scenario.
+    """
+    name_or_path = DEFAULT_SCENARIO if name_or_path is None else name_or_path
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ScenarioError(f"scenario: file not found: {path}")
+        text = path.read_text(encoding="utf-8", errors="replace")
+    else:
+        names = builtin_names()
+        if str(name_or_path) not in names:
+            raise ScenarioError(f"scenario: no built-in scenario {str(name_or_path)!r}; built-ins: {', '.join(names)}")
+        text = resources.files("imagingsim.phantoms").joinpath(f"{name_or_path}.toml").read_text(encoding="utf-8")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"scenario: invalid TOML ({exc})".splitlines()[0]) from None
+
+
+def _parse_value(text: str) -> Any:
+    """Parse an override value as a TOML value, falling back to a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+_KEY_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?$")
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``dotted.key=value`` overrides to a raw scenario table (a new dict is returned).
+
+    Keys may index lists, e.g. ``agents[0].dose_mg_per_kg=20``. Values are parsed as TOML
+    (``0.4``, ``true``, ``[1, 4, 24]``, ``"text"``), else taken as a bare string.
+    """
+    result = json.loads(json.dumps(data))  # deep copy of plain TOML data
+    for item in overrides:
+        if "=" not in item:
+            raise ScenarioError(f"--set {item!r}: expected KEY=VALUE")
+        key, _, raw = item.partition("=")
+        parts = key.strip().split(".")
+        target: Any = result
+        for depth, part in enumerate(parts):
+            match = _KEY_PART.match(part)
+            if not match:
+                raise ScenarioError(f"--set {key!r}: bad key segment {part!r}")
+            name, index = match.group(1), match.group(2)
+            last = depth == len(parts) - 1
+            if not isinstance(target, dict):
+                raise ScenarioError(f"--set {key!r}: {'.'.join(parts[:depth])} is not a table")
+            if index is None:
+                if last:
+                    target[name] = _parse_value(raw.strip())
+                else:
+                    target = target.setdefault(name, {})
+                continue
+            seq = target.get(name)
+            if not isinstance(seq, list) or int(index) >= len(seq):
+                size = len(seq) if isinstance(seq, list) else 0
+                raise ScenarioError(f"--set {key!r}: index {index} out of range for {name} (length {size})")
+            if last:
+                seq[int(index)] = _parse_value(raw.strip())
+            else:
+                target = seq[int(index)]
+    return result
+
+
+def load_scenario(name_or_path: str | Path | None = None, overrides: list[str] | None = None) -> Scenario:
+    """Load, override and validate a scenario.
+
+    Parameters
+    ----------
+    name_or_path : str or Path, optional
+        Built-in name or TOML path; None for the default scenario.
+    overrides : list of str, optional
+        ``dotted.key=value`` strings applied before validation.
+    """
+    data = read_scenario_toml(name_or_path)
+    return validate_scenario(apply_overrides(data, overrides or []))
+
+
+def scenario_description(name: str) -> str:
+    """The one-line description of a built-in scenario (without full validation)."""
+    data = read_scenario_toml(name)
+    return str(data.get("description", "")).strip().splitlines()[0] if data.get("description") else ""
