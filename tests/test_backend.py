@@ -1,0 +1,78 @@
+"""The backend layer: selection, host transfers, seeded generators, strict-device guards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from imagingsim.backend import BackendError, backend_of, get_backend
+
+
+def test_unknown_backend_is_one_line_error():
+    with pytest.raises(BackendError, match="backend must be one of"):
+        get_backend("tpu")
+
+
+def test_cupy_without_gpu_is_one_line_error():
+    from imagingsim.backend import cupy_status
+
+    if cupy_status()[0]:
+        pytest.skip("a GPU is usable here")
+    with pytest.raises(BackendError) as info:
+        get_backend("cupy")
+    assert "\n" not in str(info.value) and "cupy" in str(info.value)
+
+
+def test_auto_falls_back_to_numpy_without_gpu():
+    from imagingsim.backend import cupy_status
+
+    expected = "cupy" if cupy_status()[0] else "numpy"
+    assert get_backend("auto").name == expected
+
+
+def test_round_trip_and_counters(backend):
+    host = np.arange(12.0).reshape(3, 4)
+    dev = backend.from_host(host)
+    assert backend_of(dev) is backend
+    np.testing.assert_array_equal(backend.to_host(dev), host)
+    assert (backend.transfers.uploads, backend.transfers.downloads) == (1, 1)
+
+
+def test_generator_is_reproducible_per_key(backend):
+    a = backend.to_host(backend.rng(7, 1).standard_normal((64,)))
+    b = backend.to_host(backend.rng(7, 1).standard_normal((64,)))
+    c = backend.to_host(backend.rng(7, 2).standard_normal((64,)))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_poisson_mean_equals_variance(backend):
+    # 200k draws: the standard error of the sample mean and variance is < 0.5 % at lam = 20.
+    lam = backend.xp.full((200_000,), 20.0, dtype=backend.xp.float64, device=backend.device)
+    counts = backend.to_host(backend.rng(3).poisson(lam))
+    assert abs(counts.mean() - 20.0) / 20.0 < 0.01
+    assert abs(counts.var() - 20.0) / 20.0 < 0.02
+    zero = backend.zeros((100,))
+    assert backend.to_host(backend.rng(3).poisson(zero)).sum() == 0
+
+
+def test_strict_device_refuses_implicit_sync(backend):
+    if backend.name != "strict":
+        pytest.skip("guards apply to the strict backend")
+    x = backend.asarray([1.0, 2.0])
+    for convert in (bool, float, int):
+        with pytest.raises(RuntimeError, match="implicit"):
+            convert(backend.xp.sum(x))
+    assert backend.scalar(backend.xp.sum(x)) == 3.0  # the explicit path works
+
+
+def test_strict_device_refuses_host_mixing():
+    strict = get_backend("strict")
+    with pytest.raises((ValueError, TypeError)):
+        strict.asarray([1.0]) + strict.xp.asarray([1.0])  # CPU_DEVICE array
+
+
+def test_strict_ndimage_shim_counts_round_trips(backend):
+    x = backend.rng(1).standard_normal((8, 8, 8))
+    backend.ndimage.gaussian_filter(x, 1.0)
+    assert backend.transfers.round_trips == (1 if backend.name == "strict" else 0)
