@@ -350,6 +350,11 @@ def read_scenario_toml(name_or_path: str | Path | None = None) -> dict[str, Any]
         if str(name_or_path) not in names:
             raise ScenarioError(f"scenario: no built-in scenario {str(name_or_path)!r}; built-ins: {', '.join(names)}")
         text = resources.files("imagingsim.phantoms").joinpath(f"{name_or_path}.toml").read_text(encoding="utf-8")
+    return parse_toml(text)
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    """Parse scenario TOML text into a raw table, raising a one-line :class:`ScenarioError`."""
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -40,7 +40,7 @@ PROPERTY_UNITS: dict[str, str] = {
     "blood_volume_fraction": "mL blood / mL tissue",
     "vessel_permeability": "relative to reference tumour rim (1)",
     "receptor_density_nM": "nmol/L tissue",
-    "glucose_metabolism": "relative to resting muscle (1)",
+    "glucose_metabolism": "relative to brain grey matter (1)",
     "ph": "pH units",
     "po2_mmHg": "mmHg",
     "proton_density": "relative to water (1)",

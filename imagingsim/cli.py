@@ -1,0 +1,148 @@
+"""The ``imagingsim`` command line. Commands are thin: parse, call the pipeline, summarise.
+
+Bad input of any kind ends with exit code 2 and one line on stderr, never a traceback, and
+nothing written (the dataset is built in a staging directory and moved into place last).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from imagingsim import __version__
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Synthetic multimodal imaging of targeted cancer drug delivery.",
+)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class BadInput(Exception):
+    """Raised for user errors; main() prints its one-line message and exits 2."""
+
+
+@app.command()
+def simulate(
+    scenario: Optional[str] = typer.Argument(
+        None, help="Built-in scenario name (see `imagingsim phantoms`) or a .toml path; default scenario if omitted."
+    ),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output dataset directory (BIDS)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Override the scenario seed."),
+    backend: str = typer.Option("auto", "--backend", help="auto | numpy | cupy"),
+    modalities: Optional[str] = typer.Option(
+        None, "--modalities", help="Comma-separated modalities to simulate (overrides the scenario)."
+    ),
+    overrides: List[str] = typer.Option([], "--set", help="Override a field: dotted.key=value (repeatable)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output directory."),
+) -> None:
+    """Simulate one subject and write a BIDS dataset with ground truth."""
+    from imagingsim.backend import BackendError, get_backend
+    from imagingsim.io.atomic import check_output_dir
+    from imagingsim.pipeline import simulate as run_simulation
+    from imagingsim.pipeline import write_subject
+    from imagingsim.scenario import ScenarioError, load_scenario
+
+    if backend not in ("auto", "numpy", "cupy"):
+        raise BadInput(f"--backend: must be one of auto, numpy, cupy; got {backend!r}")
+    extra = list(overrides)
+    if seed is not None:
+        extra.append(f"seed={seed}")
+    if modalities is not None:
+        names = [m.strip() for m in modalities.split(",") if m.strip()]
+        extra.append("modalities.enabled=[" + ", ".join(f'"{m}"' for m in names) + "]")
+    started = time.perf_counter()
+    try:
+        loaded = load_scenario(scenario, extra)
+        check_output_dir(out_dir, overwrite=overwrite)
+        be = get_backend(backend)
+        err.print(f"imagingsim {__version__}: scenario [bold]{loaded.name}[/], seed {loaded.seed}, backend {be.name}")
+        subject = run_simulation(loaded, backend=be, step=_spinner)
+        with _spinner("writing dataset"):
+            files = write_subject(subject, out_dir, overwrite=overwrite)
+    except (ScenarioError, BackendError, ValueError) as exc:
+        raise BadInput(str(exc)) from None
+    _summarise(subject, out_dir, files, time.perf_counter() - started)
+
+
+@app.command()
+def phantoms() -> None:
+    """List the built-in scenarios with a one-line description each."""
+    from imagingsim.scenario import DEFAULT_SCENARIO, builtin_names, scenario_description
+
+    for name in builtin_names():
+        marker = " (default)" if name == DEFAULT_SCENARIO else ""
+        out.print(f"{name}{marker}: {scenario_description(name)}")
+
+
+@app.command()
+def info() -> None:
+    """Print versions, the backend `auto` picks, and whether a GPU is usable."""
+    import numpy
+    import scipy
+
+    from imagingsim.backend import cupy_status, get_backend
+
+    usable, reason = cupy_status()
+    out.print(f"imagingsim {__version__}")
+    out.print(f"python {platform.python_version()} ({sys.platform}), numpy {numpy.__version__}, scipy {scipy.__version__}")
+    out.print(f"gpu: {'usable' if usable else 'not usable'} ({reason})")
+    out.print(f"backend (auto): {get_backend('auto').name}")
+
+
+@contextlib.contextmanager
+def _spinner(name: str):
+    start = time.perf_counter()
+    with err.status(f"{name}...", spinner="dots"):
+        yield
+    err.print(f"  {name}: {time.perf_counter() - start:.1f} s")
+
+
+def _summarise(subject, out_dir: Path, files: list[Path], seconds: float) -> None:
+    size = sum(f.stat().st_size for f in files if f.is_file())
+    out.print(f"wrote {len(files)} files ({size / 1e6:.1f} MB) to {out_dir}")
+    for agent in subject.delivery.agents:
+        tumour = ", ".join(f"{v:.2f}" for v in agent.percent_id_per_g("tumour"))
+        times = ", ".join(f"{t:g}" for t in agent.times_h)
+        out.print(f"  {agent.agent.name}: tumour %ID/g at t = [{times}] h: [{tumour}]")
+    out.print(f"done in {seconds:.1f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point; returns the exit code."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="imagingsim", standalone_mode=False)
+    except BadInput as exc:
+        err.print(f"error: {exc}", markup=False, soft_wrap=True)
+        return EXIT_BAD_INPUT
+    except typer.Exit as exc:
+        return exc.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        err.print("interrupted: nothing was written", markup=False)
+        return EXIT_INTERRUPTED
+    except typer.TyperException as exc:  # usage errors: unknown option, bad --seed, missing --out
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            out.print(command.get_help(typer.Context(command, info_name="imagingsim")), markup=False)
+            return 0
+        err.print(f"error: {exc.format_message()}", markup=False, soft_wrap=True)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

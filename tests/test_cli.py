@@ -1,0 +1,80 @@
+"""The command line: listing, info, and bad input -> exit 2, one line, nothing written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from imagingsim.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_phantoms_lists_builtins_with_descriptions(capsys):
+    code, out, _ = run(capsys, "phantoms")
+    assert code == 0
+    line = next(l for l in out.splitlines() if l.startswith("mouse_peg_liposome"))
+    assert "(default)" in line and "liposom" in line.split(":", 1)[1]
+
+
+def test_info_reports_backend_and_gpu(capsys):
+    code, out, _ = run(capsys, "info")
+    assert code == 0
+    assert "backend (auto):" in out and "gpu:" in out and "imagingsim" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--set", "phantom.voxel_size_mm=99"], "phantom.voxel_size_mm"),
+        (["--set", "agents[0].carrier=nanobot"], "agents[0].carrier"),
+        (["--backend", "tpu"], "--backend"),
+        (["--backend", "cupy", "--set", "seed=1"], "cupy"),
+        (["--modalities", "xray"], "modalities.enabled"),
+        (["--seed", "minus-one"], "--seed"),
+        (["no_such_scenario"], "no built-in scenario"),
+        (["--set", "justtext"], "KEY=VALUE"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(capsys, tmp_path, argv, needle):
+    from imagingsim.backend import cupy_status
+
+    if "cupy" in argv and cupy_status()[0]:
+        pytest.skip("a GPU is usable here, so --backend cupy is valid")
+    out_dir = tmp_path / "ds"
+    args = ["simulate", *[a for a in argv if not a.endswith("_scenario")], "--out", str(out_dir)]
+    if any(a.endswith("_scenario") for a in argv):
+        args.insert(1, argv[0])
+    code, _, err = run(capsys, *args)
+    assert code == 2
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], err
+    assert not out_dir.exists()
+    assert list(tmp_path.iterdir()) == []  # no staging leftovers either
+
+
+def test_missing_out_is_a_usage_error(capsys):
+    code, _, err = run(capsys, "simulate")
+    assert code == 2 and "--out" in err and len(err.strip().splitlines()) == 1
+
+
+def test_non_empty_output_is_refused_without_overwrite(capsys, tmp_path):
+    (tmp_path / "keep.txt").write_text("precious")
+    code, _, err = run(capsys, "simulate", "--out", str(tmp_path))
+    assert code == 2 and "--overwrite" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_console_entry_point_has_no_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "imagingsim", "simulate", "--set", "phantom.anatomy=rat", "--out", str(tmp_path / "x")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "phantom.anatomy" in result.stderr

@@ -1,0 +1,55 @@
+"""Kernel modules reach array libraries only through imagingsim.backend (checked statically)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import imagingsim
+
+PACKAGE = Path(imagingsim.__file__).parent
+FORBIDDEN = {"numpy", "scipy", "cupy", "cupyx", "skimage"}
+# Host-side code may import them: the backend itself, file I/O, the CLI and reporting.
+ALLOWED = ("backend/", "io/", "report/", "cli.py", "report.py")
+
+
+def _kernel_modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if not rel.startswith(ALLOWED):
+            yield rel, path
+
+
+def _imported_roots(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.lineno, node.module.split(".")[0]
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "__import__" and node.args:
+            arg = node.args[0]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                yield node.lineno, arg.value.split(".")[0]
+
+
+def test_kernel_modules_do_not_import_array_libraries():
+    leaks = [
+        f"{rel}:{line} imports {root}"
+        for rel, path in _kernel_modules()
+        for line, root in _imported_roots(ast.parse(path.read_text(encoding="utf-8")))
+        if root in FORBIDDEN
+    ]
+    assert not leaks, "route these through imagingsim.backend: " + "; ".join(leaks)
+
+
+def test_the_check_sees_kernel_modules():
+    # Guards against the test passing vacuously (e.g. a wrong package path).
+    names = {rel for rel, _ in _kernel_modules()}
+    assert "grid.py" in names and "scenario.py" in names
+    assert not any(n.startswith("backend/") for n in names)
+
+
+def test_the_check_catches_a_leak():
+    tree = ast.parse("import numpy as np\nfrom scipy.ndimage import gaussian_filter\n__import__('cupy')\n")
+    assert [root for _, root in _imported_roots(tree)] == ["numpy", "scipy", "cupy"]
