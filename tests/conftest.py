@@ -8,6 +8,13 @@ a kernel that silently synchronises fails there.
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
 import array_api_strict
 import pytest
 
@@ -47,3 +54,67 @@ def backend(request, monkeypatch):
 @pytest.fixture
 def numpy_backend():
     return get_backend("numpy")
+
+
+# --- the official BIDS validator -------------------------------------------------------------
+
+VALIDATOR_VERSION = "1.15.0"
+_NETWORK_ERROR = re.compile(
+    r"ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|"
+    r"network|socket hang up|getaddrinfo|request to \S+ failed",
+    re.IGNORECASE,
+)
+
+
+def _install_bids_validator() -> Path:
+    """The npm ``bids-validator`` 1.x binary, installed once into a cache directory."""
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        pytest.skip("bids-validator needs Node.js and npm, which are not installed")
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "imagingsim" / "bids-validator"
+    binary = cache / "node_modules" / ".bin" / "bids-validator"
+    manifest = cache / "node_modules" / "bids-validator" / "package.json"
+    if binary.exists() and manifest.exists() and json.loads(manifest.read_text()).get("version") == VALIDATOR_VERSION:
+        return binary
+    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        proc = subprocess.run(
+            [npm, "install", "--prefix", str(cache), f"bids-validator@{VALIDATOR_VERSION}", "--no-audit", "--no-fund"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.skip("npm install bids-validator timed out (registry unreachable?)")
+    if proc.returncode != 0:
+        if _NETWORK_ERROR.search(proc.stderr + proc.stdout):
+            pytest.skip(f"npm registry unreachable: {proc.stderr.strip().splitlines()[-1:]}")
+        pytest.fail(f"npm install bids-validator failed:\n{proc.stderr[-3000:]}")
+    assert binary.exists(), f"npm install succeeded but {binary} is missing"
+    return binary
+
+
+
+@pytest.fixture(scope="session")
+def bids_validator():
+    """``validate(path) -> {"errors": [...], "warnings": [...], "summary": {...}}``.
+
+    Runs the official validator (npm ``bids-validator`` 1.x, installed on first use); skips
+    with the reason only when Node/npm are missing or the npm registry cannot be reached.
+    """
+    binary = _install_bids_validator()
+
+    def validate(path: Path) -> dict:
+        proc = subprocess.run([str(binary), str(path), "--json"], capture_output=True, text=True, timeout=300)
+        start = proc.stdout.find("{")
+        assert start >= 0, f"validator printed no JSON (rc {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        report = json.loads(proc.stdout[start:])
+        for warning in report["issues"]["warnings"]:
+            print(f"bids-validator warning {warning['key']}: {warning.get('reason')}")
+        errors = [
+            f"{e['key']}: {e.get('reason')} {[f.get('file', {}).get('relativePath') for f in e.get('files', [])][:5]}"
+            for e in report["issues"]["errors"]
+        ]
+        return {"errors": errors, "warnings": report["issues"]["warnings"], "summary": report["summary"]}
+
+    return validate

@@ -76,3 +76,28 @@ def test_strict_ndimage_shim_counts_round_trips(backend):
     x = backend.rng(1).standard_normal((8, 8, 8))
     backend.ndimage.gaussian_filter(x, 1.0)
     assert backend.transfers.round_trips == (1 if backend.name == "strict" else 0)
+
+
+def _random_sparse(rows, cols, density, seed):
+    from scipy import sparse
+
+    return sparse.random(rows, cols, density=density, random_state=seed, format="coo")
+
+
+@pytest.mark.parametrize("columns", [None, 5])
+def test_sparse_matrix_products_match_dense_and_are_adjoint(backend, columns):
+    # Dot test <A x, y> = <x, A^T y> in float64: rounding alone is ~1e-15 relative.
+    host = _random_sparse(40, 30, 0.2, seed=4)
+    matrix = backend.sparse_matrix(host)
+    rng = np.random.default_rng(0)
+    x_host = rng.standard_normal((30,) if columns is None else (30, columns))
+    y_host = rng.standard_normal((40,) if columns is None else (40, columns))
+    ax = backend.to_host(matrix.apply(backend.from_host(x_host)))
+    aty = backend.to_host(matrix.adjoint(backend.from_host(y_host)))
+    dense = host.toarray()
+    np.testing.assert_allclose(ax, dense @ x_host, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(aty, dense.T @ y_host, rtol=1e-12, atol=1e-12)
+    lhs, rhs = float(np.sum(ax * y_host)), float(np.sum(x_host * aty))
+    assert abs(lhs - rhs) <= 1e-12 * max(abs(lhs), 1.0)
+    assert matrix.shape == (40, 30)
+    assert backend.transfers.round_trips == (2 if backend.name == "strict" else 0)

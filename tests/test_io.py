@@ -5,9 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import re
-import shutil
-import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -309,7 +306,7 @@ def test_dataset_tree_and_contents(tmp_path):
         assert name in rel, name
     for key in PROPERTY_UNITS:
         assert f"{truth}/anat/sub-01_desc-{property_desc(key)}_map.nii.gz" in rel
-        assert "_" not in property_desc(key)
+        assert property_desc(key).isalnum()
 
     # every JSON is canonical (sorted keys, trailing newline) and every sidecar has Units
     for path in out.rglob("*.json"):
@@ -361,58 +358,11 @@ def test_dataset_is_byte_identical_across_runs(tmp_path):
     assert [k for k in first if first[k] != second[k]] == []
 
 
-# --- the official BIDS validator -------------------------------------------------------------
-
-VALIDATOR_VERSION = "1.15.0"
-_NETWORK_ERROR = re.compile(
-    r"ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|"
-    r"network|socket hang up|getaddrinfo|request to \S+ failed",
-    re.IGNORECASE,
-)
-
-
-@pytest.fixture(scope="session")
-def bids_validator() -> Path:
-    """The npm ``bids-validator`` 1.x binary, installed once into a cache directory."""
-    npm = shutil.which("npm")
-    if npm is None or shutil.which("node") is None:
-        pytest.skip("bids-validator needs Node.js and npm, which are not installed")
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "imagingsim" / "bids-validator"
-    binary = cache / "node_modules" / ".bin" / "bids-validator"
-    manifest = cache / "node_modules" / "bids-validator" / "package.json"
-    if binary.exists() and manifest.exists() and json.loads(manifest.read_text()).get("version") == VALIDATOR_VERSION:
-        return binary
-    cache.mkdir(parents=True, exist_ok=True)
-    try:
-        proc = subprocess.run(
-            [npm, "install", "--prefix", str(cache), f"bids-validator@{VALIDATOR_VERSION}", "--no-audit", "--no-fund"],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.skip("npm install bids-validator timed out (registry unreachable?)")
-    if proc.returncode != 0:
-        if _NETWORK_ERROR.search(proc.stderr + proc.stdout):
-            pytest.skip(f"npm registry unreachable: {proc.stderr.strip().splitlines()[-1:]}")
-        pytest.fail(f"npm install bids-validator failed:\n{proc.stderr[-3000:]}")
-    assert binary.exists(), f"npm install succeeded but {binary} is missing"
-    return binary
-
-
 @pytest.mark.validator
 def test_dataset_passes_bids_validator(tmp_path, bids_validator):
     out = tmp_path / "ds"
     write_dataset(out, *make_subject())
-    proc = subprocess.run([str(bids_validator), str(out), "--json"], capture_output=True, text=True, timeout=300)
-    start = proc.stdout.find("{")
-    assert start >= 0, f"validator printed no JSON (rc {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-    report = json.loads(proc.stdout[start:])
-    issues = report["issues"]
-    for warning in issues["warnings"]:
-        print(f"bids-validator warning {warning['key']}: {warning.get('reason')}")
-    errors = [f"{e['key']}: {e.get('reason')} {[f.get('file', {}).get('relativePath') for f in e.get('files', [])][:5]}"
-              for e in issues["errors"]]
-    assert errors == []
+    report = bids_validator(out)
+    assert report["errors"] == []
     assert report["summary"]["subjects"] == ["01"]
     assert sorted(report["summary"]["dataTypes"]) == ["PDmap", "T1map", "T2starmap"]

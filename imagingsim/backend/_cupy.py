@@ -8,8 +8,15 @@ import array_api_compat.cupy as xcp
 import cupy
 import numpy as np
 from cupyx.scipy import ndimage as cndi
+from cupyx.scipy import sparse as csparse
+from scipy import sparse
 
-from imagingsim.backend._base import Backend, Generator, Ndimage
+from imagingsim.backend._base import Backend, Generator, Ndimage, SparseMatrix
+
+
+def _sparse_from_host(matrix) -> SparseMatrix:
+    csr = sparse.csr_matrix(matrix)
+    return SparseMatrix(csparse.csr_matrix(csr), csparse.csr_matrix(csr.T.tocsr()), csr.shape, lambda m, x: m @ x)
 
 
 class CupyGenerator(Generator):
@@ -51,4 +58,5 @@ def make_cupy_backend() -> Backend:
         _to_host=cupy.asnumpy,
         _from_host=cupy.asarray,
         _generator_cls=CupyGenerator,
+        _sparse_from_host=_sparse_from_host,
     )

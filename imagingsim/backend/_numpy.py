@@ -7,8 +7,14 @@ import functools
 import array_api_compat.numpy as xnp
 import numpy as np
 from scipy import ndimage as ndi
+from scipy import sparse
 
-from imagingsim.backend._base import Backend, Ndimage
+from imagingsim.backend._base import Backend, Ndimage, SparseMatrix
+
+
+def _sparse_from_host(matrix) -> SparseMatrix:
+    csr = sparse.csr_array(matrix)
+    return SparseMatrix(csr, csr.T.tocsr(), csr.shape, lambda m, x: m @ x)
 
 
 @functools.cache
@@ -25,4 +31,5 @@ def make_numpy_backend() -> Backend:
         ),
         _to_host=lambda a: np.asarray(a),
         _from_host=lambda a: np.array(a, copy=True),
+        _sparse_from_host=_sparse_from_host,
     )

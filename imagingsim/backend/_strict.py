@@ -13,8 +13,9 @@ import functools
 import array_api_strict as xs
 import numpy as np
 from scipy import ndimage as ndi
+from scipy import sparse
 
-from imagingsim.backend._base import Backend, Ndimage
+from imagingsim.backend._base import Backend, Ndimage, SparseMatrix
 
 DEVICE = xs.Device("device1")
 _CPU = xs.Device("CPU_DEVICE")
@@ -44,6 +45,21 @@ def _via_host(backend_ref, func):
     return shim
 
 
+def _sparse_via_host(backend_ref):
+    """Sparse products on the host (array_api_strict has no sparse arrays), each counted."""
+
+    def matmul(matrix, x):
+        backend = backend_ref()
+        backend.transfers.round_trips += 1
+        return backend.from_host(matrix @ backend.to_host(x, count=False), count=False)
+
+    def from_host(matrix) -> SparseMatrix:
+        csr = sparse.csr_array(matrix)
+        return SparseMatrix(csr, csr.T.tocsr(), csr.shape, matmul)
+
+    return from_host
+
+
 @functools.cache
 def make_strict_backend() -> Backend:
     """Build the (cached) strict backend."""
@@ -60,6 +76,7 @@ def make_strict_backend() -> Backend:
         ),
         _to_host=_to_host,
         _from_host=_from_host,
+        _sparse_from_host=_sparse_via_host(ref),
     )
     holder.append(backend)
     return backend

@@ -37,7 +37,7 @@ import numpy as np
 
 from imagingsim.io.atomic import atomic_write_text, staged_directory
 from imagingsim.io.nifti import write_nifti
-from imagingsim.phantom.model import PROPERTY_UNITS, Label
+from imagingsim.phantom.model import PROPERTY_DESC, PROPERTY_UNITS, Label
 
 __all__ = [
     "BIDS_VERSION",
@@ -169,15 +169,12 @@ def write_tsv(path: str | os.PathLike, columns: Sequence[str], rows: Iterable[Se
 
 
 def property_desc(name: str) -> str:
-    """The BIDS ``desc`` value of a property map: the key camel-cased, without underscores.
+    """The BIDS ``desc`` value of a property map (:data:`PROPERTY_DESC`).
 
-    >>> property_desc("blood_volume_fraction")
-    'bloodVolumeFraction'
     >>> property_desc("t2star_3T_ms")
-    't2star3TMs'
+    'T2starAt3T'
     """
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+    return PROPERTY_DESC[name]
 
 
 def _version() -> str:

@@ -50,6 +50,22 @@ PROPERTY_UNITS: dict[str, str] = {
     "mu_s_prime_800nm_per_mm": "1/mm",
 }
 
+#: BIDS ``desc`` value of each property map (letters and digits; the unit is in the sidecar).
+PROPERTY_DESC: dict[str, str] = {
+    "density_g_per_ml": "density",
+    "blood_volume_fraction": "bloodVolumeFraction",
+    "vessel_permeability": "vesselPermeability",
+    "receptor_density_nM": "receptorDensity",
+    "glucose_metabolism": "glucoseMetabolism",
+    "ph": "pH",
+    "po2_mmHg": "pO2",
+    "proton_density": "protonDensity",
+    "t1_3T_ms": "T1at3T",
+    "t2star_3T_ms": "T2starAt3T",
+    "mu_a_800nm_per_mm": "muA800nm",
+    "mu_s_prime_800nm_per_mm": "muSprime800nm",
+}
+
 
 @dataclass(frozen=True, eq=False)
 class Phantom:
