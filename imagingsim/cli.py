@@ -116,7 +116,7 @@ def _summarise(subject, out_dir: Path, files: list[Path], seconds: float) -> Non
     size = sum(f.stat().st_size for f in files if f.is_file())
     out.print(f"wrote {len(files)} files ({size / 1e6:.1f} MB) to {out_dir}")
     for agent in subject.delivery.agents:
-        tumour = ", ".join(f"{v:.2f}" for v in agent.percent_id_per_g("tumour"))
+        tumour = ", ".join(f"{v:.3g}" for v in agent.percent_id_per_g("tumour"))
         times = ", ".join(f"{t:g}" for t in agent.times_h)
         out.print(f"  {agent.agent.name}: tumour %ID/g at t = [{times}] h: [{tumour}]")
     out.print(f"done in {seconds:.1f} s")
