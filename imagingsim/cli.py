@@ -28,12 +28,17 @@ app = typer.Typer(
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
+EXIT_WRITE_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
 class BadInput(Exception):
     """Raised for user errors; main() prints its one-line message and exits 2."""
+
+
+class WriteFailed(Exception):
+    """Raised when the file system refuses the output; main() prints one line and exits 1."""
 
 
 @app.command()
@@ -76,6 +81,8 @@ def simulate(
             files = write_subject(subject, out_dir, overwrite=overwrite)
     except (ScenarioError, BackendError, ValueError) as exc:
         raise BadInput(str(exc)) from None
+    except OSError as exc:  # the disk, not the input: one line, exit 1, staging removed
+        raise WriteFailed(f"could not write {exc.filename or out_dir}: {exc.strerror or exc}") from None
     _summarise(subject, out_dir, files, time.perf_counter() - started)
 
 
@@ -115,10 +122,13 @@ def _spinner(name: str):
 def _summarise(subject, out_dir: Path, files: list[Path], seconds: float) -> None:
     size = sum(f.stat().st_size for f in files if f.is_file())
     out.print(f"wrote {len(files)} files ({size / 1e6:.1f} MB) to {out_dir}")
-    for agent in subject.delivery.agents:
-        tumour = ", ".join(f"{v:.3g}" for v in agent.percent_id_per_g("tumour"))
-        times = ", ".join(f"{t:g}" for t in agent.times_h)
-        out.print(f"  {agent.agent.name}: tumour %ID/g at t = [{times}] h: [{tumour}]")
+    if not subject.scenario.phantom.tumours:
+        out.print("  no tumour in this phantom")
+    else:
+        for agent in subject.delivery.agents:
+            tumour = ", ".join(f"{v:.3g}" for v in agent.percent_id_per_g("tumour"))
+            times = ", ".join(f"{t:g}" for t in agent.times_h)
+            out.print(f"  {agent.agent.name}: tumour %ID/g at t = [{times}] h: [{tumour}]")
     out.print(f"done in {seconds:.1f} s")
 
 
@@ -130,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     except BadInput as exc:
         err.print(f"error: {exc}", markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
+    except WriteFailed as exc:
+        err.print(f"error: {exc}", markup=False, soft_wrap=True)
+        return EXIT_WRITE_FAILED
     except typer.Exit as exc:
         return exc.exit_code
     except (KeyboardInterrupt, typer.Abort):

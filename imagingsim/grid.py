@@ -1,4 +1,4 @@
-"""Voxel and time grids.
+"""The voxel grid.
 
 Axis convention (used everywhere, tested against nibabel and SimpleITK): arrays are indexed
 ``[i, j, k]`` with axis 0 along +x (Left -> Right), axis 1 along +y (Posterior -> Anterior),
@@ -83,28 +83,3 @@ class ImageGrid:
             out.append(xp.reshape(line, tuple(shape)))
         return tuple(out)
 
-
-@dataclass(frozen=True)
-class TimeGrid:
-    """Acquisition time points after the reference injection (t = 0).
-
-    Parameters
-    ----------
-    times_s : tuple of float
-        Strictly increasing frame mid-times in seconds, all >= 0.
-    """
-
-    times_s: tuple[float, ...]
-
-    def __post_init__(self):
-        t = tuple(float(v) for v in self.times_s)
-        if not t or any(v < 0 for v in t) or any(b <= a for a, b in zip(t, t[1:])):
-            raise ValueError(f"TimeGrid.times_s must be non-empty, >= 0 and strictly increasing, got {t}")
-        object.__setattr__(self, "times_s", t)
-
-    @property
-    def times_h(self) -> tuple[float, ...]:
-        return tuple(v / 3600.0 for v in self.times_s)
-
-    def __len__(self) -> int:
-        return len(self.times_s)

@@ -9,7 +9,7 @@ validation.
 
 from __future__ import annotations
 
-import json
+import copy
 import re
 import tomllib
 from importlib import resources
@@ -378,7 +378,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     Keys may index lists, e.g. ``agents[0].dose_mg_per_kg=20``. Values are parsed as TOML
     (``0.4``, ``true``, ``[1, 4, 24]``, ``"text"``), else taken as a bare string.
     """
-    result = json.loads(json.dumps(data))  # deep copy of plain TOML data
+    result = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
             raise ScenarioError(f"--set {item!r}: expected KEY=VALUE")

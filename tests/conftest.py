@@ -44,11 +44,16 @@ def backend(request, monkeypatch):
             pytest.skip(f"cupy backend: {reason}")
     be = get_backend(name)
     if name == "strict":
-        array_cls = array_api_strict._array_object.Array
-        for dunder in _GUARDED:
-            monkeypatch.setattr(array_cls, dunder, _guard(getattr(array_cls, dunder), dunder))
+        install_strict_guards(monkeypatch)
     be.transfers.reset()
     return be
+
+
+def install_strict_guards(monkeypatch) -> None:
+    """Make strict device arrays refuse implicit host conversion for the rest of the test."""
+    array_cls = array_api_strict._array_object.Array
+    for dunder in _GUARDED:
+        monkeypatch.setattr(array_cls, dunder, _guard(getattr(array_cls, dunder), dunder))
 
 
 @pytest.fixture

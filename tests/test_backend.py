@@ -101,3 +101,43 @@ def test_sparse_matrix_products_match_dense_and_are_adjoint(backend, columns):
     assert abs(lhs - rhs) <= 1e-12 * max(abs(lhs), 1.0)
     assert matrix.shape == (40, 30)
     assert backend.transfers.round_trips == (2 if backend.name == "strict" else 0)
+
+
+def test_broken_cupy_warns_once_and_falls_back(monkeypatch):
+    import sys
+    import types
+    import warnings
+
+    import imagingsim.backend as backend_module
+
+    broken = types.ModuleType("cupy")
+    broken.__version__ = "0.0-broken"
+
+    def is_available():
+        raise RuntimeError("CUDA driver version is insufficient")
+
+    broken.is_available = is_available
+    monkeypatch.setitem(sys.modules, "cupy", broken)
+    for cached in (backend_module.cupy_status, backend_module.get_backend, backend_module._warn_fallback_once):
+        cached.cache_clear()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert backend_module.get_backend("auto").name == "numpy"
+            assert backend_module.get_backend("auto").name == "numpy"
+        assert len([w for w in caught if "GPU backend unavailable" in str(w.message)]) == 1
+        with pytest.raises(BackendError) as info:
+            backend_module.get_backend("cupy")
+        assert "\n" not in str(info.value) and "broken" in str(info.value)
+    finally:
+        for cached in (backend_module.cupy_status, backend_module.get_backend, backend_module._warn_fallback_once):
+            cached.cache_clear()
+
+
+def test_import_never_touches_cupy():
+    import subprocess
+    import sys
+
+    code = "import sys, imagingsim; imagingsim.load_scenario; print('cupy' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr

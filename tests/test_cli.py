@@ -78,3 +78,41 @@ def test_console_entry_point_has_no_traceback(tmp_path):
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "phantom.anatomy" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("out", "needle"),
+    [("{tmp}/afile/x", "is not a directory"), ("/", "root")],
+)
+def test_unusable_output_paths_are_one_line_errors(capsys, tmp_path, out, needle):
+    (tmp_path / "afile").write_text("")
+    code, _, err = run(capsys, "simulate", "--out", out.format(tmp=tmp_path), "--set", "phantom.voxel_size_mm=2")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
+
+
+def test_unwritable_parent_is_refused_before_simulating(capsys, tmp_path):
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.access(locked, os.W_OK):
+        pytest.skip("running as a user who can write anywhere (root)")
+    code, _, err = run(capsys, "simulate", "--out", str(locked / "ds"))
+    assert code == 2 and "permission" in err
+
+
+def test_out_dot_in_an_empty_directory_works(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "simulate", "--out", ".", "--set", "phantom.voxel_size_mm=2", "--set", "schedule.times_h=[1]")
+    assert code == 0, err
+    assert (tmp_path / "dataset_description.json").is_file()
+    assert [p.name for p in tmp_path.parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name] == []
+
+
+def test_scenario_without_tumour_runs_and_says_so(capsys, tmp_path):
+    code, out, err = run(
+        capsys, "simulate", "--out", str(tmp_path / "ds"), "--set", "phantom.tumours=[]",
+        "--set", "phantom.voxel_size_mm=2", "--set", "schedule.times_h=[1]",
+    )
+    assert code == 0, err
+    assert "no tumour" in out and "Traceback" not in err

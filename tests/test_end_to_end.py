@@ -10,6 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from imagingsim.backend import get_backend
 from imagingsim.cli import main
 from imagingsim.phantom import Label
 from imagingsim.pipeline import simulate
@@ -81,12 +82,17 @@ def test_default_dataset_contents_are_physical(default_runs):
     np.testing.assert_allclose(totals, dose_ug, rtol=1e-9)
 
 
-def test_every_stage_agrees_between_numpy_and_strict():
+def test_every_stage_agrees_between_numpy_and_strict(monkeypatch):
     # Coarse voxels keep this fast. The strict backend runs the same array-API code on a fake
-    # device; both draw randomness on the host from the same key, so results agree to rounding
-    # (1e-12 relative: only the summation order of reductions may differ).
+    # device, refusing implicit synchronisation; both draw randomness on the host from the
+    # same key, so results agree to rounding (1e-12 relative: summation order may differ).
+    from conftest import install_strict_guards
+
     scenario = load_scenario(None, ["phantom.voxel_size_mm=1.0", "schedule.times_h=[1.0, 24.0]"])
-    results = {name: simulate(scenario, backend=name) for name in ("numpy", "strict")}
+    results = {"numpy": simulate(scenario, backend="numpy")}
+    install_strict_guards(monkeypatch)
+    get_backend("strict").transfers.reset()
+    results["strict"] = simulate(scenario, backend="strict")
     hosts = {}
     for name, subject in results.items():
         be = subject.backend

@@ -297,3 +297,16 @@ def test_build_makes_no_host_transfers(backend):
     build_phantom(COARSE["mouse"], backend, seed=4)
     stats = backend.transfers
     assert (stats.downloads, stats.uploads, stats.round_trips) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 8, 33])
+def test_device_frequencies_match_numpy_fftfreq(backend, n):
+    # The kernel builds FFT frequencies itself (array_api_compat's fftfreq rejects GPU devices).
+    import numpy as np
+
+    from imagingsim.phantom.heterogeneity import _frequencies_per_mm
+
+    full = backend.to_host(_frequencies_per_mm(backend, n, 0.4, half=False))
+    half = backend.to_host(_frequencies_per_mm(backend, n, 0.4, half=True))
+    np.testing.assert_array_equal(full, np.fft.fftfreq(n, d=0.4))
+    np.testing.assert_array_equal(half, np.fft.rfftfreq(n, d=0.4))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -133,3 +134,11 @@ def test_random_tables_never_raise_anything_else(data):
         validate_scenario(data)
     except ScenarioError as exc:
         assert "\n" not in str(exc)
+
+
+def test_toml_dates_and_times_are_scenario_errors(tmp_path):
+    path = tmp_path / "dated.toml"
+    base = (Path(__file__).resolve().parents[1] / "phantoms" / "mouse_peg_liposome.toml").read_text()
+    path.write_text(base.replace('name = "mouse_peg_liposome"', "name = 1979-05-27T07:32:00Z\nwhen = 07:32:00"))
+    with pytest.raises(ScenarioError, match="name"):
+        load_scenario(path, ["seed=3"])

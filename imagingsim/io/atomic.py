@@ -89,20 +89,31 @@ def check_output_dir(out: str | os.PathLike, *, overwrite: bool = False) -> Path
     Returns
     -------
     Path
-        ``out`` as a :class:`~pathlib.Path`.
+        ``out`` as an absolute, resolved :class:`~pathlib.Path`.
 
     Raises
     ------
     ValueError
-        One line: ``out`` is a non-empty directory without ``overwrite``, or is not a
-        directory at all.
+        One line: ``out`` is a non-empty directory without ``overwrite``, is not a
+        directory, is a filesystem root, or cannot be created (the nearest existing
+        ancestor is a file or not writable).
     """
-    out = Path(out)
+    given = out
+    out = Path(out).resolve()  # '.', '..' and symlinked parents become a real, renamable path
+    if out == out.parent:
+        raise ValueError(f"--out {given}: cannot write a dataset over a filesystem root")
     if out.exists() or out.is_symlink():
         if not out.is_dir():
-            raise ValueError(f"--out {out}: exists and is not a directory")
+            raise ValueError(f"--out {given}: exists and is not a directory")
         if not overwrite and _is_nonempty_dir(out):
-            raise ValueError(f"--out {out}: directory is not empty; pass --overwrite to replace it")
+            raise ValueError(f"--out {given}: directory is not empty; pass --overwrite to replace it")
+    ancestor = out.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"--out {given}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {given}: no permission to create files in {ancestor}")
     return out
 
 

@@ -82,9 +82,9 @@ def gaussian_random_field(backend, grid: ImageGrid, correlation_length_mm: float
     amplitude = None
     variance = None
     for axis, (m, v) in enumerate(zip(padded, grid.voxel_size_mm)):
-        full = _axis_amplitude(xp, xp.fft.fftfreq(m, d=v, device=backend.device), lsq)
+        full = _axis_amplitude(xp, _frequencies_per_mm(backend, m, v, half=False), lsq)
         # rfftn keeps only the non-negative frequencies of the last axis.
-        half = full if axis < 2 else _axis_amplitude(xp, xp.fft.rfftfreq(m, d=v, device=backend.device), lsq)
+        half = full if axis < 2 else _axis_amplitude(xp, _frequencies_per_mm(backend, m, v, half=True), lsq)
         shape = [1, 1, 1]
         shape[axis] = half.shape[0]
         factor = xp.reshape(half, tuple(shape))
@@ -96,6 +96,20 @@ def gaussian_random_field(backend, grid: ImageGrid, correlation_length_mm: float
     field = xp.fft.irfftn(xp.fft.rfftn(noise, axes=axes) * amplitude, s=padded, axes=axes)
     field = field[: grid.shape[0], : grid.shape[1], : grid.shape[2]]
     return field / xp.sqrt(variance)
+
+
+def _frequencies_per_mm(backend, n: int, spacing_mm: float, *, half: bool):
+    """``fftfreq`` (or ``rfftfreq`` when ``half``) built from ``arange`` on the device.
+
+    array_api_compat's ``fftfreq(..., device=...)`` accepts only the CPU device, so it cannot
+    serve the CuPy backend; this is the same formula, valid on every backend.
+    """
+    xp = backend.xp
+    count = n // 2 + 1 if half else n
+    index = xp.arange(count, dtype=xp.float64, device=backend.device)
+    if not half:
+        index = xp.where(index < (n + 1) // 2, index, index - n)  # 0..ceil(n/2)-1, then negatives
+    return index * (1.0 / (n * spacing_mm))  # as numpy computes it, to the last bit
 
 
 def _axis_amplitude(xp, frequency_per_mm, lsq: float):

@@ -46,8 +46,8 @@ PROPERTY_UNITS: dict[str, str] = {
     "proton_density": "relative to water (1)",
     "t1_3T_ms": "ms",
     "t2star_3T_ms": "ms",
-    "mu_a_800nm_per_mm": "1/mm",
-    "mu_s_prime_800nm_per_mm": "1/mm",
+    "mu_a_810nm_per_mm": "1/mm",
+    "mu_s_prime_810nm_per_mm": "1/mm",
 }
 
 #: BIDS ``desc`` value of each property map (letters and digits; the unit is in the sidecar).
@@ -62,8 +62,8 @@ PROPERTY_DESC: dict[str, str] = {
     "proton_density": "protonDensity",
     "t1_3T_ms": "T1at3T",
     "t2star_3T_ms": "T2starAt3T",
-    "mu_a_800nm_per_mm": "muA800nm",
-    "mu_s_prime_800nm_per_mm": "muSprime800nm",
+    "mu_a_810nm_per_mm": "muA810nm",
+    "mu_s_prime_810nm_per_mm": "muSprime810nm",
 }
 
 
@@ -105,11 +105,3 @@ class Phantom:
     blood_volume_ml: float
     seed: int
     backend: Any = field(repr=False, default=None)
-
-    def mask(self, *labels: int):
-        """Boolean device mask of voxels whose label is any of ``labels``."""
-        xp = self.backend.xp
-        out = self.labels == int(labels[0])
-        for value in labels[1:]:
-            out = xp.logical_or(out, self.labels == int(value))
-        return out

@@ -66,8 +66,8 @@ class TissueProperties(BaseModel):
     proton_density: Annotated[float, Field(gt=0.0, le=1.0)]
     t1_3T_ms: Annotated[float, Field(gt=0.0)]
     t2star_3T_ms: Annotated[float, Field(gt=0.0)]
-    mu_a_800nm_per_mm: Positive
-    mu_s_prime_800nm_per_mm: Positive
+    mu_a_810nm_per_mm: Positive
+    mu_s_prime_810nm_per_mm: Positive
 
 
 class MaterialComposition(BaseModel):
