@@ -57,7 +57,7 @@ def test_default_dataset_passes_bids_validator(default_runs, bids_validator):
 @pytest.mark.slow
 def test_default_dataset_contents_are_physical(default_runs):
     truth = default_runs / "a" / "derivatives" / "truth" / "sub-01"
-    conc_path = truth / "delivery" / "sub-01_agent-pegliposome_desc-carrier_conc.nii.gz"
+    conc_path = truth / "delivery" / "sub-01_desc-pegliposomeCarrier_conc.nii.gz"
     conc = nib.load(conc_path)
     sidecar = json.loads(conc_path.with_name(conc_path.name.replace(".nii.gz", ".json")).read_text())
     labels = np.asarray(nib.load(truth / "anat" / "sub-01_dseg.nii.gz").dataobj)
@@ -65,7 +65,7 @@ def test_default_dataset_contents_are_physical(default_runs):
     times_h = load_scenario().schedule.times_h
     assert data.shape == labels.shape + (len(times_h),)
     assert sidecar["Units"] == "ug/mL"
-    assert [t / 3600 for t in sidecar["FrameTimesStart"]] == pytest.approx(times_h)
+    assert [t / 3600 for t in sidecar["SampleTimes_s"]] == pytest.approx(times_h)
     assert conc.header.get_xyzt_units() == ("mm", "sec")
     assert np.all(data >= 0)
     # EPR: at 24 h the viable tumour rim holds more carrier than muscle, the necrotic core less.
@@ -75,10 +75,10 @@ def test_default_dataset_contents_are_physical(default_runs):
     core = data[..., day][labels == Label.TUMOUR_NECROTIC].mean()
     assert rim > 5 * muscle and core < rim
     # The ledger closes on the injected dose at every time point (written with full precision).
-    ledger = np.genfromtxt(truth / "delivery" / "sub-01_agent-pegliposome_desc-carrier_ledger.tsv", names=True, delimiter="\t")
-    columns = [c for c in ledger.dtype.names if c != "time_h"]
+    ledger = np.genfromtxt(truth / "delivery" / "sub-01_desc-pegliposomeCarrier_ledger.tsv", names=True, delimiter="\t")
+    columns = [c for c in ledger.dtype.names if c not in ("time", "time_h")]
     totals = sum(ledger[c] for c in columns)
-    dose_ug = json.loads(truth.joinpath("delivery", "sub-01_agent-pegliposome_desc-carrier_conc.json").read_text())["InjectedMass_ug"]
+    dose_ug = sidecar["InjectedMass_ug"]
     np.testing.assert_allclose(totals, dose_ug, rtol=1e-9)
 
 

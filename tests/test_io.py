@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,7 +18,7 @@ from imagingsim.backend import get_backend
 from imagingsim.delivery.carriers import carrier_parameters
 from imagingsim.grid import ImageGrid
 from imagingsim.io.atomic import atomic_write_bytes, check_output_dir, staged_directory
-from imagingsim.io.bids import json_text, property_desc, write_dataset
+from imagingsim.io.bids import TRUTH_FILES, json_text, property_desc, write_dataset
 from imagingsim.io.nifti import XFORM_CODE, read_nifti, write_nifti
 from imagingsim.phantom.model import PROPERTY_UNITS, Label, Phantom
 from imagingsim.scenario import validate_scenario
@@ -50,8 +51,11 @@ SCENARIO = {
 }
 
 
-def make_subject():
-    """A tiny fake (scenario, phantom, delivery, backend) on the numpy backend."""
+def make_subject(*, encapsulated: bool = True):
+    """A tiny fake (scenario, phantom, delivery, backend) on the numpy backend.
+
+    ``encapsulated=False`` leaves out ``encapsulated_drug_ug_per_ml`` (an older AgentDelivery).
+    """
     be = get_backend("numpy")
     scenario = validate_scenario(SCENARIO)
     grid = ImageGrid((6, 5, 4), (0.5, 0.75, 1.25), (-1.25, 1.5, -2.0))
@@ -96,6 +100,8 @@ def make_subject():
         drug_ledger_ug={"encapsulated": (60.0, 55.0, 40.0), "free": (2.5, 7.5, 22.5)},
         percent_id_per_g=lambda region: tuple(0.1 * int(region) * t for t in times),
     )
+    if encapsulated:
+        result.encapsulated_drug_ug_per_ml = be.from_host(0.3 * conc)
     return scenario, phantom, SimpleNamespace(agents=(result,), times_h=times), be
 
 
@@ -265,6 +271,10 @@ def test_staged_directory_rejects_a_file(tmp_path):
 # --- BIDS dataset ----------------------------------------------------------------------------
 
 
+TRUTH = "derivatives/truth/sub-01"
+DELIVERY = f"{TRUTH}/delivery/sub-01_desc-lipo"
+
+
 def test_dataset_tree_and_contents(tmp_path):
     out = tmp_path / "ds"
 
@@ -274,7 +284,7 @@ def test_dataset_tree_and_contents(tmp_path):
 
     files = write_dataset(out, *make_subject(), extra_writers=[ct_writer])
     rel = {str(p.relative_to(out)) for p in files}
-    truth = "derivatives/truth/sub-01"
+    truth = TRUTH
     for name in [
         "dataset_description.json",
         "participants.tsv",
@@ -289,24 +299,32 @@ def test_dataset_tree_and_contents(tmp_path):
         "sub-01/anat/sub-01_PDmap.nii.gz",
         "sub-01/ct/x.txt",
         "derivatives/truth/dataset_description.json",
+        "derivatives/truth/README",
         f"{truth}/sub-01_scenario.json",
         f"{truth}/anat/sub-01_dseg.nii.gz",
         f"{truth}/anat/sub-01_dseg.tsv",
         f"{truth}/anat/sub-01_desc-tumours_dseg.nii.gz",
         f"{truth}/anat/sub-01_desc-bloodVolumeFraction_map.nii.gz",
         f"{truth}/anat/sub-01_desc-bloodVolumeFraction_map.json",
-        f"{truth}/delivery/sub-01_agent-lipo_desc-carrier_conc.nii.gz",
-        f"{truth}/delivery/sub-01_agent-lipo_desc-freedrug_conc.nii.gz",
-        f"{truth}/delivery/sub-01_agent-lipo_desc-bounddrug_conc.json",
-        f"{truth}/delivery/sub-01_agent-lipo_blood.tsv",
-        f"{truth}/delivery/sub-01_agent-lipo_desc-carrier_ledger.tsv",
-        f"{truth}/delivery/sub-01_agent-lipo_desc-drug_ledger.tsv",
-        f"{truth}/delivery/sub-01_agent-lipo_uptake.tsv",
+        f"{DELIVERY}Carrier_conc.nii.gz",
+        f"{DELIVERY}FreeDrug_conc.nii.gz",
+        f"{DELIVERY}BoundDrug_conc.json",
+        f"{DELIVERY}EncapsulatedDrug_conc.nii.gz",
+        f"{DELIVERY}Carrier_bloodcurve.tsv",
+        f"{DELIVERY}Carrier_bloodcurve.json",
+        f"{DELIVERY}Carrier_ledger.tsv",
+        f"{DELIVERY}Drug_ledger.tsv",
+        f"{DELIVERY}Carrier_uptake.tsv",
     ]:
         assert name in rel, name
+    # property maps come from the phantom's tables, whatever the keys are called
     for key in PROPERTY_UNITS:
-        assert f"{truth}/anat/sub-01_desc-{property_desc(key)}_map.nii.gz" in rel
-        assert property_desc(key).isalnum()
+        desc = property_desc(key)
+        assert desc.isalnum()
+        assert f"{truth}/anat/sub-01_desc-{desc}_map.nii.gz" in rel
+        meta = json.loads((out / f"{truth}/anat/sub-01_desc-{desc}_map.json").read_text())
+        assert meta["Property"] == key and meta["Units"] == PROPERTY_UNITS[key]
+    assert not any("agent-" in name or "_blood." in name for name in rel)
 
     # every JSON is canonical (sorted keys, trailing newline) and every sidecar has Units
     for path in out.rglob("*.json"):
@@ -329,25 +347,186 @@ def test_dataset_tree_and_contents(tmp_path):
     assert t1_meta["Units"] == "s" and t1_meta["MagneticFieldStrength"] == 3
 
     # 4-D concentration maps and their sidecar
-    conc, affine = read_nifti(out / f"{truth}/delivery/sub-01_agent-lipo_desc-carrier_conc.nii.gz")
+    conc, affine = read_nifti(out / f"{DELIVERY}Carrier_conc.nii.gz")
     assert conc.shape == (6, 5, 4, 3)
-    meta = json.loads((out / f"{truth}/delivery/sub-01_agent-lipo_desc-carrier_conc.json").read_text())
+    meta = json.loads((out / f"{DELIVERY}Carrier_conc.json").read_text())
     assert meta["Units"] == "ug/mL"
-    assert meta["FrameTimesStart"] == [3600.0, 14400.0, 86400.0]
-    assert meta["FrameTimesHours"] == [1.0, 4.0, 24.0]
+    assert meta["Agent"] == "lipo" and meta["Quantity"] == "Carrier"
+    assert meta["SampleTimes_s"] == [3600.0, 14400.0, 86400.0]
+    assert meta["SampleTimes_h"] == [1.0, 4.0, 24.0]
+    assert "first injection" in meta["ReferenceTime"]
     assert meta["Drug"] == "doxorubicin" and meta["Carrier"] == "peg_liposome"
     assert meta["Labels"][0]["nuclide"] == "Zr89"
     assert {"InjectionTime_h", "InjectedMass_ug", "InjectedDrug_ug", "SpatialReference"} <= set(meta)
+    encapsulated, _ = read_nifti(out / f"{DELIVERY}EncapsulatedDrug_conc.nii.gz")
+    np.testing.assert_allclose(encapsulated, 0.3 * conc, rtol=1e-6)
 
     lut = (out / f"{truth}/anat/sub-01_dseg.tsv").read_text().splitlines()
     assert lut[0].split("\t")[:2] == ["index", "name"]
     assert "10\ttumour_viable" in (out / f"{truth}/anat/sub-01_dseg.tsv").read_text()
-    ledger = (out / f"{truth}/delivery/sub-01_agent-lipo_desc-carrier_ledger.tsv").read_text().splitlines()
-    assert ledger == ["time_h\tblood\tliver", "1.0\t400.0\t50.0", "4.0\t300.0\t120.0", "24.0\t100.0\t250.0"]
-    uptake = (out / f"{truth}/delivery/sub-01_agent-lipo_uptake.tsv").read_text().splitlines()
-    assert uptake[0] == "time_h\tsoft_tissue\tliver\ttumour_viable"
+    ledger = (out / f"{DELIVERY}Carrier_ledger.tsv").read_text().splitlines()
+    assert ledger == [
+        "time\ttime_h\tblood\tliver",
+        "3600.0\t1.0\t400.0\t50.0",
+        "14400.0\t4.0\t300.0\t120.0",
+        "86400.0\t24.0\t100.0\t250.0",
+    ]
+    blood = (out / f"{DELIVERY}Carrier_bloodcurve.tsv").read_text().splitlines()
+    assert blood[0] == "time\ttime_h\twhole_blood_concentration"
+    assert blood[1:3] == ["0.0\t0.0\t20.0", "1800.0\t0.5\t15.0"]
+    blood_meta = json.loads((out / f"{DELIVERY}Carrier_bloodcurve.json").read_text())
+    assert blood_meta["whole_blood_concentration"]["Units"] == "ug/mL"
+    uptake = (out / f"{DELIVERY}Carrier_uptake.tsv").read_text().splitlines()
+    assert uptake[0] == "time\ttime_h\tsoft_tissue\tliver\ttumour_viable"
     scenario = json.loads((out / f"{truth}/sub-01_scenario.json").read_text())
     assert scenario == validate_scenario(SCENARIO).model_dump(mode="json")
+
+
+def test_drug_maps_describe_the_right_quantity(tmp_path):
+    out = tmp_path / "ds"
+    write_dataset(out, *make_subject())
+    describe = {
+        q: json.loads((out / f"{DELIVERY}{q}_conc.json").read_text()) for q in ("FreeDrug", "BoundDrug", "EncapsulatedDrug")
+    }
+    # bound drug: released drug bound in cells (G / V), not drug held in the carrier
+    bound = describe["BoundDrug"]["Description"]
+    assert "released drug bound in cells" in bound and "G / V" in bound
+    assert "encapsulated in" not in bound and "still bound to" not in bound
+    assert "still inside its carrier" in describe["EncapsulatedDrug"]["Description"]
+    assert "unbound" in describe["FreeDrug"]["Description"]
+    assert {m["Quantity"] for m in describe.values()} == {"FreeDrug", "BoundDrug", "EncapsulatedDrug"}
+
+
+def test_encapsulated_drug_map_only_when_present(tmp_path):
+    out = tmp_path / "ds"
+    files = write_dataset(out, *make_subject(encapsulated=False))
+    assert not [p for p in files if "EncapsulatedDrug" in p.name]
+    scenario, phantom, delivery, be = make_subject()
+    delivery.agents[0].encapsulated_drug_ug_per_ml = None  # attribute present but None
+    files = write_dataset(tmp_path / "none", scenario, phantom, delivery, be)
+    assert not [p for p in files if "EncapsulatedDrug" in p.name]
+    assert [p for p in files if "BoundDrug" in p.name]
+
+
+def test_unknown_property_is_a_clear_error(tmp_path):
+    scenario, phantom, delivery, be = make_subject()
+    phantom.properties["mystery_units"] = phantom.properties["ph"]
+    with pytest.raises(ValueError, match="mystery_units.*PROPERTY_DESC"):
+        write_dataset(tmp_path / "ds", scenario, phantom, delivery, be)
+    assert not (tmp_path / "ds").exists()
+
+
+# The patterns the derivative may contain. Adding a file to the writer means adding it here
+# and to imagingsim.io.bids.TRUTH_FILES, which documents it in derivatives/truth/README.
+DOCUMENTED_TRUTH_FILES = {
+    "sub-<id>/sub-<id>_scenario": (".json",),
+    "sub-<id>/anat/sub-<id>_dseg": (".nii.gz", ".tsv", ".json"),
+    "sub-<id>/anat/sub-<id>_desc-tumours_dseg": (".nii.gz", ".tsv", ".json"),
+    "sub-<id>/anat/sub-<id>_desc-<property>_map": (".nii.gz", ".json"),
+    "sub-<id>/delivery/sub-<id>_desc-<agent>Carrier_conc": (".nii.gz", ".json"),
+    "sub-<id>/delivery/sub-<id>_desc-<agent>FreeDrug_conc": (".nii.gz", ".json"),
+    "sub-<id>/delivery/sub-<id>_desc-<agent>BoundDrug_conc": (".nii.gz", ".json"),
+    "sub-<id>/delivery/sub-<id>_desc-<agent>EncapsulatedDrug_conc": (".nii.gz", ".json"),
+    "sub-<id>/delivery/sub-<id>_desc-<agent>Carrier_bloodcurve": (".tsv", ".json"),
+    "sub-<id>/delivery/sub-<id>_desc-<agent>Carrier_ledger": (".tsv", ".json"),
+    "sub-<id>/delivery/sub-<id>_desc-<agent>Drug_ledger": (".tsv", ".json"),
+    "sub-<id>/delivery/sub-<id>_desc-<agent>Carrier_uptake": (".tsv", ".json"),
+}
+
+#: Entities of BIDS 1.9 (key in file names); derivative-only ones included.
+BIDS_ENTITIES = {
+    "sub", "ses", "sample", "task", "acq", "ce", "trc", "stain", "rec", "dir", "run", "mod",
+    "echo", "flip", "inv", "mt", "part", "proc", "hemi", "space", "split", "recording",
+    "chunk", "res", "den", "label", "desc",
+}  # fmt: skip
+BIDS_ENTITY_ORDER = [
+    "sub", "ses", "sample", "task", "acq", "ce", "trc", "stain", "rec", "dir", "run", "mod",
+    "echo", "flip", "inv", "mt", "part", "proc", "hemi", "space", "split", "recording",
+    "chunk", "res", "den", "label", "desc",
+]  # fmt: skip
+
+
+def test_every_truth_file_matches_a_documented_pattern(tmp_path):
+    out = tmp_path / "ds"
+    write_dataset(out, *make_subject())
+    truth = out / "derivatives" / "truth"
+    assert {t.stem: t.extensions for t in TRUTH_FILES} == DOCUMENTED_TRUTH_FILES
+    readme = (truth / "README").read_text()
+    for entry in TRUTH_FILES:
+        assert entry.display() in readme, entry.stem
+        assert entry.units and entry.meaning
+    used = set()
+    for path in sorted(truth.glob("sub-*/**/*")):
+        if path.is_dir():
+            continue
+        rel = path.relative_to(truth).as_posix()
+        matches = [t.stem for t in TRUTH_FILES if t.regex().fullmatch(rel)]
+        assert len(matches) == 1, f"{rel} matches {matches}: undocumented or ambiguous"
+        used.add(matches[0])
+    assert used == set(DOCUMENTED_TRUTH_FILES)  # the fake subject exercises every pattern
+    # the README says which suffixes BIDS does not define
+    for suffix in ("scenario", "map", "conc", "bloodcurve", "ledger", "uptake"):
+        assert f"`_{suffix}`" in readme.split("NOT defined by BIDS")[1]
+    assert "`delivery/` folder is an imagingsim extension" in readme
+
+
+def test_file_names_use_only_bids_entities(tmp_path):
+    out = tmp_path / "ds"
+    files = write_dataset(out, *make_subject())
+    checked = 0
+    for path in files:
+        name = path.name
+        if not name.startswith("sub-"):
+            continue  # dataset_description.json, README, participants.tsv, ...
+        stem = name.split(".", 1)[0]
+        *pairs, suffix = stem.split("_")
+        assert re.fullmatch(r"[A-Za-z0-9]+", suffix), name
+        keys = []
+        for pair in pairs:
+            key, _, value = pair.partition("-")
+            assert key in BIDS_ENTITIES, f"{name}: entity {key!r} is not a BIDS entity"
+            assert re.fullmatch(r"[A-Za-z0-9]+", value), f"{name}: value of {key!r} is not alphanumeric"
+            keys.append(key)
+        assert keys == sorted(keys, key=BIDS_ENTITY_ORDER.index), f"{name}: entities out of order"
+        assert keys[0] == "sub"
+        checked += 1
+    assert checked > 30
+
+
+def test_tsv_time_columns_are_seconds(tmp_path):
+    out = tmp_path / "ds"
+    write_dataset(out, *make_subject())
+    tables = sorted((out / "derivatives").rglob("*.tsv"))
+    timed = 0
+    for tsv in tables:
+        header, *rows = [line.split("\t") for line in tsv.read_text().splitlines()]
+        if not any(c.startswith("time") for c in header):
+            continue
+        timed += 1
+        assert header[:2] == ["time", "time_h"], tsv.name
+        sidecar = json.loads(tsv.with_suffix(".json").read_text())
+        assert sidecar["time"]["Units"] == "s" and sidecar["time_h"]["Units"] == "h"
+        for column in header:
+            assert "Units" in sidecar[column], (tsv.name, column)  # every column has units
+        seconds = np.array([float(r[0]) for r in rows])
+        hours = np.array([float(r[1]) for r in rows])
+        np.testing.assert_allclose(seconds, hours * 3600.0, rtol=1e-15)
+    assert timed == 4  # blood curve, two ledgers, uptake
+    # no derivative sidecar reuses BIDS-PET timing keys with another meaning
+    for path in (out / "derivatives").rglob("*.json"):
+        assert not {"TimeZero", "FrameDuration", "FrameTimesStart"} & set(json.loads(path.read_text())), path
+
+
+def test_readmes_state_provenance_and_conventions(tmp_path):
+    out = tmp_path / "ds"
+    write_dataset(out, *make_subject())
+    version = json.loads((out / "dataset_description.json").read_text())["GeneratedBy"][0]["Version"]
+    for readme in (out / "README", out / "derivatives" / "truth" / "README"):
+        text = readme.read_text()
+        facts = ("io_test", "seed: 7", "sub-01", f"imagingsim {version}", "RAS+", "[x, y, z, t]", "mm", "ug/mL", "%ID/g")
+        for fact in facts:
+            assert fact in text, (readme, fact)
+        assert "NIfTI units: mm and s" in text and "seconds from t = 0" in text
 
 
 def test_dataset_is_byte_identical_across_runs(tmp_path):

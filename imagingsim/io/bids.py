@@ -1,22 +1,34 @@
 """Write one simulated subject as a BIDS dataset with its ground truth as a derivative.
 
-Layout (``<id>`` is ``scenario.subject_id``)::
+Layout (``<id>`` is ``scenario.subject_id``, ``<agent>`` an agent's name)::
 
     OUT/
       dataset_description.json  README  CHANGES  .bidsignore
       participants.tsv  participants.json
       sub-<id>/anat/sub-<id>_{T1map,T2starmap,PDmap}.nii.gz (+ .json)   noise-free qMRI at 3 T
       sourcedata/README                                                  raw acquisition data
-      derivatives/truth/
+      derivatives/truth/                                                 BIDS derivative
         dataset_description.json  README
         sub-<id>/sub-<id>_scenario.json                                  the validated scenario
         sub-<id>/anat/sub-<id>_dseg.nii.gz (+ .tsv, .json)               tissue labels
         sub-<id>/anat/sub-<id>_desc-tumours_dseg.nii.gz (+ .tsv, .json)  tumour index
         sub-<id>/anat/sub-<id>_desc-<property>_map.nii.gz (+ .json)      property maps
-        sub-<id>/delivery/sub-<id>_agent-<name>_desc-{carrier,freedrug,bounddrug}_conc.nii.gz (+ .json)
-        sub-<id>/delivery/sub-<id>_agent-<name>_blood.tsv (+ .json)      blood curve
-        sub-<id>/delivery/sub-<id>_agent-<name>_desc-{carrier,drug}_ledger.tsv (+ .json)
-        sub-<id>/delivery/sub-<id>_agent-<name>_uptake.tsv (+ .json)     %ID/g per region
+        sub-<id>/delivery/sub-<id>_desc-<agent><Quantity>_conc.nii.gz (+ .json)
+              <Quantity> in Carrier, FreeDrug, BoundDrug, EncapsulatedDrug   4-D, ug/mL
+        sub-<id>/delivery/sub-<id>_desc-<agent>Carrier_bloodcurve.tsv (+ .json)
+        sub-<id>/delivery/sub-<id>_desc-<agent>{Carrier,Drug}_ledger.tsv (+ .json)
+        sub-<id>/delivery/sub-<id>_desc-<agent>Carrier_uptake.tsv (+ .json)  %ID/g per region
+
+Every file of the derivative matches one entry of :data:`TRUTH_FILES`, which also writes the
+derivative's README (meaning and units of each pattern). Only the BIDS entities ``sub`` and
+``desc`` are used; the agent and the quantity are both encoded in ``desc`` (agent names are
+letters and digits). The suffixes ``scenario``, ``map``, ``conc``, ``bloodcurve``, ``ledger``
+and ``uptake`` and the ``delivery/`` folder are imagingsim extensions that BIDS 1.9 does not
+define (:data:`EXTENSION_SUFFIXES`); ``dseg`` is the BIDS derivative segmentation. The carrier
+blood curve is deliberately not called ``_blood``: that suffix is BIDS-PET's blood recording,
+with its own required columns and metadata. Likewise no sidecar uses the PET keys
+``TimeZero``, ``FrameTimesStart`` or ``FrameDuration``: the 4th axis holds instantaneous
+samples, timed by ``SampleTimes_s`` (and ``SampleTimes_h``) from ``ReferenceTime``.
 
 Everything is written inside one atomic staging directory (:func:`staged_directory`), so a
 failure leaves no partial dataset. Outputs are byte-for-byte reproducible: JSON has sorted
@@ -29,19 +41,27 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import textwrap
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from imagingsim.delivery.result import REGIONS
 from imagingsim.io.atomic import atomic_write_text, staged_directory
 from imagingsim.io.nifti import write_nifti
 from imagingsim.phantom.model import PROPERTY_DESC, PROPERTY_UNITS, Label
 
 __all__ = [
-    "BIDS_VERSION",
     "BIDSIGNORE_PATTERNS",
+    "BIDS_VERSION",
+    "CONC_QUANTITIES",
+    "EXTENSION_SUFFIXES",
+    "TRUTH_FILES",
+    "TruthFile",
     "format_value",
     "json_text",
     "property_desc",
@@ -94,12 +114,185 @@ LABEL_ABBREVIATIONS = {
 }
 
 CONC_UNITS = "ug/mL"
-_CONC_QUANTITIES = (
-    # (desc entity, AgentDelivery attribute, what it is)
-    ("carrier", "carrier_ug_per_ml", "carrier (nanoparticle) mass concentration, all compartments"),
-    ("freedrug", "free_drug_ug_per_ml", "released (free) drug concentration"),
-    ("bounddrug", "bound_drug_ug_per_ml", "drug still bound to (encapsulated in) the carrier"),
+TIME_REFERENCE = (
+    "t = 0 of the scenario schedule (the first injection); every time in this dataset is counted "
+    "from it, and each agent's own injection time is its InjectionTime_h"
 )
+
+
+@dataclass(frozen=True)
+class ConcQuantity:
+    """One 4-D concentration map an :class:`AgentDelivery` may carry."""
+
+    quantity: str  # appended to the agent name in the desc entity: desc-<agent><quantity>
+    attribute: str  # AgentDelivery attribute; the map is skipped when absent or None
+    what: str  # one-line meaning, used in the sidecar and the README
+
+
+#: The concentration maps written per agent (``..._desc-<agent><quantity>_conc.nii.gz``).
+CONC_QUANTITIES: tuple[ConcQuantity, ...] = (
+    ConcQuantity(
+        "Carrier",
+        "carrier_ug_per_ml",
+        "total carrier (nanoparticle) mass per mL of tissue: intravascular carrier plus "
+        "extravascular free, cell-associated and renal-transit carrier (v_b C_blood + (E + B + K) / V)",
+    ),
+    ConcQuantity(
+        "FreeDrug",
+        "free_drug_ug_per_ml",
+        "released, unbound drug mass per mL of tissue: free drug in the voxel's blood plus "
+        "free drug in the interstitium (v_b C_free,blood + F / V)",
+    ),
+    ConcQuantity(
+        "BoundDrug",
+        "bound_drug_ug_per_ml",
+        "released drug bound in cells, mass per mL of tissue (G / V): drug that has left its "
+        "carrier and bound intracellularly; drug still inside a carrier is not included",
+    ),
+    ConcQuantity(
+        "EncapsulatedDrug",
+        "encapsulated_drug_ug_per_ml",
+        "drug still inside its carrier (not yet released), mass per mL of tissue: drug in "
+        "circulating carrier in the voxel's blood plus drug in extravascular, cell-associated "
+        "and renal-transit carrier",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class TruthFile:
+    """One documented file pattern of the ground-truth derivative.
+
+    ``stem`` is the path under ``derivatives/truth/`` without extension, with placeholders
+    ``<id>`` (subject), ``<agent>`` (agent name) and ``<property>`` (a :data:`PROPERTY_DESC`
+    value); each placeholder stands for letters and digits.
+    """
+
+    stem: str
+    extensions: tuple[str, ...]
+    meaning: str
+    units: str
+
+    def regex(self) -> re.Pattern[str]:
+        """A regular expression matching every path (relative, ``/``-separated) of this pattern."""
+        parts = re.split(r"(<id>|<agent>|<property>)", self.stem)
+        placeholders = ("<id>", "<agent>", "<property>")
+        body = "".join("[A-Za-z0-9]+" if part in placeholders else re.escape(part) for part in parts)
+        return re.compile(f"{body}(?:{'|'.join(re.escape(e) for e in self.extensions)})")
+
+    def display(self) -> str:
+        """``stem`` with its extensions, as listed in the README."""
+        return f"{self.stem}  ({', '.join(self.extensions)})"
+
+
+_DELIVERY = "sub-<id>/delivery/sub-<id>_desc-<agent>"
+
+#: Every file pattern of ``derivatives/truth/sub-<id>/``: the derivative README is written
+#: from this table, and the tests check that every written file matches one entry.
+TRUTH_FILES: tuple[TruthFile, ...] = (
+    TruthFile(
+        "sub-<id>/sub-<id>_scenario",
+        (".json",),
+        "The validated scenario that produced this dataset (input of the simulation).",
+        "as named in each field (_h hours, _mm millimetres, _mg_per_kg, ...)",
+    ),
+    TruthFile(
+        "sub-<id>/anat/sub-<id>_dseg",
+        (".nii.gz", ".tsv", ".json"),
+        "Tissue segmentation of the phantom; the .tsv lookup table lists index, name, "
+        "abbreviation and color of every label; the .json gives the material of each label.",
+        "label index (dimensionless)",
+    ),
+    TruthFile(
+        "sub-<id>/anat/sub-<id>_desc-tumours_dseg",
+        (".nii.gz", ".tsv", ".json"),
+        "Tumour index: 0 outside tumours, n + 1 inside the scenario's tumour n (names in the .tsv).",
+        "label index (dimensionless)",
+    ),
+    TruthFile(
+        "sub-<id>/anat/sub-<id>_desc-<property>_map",
+        (".nii.gz", ".json"),
+        "Noise-free phantom property map, one per property listed below.",
+        "per property, listed below and in the sidecar's Units",
+    ),
+    *(
+        TruthFile(
+            f"{_DELIVERY}{q.quantity}_conc",
+            (".nii.gz", ".json"),
+            f"4-D ground truth [x, y, z, t]: {q.what}. Volume n is the instantaneous value at "
+            "SampleTimes_s[n] (sidecar). Written only when the agent has this quantity.",
+            f"{CONC_UNITS} (mass per mL of tissue)",
+        )
+        for q in CONC_QUANTITIES
+    ),
+    TruthFile(
+        f"{_DELIVERY}Carrier_bloodcurve",
+        (".tsv", ".json"),
+        "Carrier concentration in whole blood at every solver step (columns time, time_h, "
+        "whole_blood_concentration). Not a BIDS-PET _blood recording.",
+        f"time s, time_h h, whole_blood_concentration {CONC_UNITS}",
+    ),
+    TruthFile(
+        f"{_DELIVERY}Carrier_ledger",
+        (".tsv", ".json"),
+        "Carrier mass balance: carrier mass in each compartment (one column each, described in "
+        "the .json) at each time; the columns sum to the injected carrier mass.",
+        "time s, time_h h, compartments ug",
+    ),
+    TruthFile(
+        f"{_DELIVERY}Drug_ledger",
+        (".tsv", ".json"),
+        "Drug mass balance (agents with a payload): drug mass encapsulated, free, bound and "
+        "eliminated, per compartment, at each time; the columns sum to the loaded drug mass.",
+        "time s, time_h h, compartments ug",
+    ),
+    TruthFile(
+        f"{_DELIVERY}Carrier_uptake",
+        (".tsv", ".json"),
+        "Carrier uptake per tissue region of the dseg (one column per label present, air "
+        "excluded): all carrier in the region including its blood, per injected carrier mass "
+        "and gram of tissue.",
+        "time s, time_h h, regions %ID/g",
+    ),
+)
+
+#: File-name suffixes of the derivative that BIDS 1.9 does not define, with their meaning.
+EXTENSION_SUFFIXES: dict[str, str] = {
+    "scenario": "the imagingsim scenario (JSON)",
+    "map": "a phantom property map (3-D NIfTI)",
+    "conc": "a 4-D concentration map (NIfTI)",
+    "bloodcurve": "a blood concentration curve (TSV)",
+    "ledger": "a mass-balance table (TSV)",
+    "uptake": "a %ID/g table per region (TSV)",
+}
+
+_TIME_COLUMNS = {
+    "time": {"Description": f"Time since {TIME_REFERENCE.split(';')[0]}.", "Units": "s"},
+    "time_h": {"Description": "The same time in hours (convenience copy of the time column).", "Units": "h"},
+}
+
+#: Meaning of the carrier ledger columns (imagingsim.delivery.result.LEDGER_KEYS) other than
+#: the organ REGIONS; unknown columns get a generic description.
+_CARRIER_LEDGER_MEANING = {
+    "blood": "carrier circulating in the whole-body blood pool (counted once, including the blood inside organs)",
+    "outside_fov": "extravascular carrier in the rest of the body, outside the field of view",
+    "excreted_urine": "carrier excreted in urine (cumulative)",
+    "excreted_feces": "carrier excreted in feces (cumulative)",
+}
+_ORGAN_LEDGER_MEANING = (
+    "extravascular carrier (free, cell-associated and in renal transit) in region {name!r} "
+    "(an organ missing from the field of view is a lumped compartment and counts here too)"
+)
+#: Meaning of the drug ledger columns (imagingsim.delivery.result.DRUG_LEDGER_KEYS).
+_DRUG_LEDGER_MEANING = {
+    "encapsulated_blood": "drug inside circulating carrier",
+    "encapsulated_tissue": "drug inside extravascular, cell-associated and renal-transit carrier",
+    "encapsulated_excreted": "drug excreted inside its carrier (urine, feces; cumulative)",
+    "free_blood": "released, unbound drug in blood",
+    "free_tissue": "released, unbound drug in the interstitium",
+    "bound_tissue": "released drug bound in cells",
+    "eliminated": "free drug eliminated from blood (cumulative)",
+}
 
 
 # --- deterministic text ---------------------------------------------------------------
@@ -293,41 +486,32 @@ def _write_top_level(stage: Path, scenario, phantom) -> None:
             },
         },
     )
-    tumours = ", ".join(f"{t.name} (radius {t.radius_mm!r} mm)" for t in scenario.phantom.tumours) or "none"
-    agents = ", ".join(f"{a.name} ({a.carrier}, {a.dose_mg_per_kg!r} mg/kg)" for a in scenario.agents)
-    times = ", ".join(repr(float(t)) for t in scenario.schedule.times_h)
     readme = f"""# imagingsim synthetic dataset: {scenario.name}
 
-This dataset was generated by imagingsim {_version()}, a simulator of multimodal imaging
-(PET, SPECT, CT, MRI, NIR fluorescence) of targeted cancer drug delivery. Nothing in it
-was measured on a living subject: every file is computed from a numerical phantom and a
-drug-delivery model, and the exact truth behind every image is stored alongside it.
+{_identity(scenario)}
 
-Scenario: {scenario.name} (seed {scenario.seed}, subject {scenario.subject_id})
-Description: {scenario.description or "n/a"}
-Phantom: {scenario.phantom.anatomy}, {scenario.phantom.voxel_size_mm!r} mm voxels; tumours: {tumours}
-Agents: {agents}
-Imaging times (h after the first injection): {times}
+Simulated multimodal imaging (PET, SPECT, CT, MRI, NIR fluorescence) of targeted cancer
+drug delivery. Nothing here was measured on a living subject: every file is computed from a
+numerical phantom and a drug-delivery model, and the exact truth behind every image is stored
+alongside it. The same imagingsim version, scenario and seed regenerate every file byte for byte.
 
-Regenerate it with the same imagingsim version, scenario and seed: the files are
-byte-for-byte reproducible.
+{_scenario_summary(scenario)}
+
+## Axes and units
+
+{_CONVENTIONS}
 
 ## Layout
 
-- `{sub}/anat/`: noise-free quantitative MRI maps of the phantom at 3 T
-  (`_T1map` and `_T2starmap` in seconds, `_PDmap` relative to water). They are the
-  ground truth the simulated acquisitions start from, not simulated acquisitions.
-- Further modality folders (`pet/`, `anat/` echoes, and the non-BIDS `ct/`, `spect/`,
-  `nirf/` listed in `.bidsignore`) hold simulated acquisitions when enabled.
+- `{sub}/anat/`: noise-free quantitative MRI maps of the phantom at 3 T (`_T1map` and
+  `_T2starmap` in s, `_PDmap` relative to water). The ground truth the simulated acquisitions
+  start from, not simulated acquisitions.
+- Further modality folders (`pet/`, and the non-BIDS `ct/`, `spect/`, `nirf/` listed in
+  `.bidsignore`) hold simulated acquisitions when enabled.
 - `sourcedata/`: raw acquisition data (k-space, sinograms, projections) when written.
-- `derivatives/{TRUTH_PIPELINE}/`: the ground truth: tissue segmentation (`_dseg`), tumour
-  index (`_desc-tumours_dseg`), every phantom property map (`_desc-<property>_map`),
-  per-agent 4-D concentration maps in ug/mL (`delivery/*_conc.nii.gz`), the blood curve,
-  mass ledgers and %ID/g per region (`delivery/*.tsv`), and the full scenario
-  (`{sub}_scenario.json`). Every JSON sidecar states its units.
-
-Coordinates are RAS+ millimetres of the simulated scanner; all images of a subject share
-one voxel grid. Time zero is the first injection.
+- `derivatives/{TRUTH_PIPELINE}/`: the ground truth as a BIDS derivative (segmentation,
+  phantom property maps, per-agent 4-D concentration maps, blood curves, mass ledgers, %ID/g
+  tables and the scenario). Its README lists every file pattern with its meaning and units.
 """
     atomic_write_text(stage / "README", readme)
     atomic_write_text(
@@ -344,6 +528,37 @@ one voxel grid. Time zero is the first injection.
     atomic_write_text(
         source / "README",
         "Reserved for raw acquisition data (k-space, sinograms, projections) of the simulated scans.\n",
+    )
+
+
+_CONVENTIONS = """\
+- Images are gzipped NIfTI-1 with qform = sform (code 1, scanner) mapping voxel indices to
+  RAS+ millimetres; all images of a subject share one voxel grid. Arrays are indexed
+  [x, y, z, t]: axis 0 runs along +x (right), 1 along +y (anterior), 2 along +z (superior),
+  and the 4th axis, when present, is time. NIfTI units: mm and s.
+- Times are in seconds from t = 0, the first injection (TSV column `time`, sidecar key
+  `SampleTimes_s`); hours appear only as convenience copies (`time_h`, keys ending in `_h`).
+- Concentrations are ug/mL (mass per mL of tissue, i.e. of voxel volume), masses ug, uptake
+  %ID/g (percent of the injected carrier mass per gram of tissue). Every JSON sidecar states
+  its Units, per column for TSV files; field names of the scenario carry their unit."""
+
+
+def _identity(scenario) -> str:
+    return (
+        f"Scenario: {scenario.name}; seed: {scenario.seed}; subject: sub-{scenario.subject_id}; "
+        f"generated by imagingsim {_version()}."
+    )
+
+
+def _scenario_summary(scenario) -> str:
+    tumours = ", ".join(f"{t.name} (radius {t.radius_mm!r} mm)" for t in scenario.phantom.tumours) or "none"
+    agents = ", ".join(f"{a.name} ({a.carrier}, {a.dose_mg_per_kg!r} mg/kg)" for a in scenario.agents)
+    times = ", ".join(repr(float(t)) for t in scenario.schedule.times_h)
+    return (
+        f"Description: {scenario.description or 'n/a'}\n"
+        f"Phantom: {scenario.phantom.anatomy}, {scenario.phantom.voxel_size_mm!r} mm voxels; tumours: {tumours}\n"
+        f"Agents: {agents}\n"
+        f"Sample times (h after t = 0): {times}"
     )
 
 
@@ -389,10 +604,88 @@ def _lookup_rows(labels: Iterable[int], names: Mapping[int, str], abbrev, colour
     return [[int(i), names[i], abbrev[i], colours[i]] for i in labels]
 
 
+def _property_tables(phantom) -> list[tuple[str, str, str]]:
+    """``(key, desc, units)`` of every property map, sorted by key; unknown keys are an error."""
+    rows = []
+    for key in sorted(phantom.properties):
+        if key not in PROPERTY_DESC or key not in PROPERTY_UNITS:
+            raise ValueError(
+                f"phantom property {key!r} has no entry in PROPERTY_DESC/PROPERTY_UNITS "
+                "(imagingsim.phantom.model); add it there so its map gets a name and units"
+            )
+        rows.append((key, property_desc(key), PROPERTY_UNITS[key]))
+    return rows
+
+
+def _agent_quantities(result) -> list[ConcQuantity]:
+    """The concentration maps this agent carries (attribute present and not None)."""
+    return [q for q in CONC_QUANTITIES if getattr(result, q.attribute, None) is not None]
+
+
+def _truth_readme(scenario, phantom, delivery) -> str:
+    lines = [
+        f"# imagingsim ground truth: {scenario.name}",
+        "",
+        _identity(scenario),
+        "",
+        "The exact truth behind the simulated images of the parent dataset: tissue segmentation,",
+        "phantom property maps, per-agent concentration maps and kinetics, and the scenario that",
+        "produced them. A BIDS derivative (DatasetType \"derivative\", raw dataset at ../../).",
+        "",
+        _scenario_summary(scenario),
+        "",
+        "## Axes and units",
+        "",
+        _CONVENTIONS,
+        "",
+        "## Files",
+        "",
+        f"Paths are relative to this directory; <id> is the subject ({scenario.subject_id}), <agent> an",
+        "agent name and <property> a property desc listed below. Every file under sub-<id>/ matches",
+        "exactly one of these patterns.",
+        "",
+    ]
+    for entry in TRUTH_FILES:
+        lines.append(f"- {entry.display()}")
+        lines += textwrap.wrap(entry.meaning, 92, initial_indent="  ", subsequent_indent="  ")
+        lines += textwrap.wrap(f"Units: {entry.units}.", 92, initial_indent="  ", subsequent_indent="  ")
+    lines += ["", "Property maps of this phantom (desc value: phantom property, units):", ""]
+    for key, desc, units in _property_tables(phantom):
+        lines.append(f"- desc-{desc}: {key} ({units})")
+    if delivery is not None and delivery.agents:
+        lines += ["", "Agents of this dataset (desc values of their files):", ""]
+        for result in delivery.agents:
+            name = result.agent.name
+            descs = [f"{name}{q.quantity}" for q in _agent_quantities(result)]
+            if getattr(result, "drug_ledger_ug", None) is not None:
+                descs.append(f"{name}Drug")
+            lines.append(f"- {name}: " + ", ".join(f"desc-{d}" for d in dict.fromkeys([f"{name}Carrier", *descs])))
+    lines += [
+        "",
+        "## What is BIDS and what is not",
+        "",
+        "- Entities: only `sub` and `desc` (BIDS 1.9). The agent and the quantity are both encoded",
+        "  in `desc` as <agent><Quantity>, for example desc-pegliposomeCarrier, ...FreeDrug,",
+        "  ...BoundDrug, ...EncapsulatedDrug (concentration maps) and ...Drug (drug ledger).",
+        "  Sidecars repeat them as the keys Agent and Quantity.",
+        "- Suffixes defined by BIDS: `_dseg` (derivative segmentation, with its .tsv lookup table).",
+        "- Suffixes that are imagingsim extensions, NOT defined by BIDS 1.9:",
+        *(f"  - `_{suffix}`: {what}" for suffix, what in EXTENSION_SUFFIXES.items()),
+        "- The `delivery/` folder is an imagingsim extension, not a BIDS datatype.",
+        "- The blood curve is `_bloodcurve`, not BIDS-PET's `_blood` recording; the 4-D maps are",
+        "  timed by the imagingsim keys `SampleTimes_s`, `SampleTimes_h` and `ReferenceTime`, not",
+        "  by the PET keys TimeZero, FrameTimesStart or FrameDuration (volumes are instantaneous",
+        "  samples, not frames).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def _write_truth(truth: Path, scenario, phantom, delivery, backend) -> None:
     sub = _sub(scenario)
     grid = phantom.grid
     spatial_reference = f"bids:raw:{sub}/anat/{sub}_T1map.nii.gz"
+    properties = _property_tables(phantom)  # fails before anything is written for an unknown key
     write_json(
         truth / "dataset_description.json",
         {
@@ -404,12 +697,7 @@ def _write_truth(truth: Path, scenario, phantom, delivery, backend) -> None:
             "License": LICENSE,
         },
     )
-    atomic_write_text(
-        truth / "README",
-        "Ground truth of the imagingsim simulation: segmentations, phantom property maps, "
-        "agent concentration maps and kinetics, and the scenario that produced them.\n"
-        "See the README of the parent dataset for the layout.\n",
-    )
+    atomic_write_text(truth / "README", _truth_readme(scenario, phantom, delivery))
     write_json(truth / sub / f"{sub}_scenario.json", scenario.model_dump(mode="json"))
 
     anat = truth / sub / "anat"
@@ -450,8 +738,7 @@ def _write_truth(truth: Path, scenario, phantom, delivery, backend) -> None:
         },
     )
     # property maps
-    for key in sorted(phantom.properties):
-        desc = property_desc(key)
+    for key, desc, units in properties:
         data = _host(backend, phantom.properties[key], np.float32)
         write_nifti(anat / f"{sub}_desc-{desc}_map.nii.gz", data, grid, description=f"imagingsim truth {key}")
         write_json(
@@ -459,7 +746,7 @@ def _write_truth(truth: Path, scenario, phantom, delivery, backend) -> None:
             {
                 "Description": f"Noise-free phantom property map {key!r}.",
                 "Property": key,
-                "Units": PROPERTY_UNITS.get(key, "n/a"),
+                "Units": units,
                 "SpatialReference": spatial_reference,
             },
         )
@@ -469,20 +756,26 @@ def _write_truth(truth: Path, scenario, phantom, delivery, backend) -> None:
             _write_agent(truth / sub / "delivery", sub, grid, agent_delivery, labels, backend, spatial_reference)
 
 
+def _time_rows(times_h: Sequence[float]) -> list[list[float]]:
+    """``[time_s, time_h]`` for each time in hours."""
+    return [[float(t) * 3600.0, float(t)] for t in times_h]
+
+
 def _write_agent(folder: Path, sub: str, grid, result, labels: np.ndarray, backend, spatial_reference) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     agent = result.agent
-    prefix = folder / f"{sub}_agent-{agent.name}"
+    name = agent.name
+    prefix = folder / f"{sub}_desc-{name}"
     times_h = [float(t) for t in result.times_h]
     times_s = [t * 3600.0 for t in times_h]
     payload = getattr(agent, "payload", None)
     drug = payload.drug if payload is not None else None
     common = {
+        "Agent": name,
         "Units": CONC_UNITS,
-        "FrameTimesStart": times_s,
-        "FrameTimesHours": times_h,
-        "FrameDuration": [0.0] * len(times_s),
-        "TimeZero": "first injection",
+        "SampleTimes_s": times_s,
+        "SampleTimes_h": times_h,
+        "ReferenceTime": TIME_REFERENCE,
         "InjectionTime_h": float(agent.injection_time_h),
         "InjectedMass_ug": float(result.injected_mass_ug),
         "InjectedDrug_ug": float(result.injected_drug_ug),
@@ -493,87 +786,117 @@ def _write_agent(folder: Path, sub: str, grid, result, labels: np.ndarray, backe
         "Labels": [_plain(label) for label in getattr(agent, "labels", ())],
         "SpatialReference": spatial_reference,
     }
-    for desc, attr, what in _CONC_QUANTITIES:
-        array = getattr(result, attr, None)
-        if array is None:
-            continue
-        data = _host(backend, array, np.float32)
+    for q in _agent_quantities(result):
+        data = _host(backend, getattr(result, q.attribute), np.float32)
         if data.ndim != 4 or data.shape[3] != len(times_s):
             raise ValueError(
-                f"agent {agent.name}: {attr} has shape {data.shape}; expected {tuple(grid.shape) + (len(times_s),)}"
+                f"agent {name}: {q.attribute} has shape {data.shape}; expected {tuple(grid.shape) + (len(times_s),)}"
             )
-        base = f"{prefix}_desc-{desc}_conc"
+        base = f"{prefix}{q.quantity}_conc"
         write_nifti(
-            f"{base}.nii.gz", data, grid, frame_times_s=times_s, description=f"imagingsim {agent.name} {desc} ug/mL"
+            f"{base}.nii.gz", data, grid, frame_times_s=times_s, description=f"imagingsim {name} {q.quantity} ug/mL"
         )
         write_json(
             f"{base}.json",
             dict(
                 common,
+                Quantity=q.quantity,
                 Description=(
-                    f"Ground-truth {what} of agent {agent.name!r}, ug/mL of tissue, at the instants "
-                    "FrameTimesStart (s) / FrameTimesHours (h) after the first injection (4th axis)."
+                    f"Ground truth of agent {name!r}: {q.what}. Volume n (4th axis) is the "
+                    "instantaneous value at SampleTimes_s[n] (s) = SampleTimes_h[n] (h) after t = 0."
                 ),
             ),
         )
 
-    # blood curve (fine sampling)
+    # carrier blood curve (every solver step)
+    blood_h = [float(t) for t in result.blood_curve_h]
     write_tsv(
-        f"{prefix}_blood.tsv",
-        ["time_h", "blood_ug_per_ml"],
-        zip(result.blood_curve_h, result.blood_curve_ug_per_ml),
+        f"{prefix}Carrier_bloodcurve.tsv",
+        ["time", "time_h", "whole_blood_concentration"],
+        [row + [c] for row, c in zip(_time_rows(blood_h), result.blood_curve_ug_per_ml)],
     )
     write_json(
-        f"{prefix}_blood.json",
+        f"{prefix}Carrier_bloodcurve.json",
         {
-            "Description": f"Whole-blood carrier concentration of agent {agent.name!r}.",
-            "time_h": {"Description": "Time after the first injection.", "Units": "h"},
-            "blood_ug_per_ml": {"Description": "Carrier concentration in whole blood.", "Units": CONC_UNITS},
+            "Agent": name,
+            "Quantity": "Carrier",
+            "Description": (
+                f"Carrier concentration of agent {name!r} in whole blood at every solver step "
+                "(an imagingsim table, not a BIDS-PET blood recording)."
+            ),
+            **_TIME_COLUMNS,
+            "whole_blood_concentration": {
+                "Description": "Carrier mass per mL of whole blood.",
+                "Units": CONC_UNITS,
+            },
         },
     )
     # mass ledgers
-    ledgers = [("carrier", result.ledger_ug, "carrier")]
+    ledgers = [("Carrier", result.ledger_ug)]
     if getattr(result, "drug_ledger_ug", None) is not None:
-        ledgers.append(("drug", result.drug_ledger_ug, "drug"))
-    for desc, ledger, what in ledgers:
+        ledgers.append(("Drug", result.drug_ledger_ug))
+    for quantity, ledger in ledgers:
         compartments = list(ledger)
         n = {len(ledger[c]) for c in compartments}
         if len(n) > 1:
-            raise ValueError(f"agent {agent.name}: {desc} ledger columns differ in length")
+            raise ValueError(f"agent {name}: {quantity.lower()} ledger columns differ in length")
         length = n.pop() if n else len(times_h)
-        ledger_times = _ledger_times(result, length, agent.name)
+        ledger_times = _ledger_times(result, length, name)
         write_tsv(
-            f"{prefix}_desc-{desc}_ledger.tsv",
-            ["time_h"] + compartments,
-            [[t] + [ledger[c][i] for c in compartments] for i, t in enumerate(ledger_times)],
+            f"{prefix}{quantity}_ledger.tsv",
+            ["time", "time_h"] + compartments,
+            [row + [ledger[c][i] for c in compartments] for i, row in enumerate(_time_rows(ledger_times))],
         )
+        total = "injected carrier mass" if quantity == "Carrier" else "loaded drug mass"
         sidecar: dict[str, Any] = {
-            "Description": f"Mass balance of the {what} of agent {agent.name!r}: mass in each compartment.",
-            "time_h": {"Description": "Time after the first injection.", "Units": "h"},
+            "Agent": name,
+            "Quantity": quantity,
+            "Description": (
+                f"Mass balance of the {quantity.lower()} of agent {name!r}: mass in each compartment; "
+                f"the compartments sum to the {total}."
+            ),
+            **_TIME_COLUMNS,
         }
         for c in compartments:
-            sidecar[c] = {"Description": f"{what.capitalize()} mass in compartment {c!r}.", "Units": "ug"}
-        write_json(f"{prefix}_desc-{desc}_ledger.json", sidecar)
+            sidecar[c] = {"Description": _ledger_meaning(quantity, c), "Units": "ug"}
+        write_json(f"{prefix}{quantity}_ledger.json", sidecar)
     # %ID/g per region present in the segmentation
     present = [Label(v) for v in np.unique(labels).tolist() if v in Label._value2member_map_ and v != Label.AIR]
     columns = [label.bids_name for label in present]
     values = {label.bids_name: list(result.percent_id_per_g(label)) for label in present}
     write_tsv(
-        f"{prefix}_uptake.tsv",
-        ["time_h"] + columns,
-        [[t] + [values[c][i] for c in columns] for i, t in enumerate(times_h)],
+        f"{prefix}Carrier_uptake.tsv",
+        ["time", "time_h"] + columns,
+        [row + [values[c][i] for c in columns] for i, row in enumerate(_time_rows(times_h))],
     )
     sidecar = {
-        "Description": f"Carrier uptake of agent {agent.name!r} per tissue region, percent injected dose per gram.",
-        "time_h": {"Description": "Time after the first injection.", "Units": "h"},
+        "Agent": name,
+        "Quantity": "Carrier",
+        "Description": (
+            f"Carrier uptake of agent {name!r} per tissue region: all carrier in the region, including "
+            "the blood it contains, in percent of the injected carrier mass per gram of tissue."
+        ),
+        **_TIME_COLUMNS,
     }
     for c in columns:
-        sidecar[c] = {"Description": f"Mean uptake in region {c!r} (labels of the dseg).", "Units": "%ID/g"}
-    write_json(f"{prefix}_uptake.json", sidecar)
+        sidecar[c] = {"Description": f"Uptake in the voxels labelled {c!r} in the dseg.", "Units": "%ID/g"}
+    write_json(f"{prefix}Carrier_uptake.json", sidecar)
+
+
+def _ledger_meaning(quantity: str, column: str) -> str:
+    if quantity == "Drug":
+        what = _DRUG_LEDGER_MEANING.get(column, f"drug in compartment {column!r}")
+    elif column in _CARRIER_LEDGER_MEANING:
+        what = _CARRIER_LEDGER_MEANING[column]
+    elif column in REGIONS:
+        what = _ORGAN_LEDGER_MEANING.format(name=column)
+    else:
+        what = f"carrier in compartment {column!r}"
+    return f"{quantity} mass: {what}."
 
 
 def _ledger_times(result, length: int, name: str) -> list[float]:
-    """The time axis a ledger is sampled on: the frame times or the fine blood-curve times."""
+    """The time axis a ledger is sampled on (hours): the sample times or the blood-curve times."""
     if length == len(result.times_h):
         return [float(t) for t in result.times_h]
     if length == len(result.blood_curve_h):
