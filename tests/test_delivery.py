@@ -1,8 +1,9 @@
 """Delivery kinetics: mass balance, analytic limits and physical trends, on every backend.
 
 Most tests use small hand-made phantoms (a few labelled voxels with set property maps), so
-each expectation can be derived by hand; one test runs the default scenario on the real
-phantom builder.
+each expectation can be derived by hand; the calibration, blood half-life, partial-organ and
+drug-map tests run the real phantom builder (the default scenario with the pipeline's
+subject seed, and the head phantom).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from imagingsim.delivery.carriers import carrier_parameters
 from imagingsim.delivery.kinetics import LUMPED_TISSUE
 from imagingsim.delivery.release import drug_parameters, release_rate_map, trigger_map
 from imagingsim.grid import ImageGrid
+from imagingsim.phantom import build_phantom
 from imagingsim.phantom.model import PROPERTY_UNITS, Label, Phantom
+from imagingsim.pipeline import subject_seed
 from imagingsim.scenario import AgentSpec, PayloadSpec, PhantomSpec, ReleaseSpec, TargetingSpec, load_scenario
 
 LN2 = math.log(2.0)
@@ -189,26 +192,32 @@ def _extravasation_rate(
     return carrier.extravasation_per_h * capacity / blood_volume_ml
 
 
-def test_default_peg_liposome_half_life_within_extravasation_share(backend):
-    # With tissue exchange the blood loses k_el + k_ext and regains the washout of what
-    # extravasated; over 0-24 h that return is below the extravasation flux itself, so the
-    # fitted rate lies in [k_el, k_el + k_ext]: the fitted half-life is the configured one
-    # within the extravasation share k_ext / k_el (here ~25 %, dominated by the lumped body).
+def test_epr_half_life_is_the_observed_one(backend):
+    # For an "epr" carrier ln2 / t1/2 is all first-order loss from blood, extravasation
+    # included. Blood only regains what washes back from tissue, so the log-slope of the
+    # blood curve is >= -k everywhere (the fitted rate is <= k up to rounding) and at most
+    # wo * E / b below it; E / b <= k_ext (e^(k t) - 1) / k (all of E came from blood, which
+    # fell at most at rate k), so over 0-24 h the fitted rate is >= k (1 - wo k_ext
+    # (e^(kT) - 1) / k^2), doubled for the cell-associated carrier that returns through E.
     labels = mouse_labels()
     phantom = make_phantom(backend, labels)
     item = simulate_delivery(phantom, [agent()], [24.0], backend).agents[0]
     carrier = carrier_parameters("peg_liposome")
-    k_el = LN2 / carrier.blood_half_life_h.mouse
+    k = LN2 / carrier.blood_half_life_h.mouse
     k_ext = _extravasation_rate(labels, backend, carrier)
+    assert 0.0 < k_ext < k
     t = np.array(item.blood_curve_h)
     slope = np.polyfit(t, np.log(item.blood_curve_ug_per_ml), 1)[0]
-    assert k_el <= -slope <= k_el + k_ext, (k_el, -slope, k_ext)
-    assert -slope > k_el * (1 + 1e-3)  # the exchange is visible, not switched off
+    washback = 2.0 * carrier.washout_per_h * k_ext * math.expm1(k * 24.0) / k**2
+    assert k * (1.0 - washback) <= -slope <= k * (1.0 + 1e-9), (k, -slope, washback)
+    assert -slope < k * (1.0 - 1e-5)  # the washback is visible, not switched off
 
 
 def test_single_voxel_matches_tofts_solution(backend):
-    # One exchanging voxel (1 mL, permeability 1) and a 10 L blood pool: the washout return
-    # to blood is neglected by C(t) = K_in C_b0 (e^-kb t - e^-kout t) / (kout - kb); it adds
+    # One exchanging voxel (1 mL, permeability 1) and a 10 L blood pool: blood falls at
+    # kb = ln2 / t1/2 (the observed half-life includes the extravasation); the MPS shares
+    # sum to 1, so no macrophage uptake lands in the voxel. The washout return to blood is
+    # neglected by C(t) = K_in C_b0 (e^-kb t - e^-kout t) / (kout - kb); it adds
     # ~1e-3 relative by 24 h, when blood has fallen 4000-fold. The scheme integrates decays
     # exactly and inflows as if uniform within a step: its own error is ~(k dt)^2, < 1e-3 at
     # the default steps (measured 3e-3 in all even with 1 h steps). Tolerance 1 %.
@@ -233,11 +242,12 @@ def test_single_voxel_matches_tofts_solution(backend):
         "washout_per_h": 0.3,
         "cell_uptake_per_h": 0.0,
         "blood_half_life_h_mouse": 2.0,
+        "marrow_share": 0.30,  # liver 0.55 + spleen 0.15 + marrow 0.30: no rest-of-body share
     }
     times = [0.5, 1.0, 2.0, 4.0, 8.0, 12.0, 24.0]
     item = simulate_delivery(phantom, [agent(carrier_overrides=overrides)], times, backend).agents[0]
     k_in = 0.5 * 1.0 * (1 - 0.05)
-    kb = LN2 / 2.0 + k_in * 1.0 / 1e4
+    kb = LN2 / 2.0
     kout = 0.3
     cb0 = item.injected_mass_ug / 1e4
     total = host(backend, item.carrier_ug_per_ml)[1, 1, 1]
@@ -452,33 +462,49 @@ def test_solver_steps_grow_and_land_exactly():
 
 @functools.cache
 def default_phantom():
-    """The default scenario and its phantom on numpy, built once per test session."""
-    try:
-        from imagingsim.phantom.build import build_phantom
-    except ImportError:
-        pytest.skip("imagingsim.phantom.build.build_phantom does not exist yet")
+    """The default scenario and its phantom (the pipeline's subject seed) on numpy, built once."""
     scenario = load_scenario()
-    return scenario, build_phantom(scenario.phantom, get_backend("numpy"), scenario.seed)
+    return scenario, build_phantom(scenario.phantom, get_backend("numpy"), subject_seed(scenario))
 
 
-def test_default_scenario_tumour_uptake_is_realistic():
-    # 89Zr-liposomes in mouse tumours peak near 24 h at 13.7 +/- 1.8 %ID/g (Perez-Medina et
-    # al. JNM 2014); Doxil's Tmax is 24-48 h. Accept a peak between 12 and 72 h at 1-20 %ID/g.
+@functools.cache
+def default_delivery():
     scenario, phantom = default_phantom()
-    backend = get_backend("numpy")
     times = [1.0, 2.0, 4.0, 8.0, 12.0, 18.0, 24.0, 36.0, 48.0, 60.0, 72.0, 96.0, 120.0, 168.0]
     start = time.perf_counter()
-    item = simulate_delivery(phantom, scenario.agents, times, backend).agents[0]
-    elapsed = time.perf_counter() - start
+    item = simulate_delivery(phantom, scenario.agents, times, get_backend("numpy")).agents[0]
+    return times, item, time.perf_counter() - start
+
+
+def test_default_scenario_tumour_uptake_matches_89zr_liposomes():
+    # 89Zr-liposomes in mouse tumours: 13.7 +/- 1.8 %ID/g at 24 h (Perez-Medina et al. JNM
+    # 2014;55:1706), which calibrates extravasation_per_h (within 1 SD); accept 2 SD here,
+    # [10.1, 17.3], and a peak between 12 and 72 h (Doxil Tmax 24-48 h).
+    times, item, elapsed = default_delivery()
     uptake = item.percent_id_per_g("tumour")
     peak = max(range(len(times)), key=uptake.__getitem__)
     print(
         f"default scenario: {elapsed:.2f} s on numpy; tumour %ID/g "
         + ", ".join(f"{t:g} h {u:.2f}" for t, u in zip(times, uptake))
     )
-    assert 12.0 <= times[peak] <= 72.0 and 1.0 <= uptake[peak] <= 20.0, (times[peak], uptake[peak])
+    assert 10.1 <= uptake[times.index(24.0)] <= 17.3, uptake[times.index(24.0)]
+    assert 12.0 <= times[peak] <= 72.0, (times[peak], uptake[peak])
     for total in item.ledger_total_ug():
         assert abs(total / item.injected_mass_ug - 1.0) < 1e-6
+
+
+def test_default_scenario_blood_half_life_is_the_configured_one():
+    # The PEG liposome's 12 h is its observed initial blood half-life. Fitted over 0-24 h
+    # the curve is slower only by the tissue carrier washing back: wo * E / b with E / b
+    # growing ~ k_ext t, i.e. a mean relative shortfall of the rate ~ wo k_ext 12 h / k
+    # (k_ext ~ 0.01/h on this phantom: ~1 %). Tolerance 2 %; never faster than configured.
+    _, item, _ = default_delivery()
+    t = np.array(item.blood_curve_h)
+    c = np.array(item.blood_curve_ug_per_ml)
+    window = t <= 24.0
+    fitted = -LN2 / np.polyfit(t[window], np.log(c[window]), 1)[0]
+    print(f"default scenario: fitted blood half-life over 0-24 h {fitted:.3f} h")
+    assert 12.0 * (1.0 - 1e-9) <= fitted <= 12.0 * 1.02, fitted
 
 
 def test_percent_id_per_g_by_label_matches_regions(backend):
@@ -497,3 +523,207 @@ def test_percent_id_per_g_by_label_matches_regions(backend):
     )
     with pytest.raises(ValueError, match="region must be one of"):
         item.percent_id_per_g("heart")
+
+
+# --- pore size, half-life semantics, MPS routing, partial organs, payload maps, solver ------
+
+
+def test_renkin_pore_factor():
+    # Renkin hindrance in 500 nm pores, normalised at 100 nm: larger particles are held
+    # back, smaller ones pass more easily, particles as large as the pore not at all.
+    from imagingsim.delivery.carriers import renkin_hindrance
+
+    assert carrier_parameters("peg_liposome").epr_size_factor == 1.0
+    assert carrier_parameters("micelle").epr_size_factor == pytest.approx(2.026, abs=1e-3)
+    assert carrier_parameters("plga_nanoparticle").epr_size_factor == pytest.approx(0.5437, abs=1e-3)
+    assert carrier_parameters("fdg").epr_size_factor == 1.0  # diffusible: no pore restriction
+    assert renkin_hindrance(500.0) == 0.0 and renkin_hindrance(0.0) == 1.0
+    sizes = [5.0, 30.0, 100.0, 200.0, 400.0, 499.0]
+    factors = [
+        carrier_parameters("peg_liposome", {"hydrodynamic_diameter_nm": d}).epr_size_factor for d in sizes
+    ]
+    assert all(a > b > 0.0 for a, b in zip(factors, factors[1:]))
+
+
+def test_larger_carriers_extravasate_less(backend):
+    # The same carrier at 200 nm reaches the tumour interstitium at Phi(0.4)/Phi(0.2) ~ 0.34
+    # of the 100 nm rate; at the 500 nm pore diameter it cannot leave the vessels at all.
+    phantom = make_phantom(backend, mouse_labels())
+    agents = [
+        agent(name=f"d{int(d)}", carrier_overrides={"hydrodynamic_diameter_nm": d})
+        for d in (100.0, 200.0, 500.0)
+    ]
+    small, large, blocked = simulate_delivery(phantom, agents, [24.0], backend).agents
+    ratio = large.ledger_ug["tumour"][0] / small.ledger_ug["tumour"][0]
+    assert 0.25 < ratio < 0.45, ratio
+    assert blocked.ledger_ug["tumour"][0] == 0.0
+    tumour_voxel = host(backend, blocked.carrier_ug_per_ml)[3, 2, 2, 0]  # only its blood
+    assert tumour_voxel == pytest.approx(TISSUE[Label.TUMOUR_VIABLE][0] * blocked.blood_ug_per_ml[0], rel=1e-12)
+
+
+def test_extravasation_faster_than_the_half_life_is_refused(numpy_backend):
+    phantom = make_phantom(numpy_backend, mouse_labels())
+    fast = agent(carrier_overrides={"extravasation_per_h": 1000.0})
+    with pytest.raises(ValueError, match=r"agents\[1\]\.carrier: peg_liposome extravasates") as info:
+        simulate_delivery(phantom, [agent(name="ok"), fast], [1.0], numpy_backend)
+    assert "\n" not in str(info.value) and "ln2/blood_half_life_h" in str(info.value)
+
+
+def test_shares_and_string_overrides_are_one_line_errors():
+    from imagingsim.delivery.carriers import NON_NUMERIC_FIELDS, OVERRIDE_KEYS
+
+    with pytest.raises(ValueError, match="marrow_share must be <= 1") as info:
+        carrier_parameters("peg_liposome", {"marrow_share": 0.5})
+    assert "\n" not in str(info.value)
+    for key in ("transport", "cell_uptake_map", "pegylated", "crosses_bbb", "description"):
+        assert key in NON_NUMERIC_FIELDS and key not in OVERRIDE_KEYS
+        with pytest.raises(ValueError, match=f"carrier_overrides.{key}: not a numeric parameter") as info:
+            carrier_parameters("peg_liposome", {key: 1.0})
+        assert "\n" not in str(info.value)
+    for key in OVERRIDE_KEYS:  # every remaining key takes a number
+        base = carrier_parameters("peg_liposome")
+        value = getattr(base, key, None)
+        assert key.startswith("blood_half_life_h_") or isinstance(value, float), key
+
+
+def test_mps_clearance_is_shared_between_organs_and_the_rest_of_the_body(backend):
+    # Without extravasation and cell uptake every bit of carrier that left blood is in a
+    # macrophage store that keeps it, so each destination holds its share of what was cleared
+    # (rounding only): liver 0.55, spleen 0.15, marrow 0.08 and the remaining 0.22 in the
+    # other-tissue voxels and the lumped rest of the body (not in blood-pool voxels).
+    phantom = make_phantom(backend, mouse_labels())
+    spec = agent(carrier_overrides={"extravasation_per_h": 0.0, "cell_uptake_per_h": 0.0})
+    item = simulate_delivery(phantom, [spec], [6.0, 48.0], backend).agents[0]
+    carrier = item.carrier
+    assert carrier.rest_share == pytest.approx(0.22)
+    for i in range(2):
+        cleared = item.injected_mass_ug - item.ledger_ug["blood"][i]
+        for region, share in (
+            ("liver", carrier.liver_share),
+            ("spleen", carrier.spleen_share),
+            ("marrow", carrier.marrow_share),
+        ):
+            assert item.ledger_ug[region][i] == pytest.approx(share * cleared, rel=1e-9)
+        rest = item.ledger_ug["other_tissue"][i] + item.ledger_ug["outside_fov"][i]
+        assert rest == pytest.approx(carrier.rest_share * cleared, rel=1e-9)
+        assert item.ledger_ug["outside_fov"][i] > 0.0 and item.ledger_ug["tumour"][i] == 0.0
+    assert item.label_extravascular_ug[int(Label.BLOOD_POOL)] == (0.0, 0.0)
+    assert item.label_extravascular_ug[int(Label.FAT)][1] > 0.0  # skin and fat macrophages
+
+
+def test_skull_takes_only_its_share_of_the_marrow_clearance(backend):
+    # The head phantom's only bone is the skull. The marrow clearance is split by the
+    # in-FOV fraction f = skull mass / reference skeleton mass (bone with marrow): with no
+    # extravasation the skull voxels hold exactly f of the marrow ledger, the lumped
+    # remainder the rest; f is below the skull's mass fraction of the reference red marrow
+    # (the bound asked of it: 1.17 kg in the 73 kg ICRP reference man) and near the ~8 % of
+    # red marrow an adult cranium holds.
+    from imagingsim.delivery.kinetics import REFERENCE_ORGAN_MASS_FRACTION
+
+    phantom = build_phantom(PhantomSpec(anatomy="brain", voxel_size_mm=5.0), backend, 7)
+    spec = agent(dose_mg_per_kg=1.0, carrier_overrides={"extravasation_per_h": 0.0})
+    item = simulate_delivery(phantom, [spec], [24.0], backend).agents[0]
+    skull_g = item.label_mass_g[int(Label.BONE)]
+    f = skull_g / (REFERENCE_ORGAN_MASS_FRACTION["human"]["marrow"] * phantom.body_mass_g)
+    skull = item.label_extravascular_ug[int(Label.BONE)][0]
+    assert skull == pytest.approx(f * item.ledger_ug["marrow"][0], rel=1e-9)
+    assert f <= skull_g / (1170.0 / 73000.0 * phantom.body_mass_g)
+    assert 0.03 < f < 0.2, f
+    # The whole skeleton is counted under "marrow": voxels + remainder = reference mass.
+    assert item.region_mass_g["marrow"] == pytest.approx(0.144 * phantom.body_mass_g, rel=1e-12)
+
+
+def test_partial_organs_get_their_in_view_share(backend):
+    # The hand-made phantom's organs are single 2 mm voxels, far below the reference organ
+    # masses: their voxels get the in-FOV fraction f = voxel mass / reference mass of the
+    # clearance, the lumped remainder (with the voxels' mean properties) the rest, so the
+    # voxels hold exactly f of the organ's carrier (rounding only) and the organ's ledger
+    # mass is the reference mass.
+    from imagingsim.delivery.kinetics import REFERENCE_ORGAN_MASS_FRACTION
+
+    phantom = make_phantom(backend, mouse_labels())
+    item = simulate_delivery(phantom, [agent("dendrimer")], [0.5, 24.0], backend).agents[0]
+    for organ, label in (("kidneys", Label.KIDNEY), ("liver", Label.LIVER), ("spleen", Label.SPLEEN)):
+        reference_g = REFERENCE_ORGAN_MASS_FRACTION["mouse"][organ] * phantom.body_mass_g
+        f = item.label_mass_g[int(label)] / reference_g
+        assert 0.0 < f < 0.1
+        assert item.region_mass_g[organ] == pytest.approx(reference_g, rel=1e-12)
+        for i in range(2):
+            in_view = item.label_extravascular_ug[int(label)][i]
+            assert in_view == pytest.approx(f * item.ledger_ug[organ][i], rel=1e-9), (organ, i)
+    # %ID/g of the voxels is that of the whole organ (blood included).
+    assert item.percent_id_per_g(Label.KIDNEY) == pytest.approx(item.percent_id_per_g("kidneys"), rel=1e-9)
+
+
+def test_drug_maps_add_up_to_the_drug_ledger(backend):
+    # free + bound + encapsulated maps, times the voxel volume and summed over voxels, are
+    # the drug in the voxels (their blood and tissue); adding the blood outside the voxels,
+    # the lumped compartments, the excreted and the eliminated drug gives the ledger total,
+    # i.e. the loaded drug (rounding only).
+    scenario = load_scenario(overrides=["phantom.voxel_size_mm=1.0"])
+    phantom = build_phantom(scenario.phantom, backend, subject_seed(scenario))
+    times = [4.0, 48.0]
+    item = simulate_delivery(phantom, scenario.agents, times, backend).agents[0]
+    volume = phantom.grid.voxel_volume_ml
+    blood_in_voxels = float(np.sum(host(backend, phantom.properties["blood_volume_fraction"]))) * volume
+    maps = (item.free_drug_ug_per_ml, item.bound_drug_ug_per_ml, item.encapsulated_drug_ug_per_ml)
+    assert item.encapsulated_drug_ug_per_ml.shape == phantom.grid.shape + (len(times),)
+    ledger = item.drug_ledger_ug
+    for i in range(len(times)):
+        in_voxels = sum(float(np.sum(host(backend, m)[..., i])) for m in maps) * volume
+        circulating = ledger["encapsulated_blood"][i] + ledger["free_blood"][i]
+        outside = (
+            circulating * (1.0 - blood_in_voxels / phantom.blood_volume_ml)
+            + item.lumped_drug_ug[i]
+            + ledger["encapsulated_excreted"][i]
+            + ledger["eliminated"][i]
+        )
+        assert in_voxels + outside == pytest.approx(item.injected_drug_ug, rel=1e-9)
+        assert item.drug_ledger_total_ug()[i] == pytest.approx(item.injected_drug_ug, rel=1e-12)
+        in_tissue = ledger["encapsulated_tissue"][i] + ledger["free_tissue"][i] + ledger["bound_tissue"][i]
+        assert 0.0 < item.lumped_drug_ug[i] < in_tissue
+    assert host(backend, item.encapsulated_drug_ug_per_ml).min() >= 0.0
+
+
+def test_fast_clearance_does_not_hang_and_stays_exact(backend):
+    # Ten earlier PEG doses at abc_factor 4 multiply the MPS clearance by 4^10 ~ 1e6 (blood
+    # t1/2 ~ 4e-5 h). The blood step cap applies only while the bolus is in blood, so the run
+    # takes a few hundred steps; the exchange-free blood is a pure decay, exact at any step.
+    phantom = make_phantom(backend, mouse_labels())
+    no_exchange = {"extravasation_per_h": 0.0}
+    abc = agent(name="abc", prior_peg_doses=10, carrier_overrides=no_exchange)
+    tiny = agent(name="tiny", carrier_overrides={"blood_half_life_h_mouse": 1e-6})
+    start = time.perf_counter()
+    first, second = simulate_delivery(phantom, [abc, tiny], [1e-4, 1.0, 168.0], backend).agents
+    assert time.perf_counter() - start < 60.0  # was millions of steps (hours)
+    k = LN2 / carrier_parameters("peg_liposome").blood_half_life_h.mouse * 4.0**10
+    c0 = first.injected_mass_ug / phantom.blood_volume_ml
+    assert first.blood_ug_per_ml[0] == pytest.approx(c0 * math.exp(-k * 1e-4), rel=1e-9)
+    for item in (first, second):
+        assert len(item.blood_curve_h) < 2100  # thinned, bounded
+        for total in item.ledger_total_ug():
+            assert abs(total / item.injected_mass_ug - 1.0) < 1e-6
+    assert second.ledger_ug["tumour"][-1] > 0.0  # the little that extravasated is still there
+
+
+def test_schedules_needing_too_many_steps_are_refused(numpy_backend):
+    # A diffusible agent exchanging at ~1000/h both ways keeps blood refilled and never
+    # quasi-steady, so it needs 0.2 / 1000 h steps for a week (~800 000): a one-line error
+    # naming the agent and the rate instead of an hour of stepping.
+    phantom = make_phantom(numpy_backend, mouse_labels())
+    fast = {"extravasation_per_h": 120.0, "washout_per_h": 500.0}
+    spec = agent("fdg", dose_mg_per_kg=0.001, carrier_overrides=fast)
+    with pytest.raises(ValueError, match=r"agents\[0\]: fdg would need more than 200000 solver steps") as info:
+        simulate_delivery(phantom, [spec], [168.0], numpy_backend)
+    assert "\n" not in str(info.value) and "blood clearance rate" in str(info.value)
+
+
+def test_solver_step_caps():
+    # A bolus phase at 1e-4 h steps up to tau = 0.01 h, then growth back to the 0.25 h cap.
+    steps = solver_steps([1.0, 10.0], caps=((0.01, 1e-4), (math.inf, 0.1)))
+    assert max(dt for dt, tau, _ in steps if tau - dt < 0.01) <= 1e-4 + 1e-18
+    assert max(dt for dt, _, _ in steps) <= 0.1 + 1e-15
+    assert [tau for _, tau, i in steps if i is not None] == [1.0, 10.0]
+    assert len(steps) < 100 + 60 + 10.0 / 0.1 + 10
+    with pytest.raises(ValueError, match="more than 50 solver steps"):
+        solver_steps([10.0], caps=((math.inf, 1e-3),), max_steps=50)

@@ -8,9 +8,9 @@ from typing import Any
 from imagingsim.delivery.carriers import CarrierParams
 from imagingsim.scenario import AgentSpec
 
-#: Extravascular regions of the carrier ledger, in ledger order. Organs missing from the field
-#: of view are lumped compartments and count under their organ; "outside_fov" is the rest of
-#: the body outside the field of view.
+#: Extravascular regions of the carrier ledger, in ledger order. The part of a clearance organ
+#: outside the field of view (all of it when the organ has no voxel) is a lumped compartment
+#: counted under its organ; "outside_fov" is the rest of the body outside the field of view.
 REGIONS: tuple[str, ...] = ("liver", "spleen", "kidneys", "marrow", "tumour", "other_tissue", "outside_fov")
 
 #: Keys of :attr:`AgentDelivery.ledger_ug`, in order. Blood is counted once (whole body);
@@ -56,10 +56,18 @@ class AgentDelivery:
         Released, unbound drug per mL: ``v_b * C_free,blood + F / V``.
     bound_drug_ug_per_ml : device array or None
         Released drug bound in cells per mL, ``G / V``.
+    encapsulated_drug_ug_per_ml : device array or None
+        Drug still inside its carrier per mL, ``v_b * C_enc,blood + (PE + PB + PK) / V``
+        (circulating carrier in the voxel's blood plus extravascular, cell-associated and
+        renal-transit carrier). Free + bound + encapsulated, times the voxel volume and summed
+        over voxels, plus the blood outside the voxels, :attr:`lumped_drug_ug`, the excreted
+        and the eliminated drug, is the drug ledger total.
     blood_ug_per_ml : tuple of float
         Carrier concentration in whole blood at ``times_h``, ug/mL.
     blood_curve_h, blood_curve_ug_per_ml : tuple of float
-        The blood curve at every solver step (for plotting input functions), h and ug/mL.
+        The blood curve at the solver steps, thinned to at most ~2000 points (every output
+        time, and steps at least 2 % of the time since injection or 1/1000 of the simulated
+        span apart), for plotting input functions, h and ug/mL.
     ledger_ug : dict of str -> tuple of float
         Carrier mass per :data:`LEDGER_KEYS` entry at ``times_h``; sums to
         ``injected_mass_ug`` after injection.
@@ -76,6 +84,10 @@ class AgentDelivery:
         Extravascular carrier (E + B + K) in the voxels of each segmentation label, ug.
     label_mass_g, label_blood_ml : dict of int -> float
         Tissue mass (g) and blood volume (mL) of each label's voxels.
+    lumped_drug_ug : tuple of float or None
+        Extravascular drug (encapsulated, free and bound) in the lumped compartments at
+        ``times_h``: organ remainders outside the field of view and the rest of the body, ug.
+        Part of the drug ledger's tissue entries, but in no voxel.
     """
 
     agent: AgentSpec
@@ -98,6 +110,8 @@ class AgentDelivery:
     label_extravascular_ug: dict[int, tuple[float, ...]] = field(default_factory=dict, repr=False)
     label_mass_g: dict[int, float] = field(default_factory=dict, repr=False)
     label_blood_ml: dict[int, float] = field(default_factory=dict, repr=False)
+    encapsulated_drug_ug_per_ml: Any = field(default=None, repr=False)
+    lumped_drug_ug: tuple[float, ...] | None = field(default=None, repr=False)
 
     def region_mass_ug(self, region: str | int) -> tuple[float, ...]:
         """Total carrier in ``region`` (its extravascular carrier plus the blood inside it), ug.

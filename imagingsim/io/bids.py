@@ -228,7 +228,7 @@ TRUTH_FILES: tuple[TruthFile, ...] = (
     TruthFile(
         f"{_DELIVERY}Carrier_bloodcurve",
         (".tsv", ".json"),
-        "Carrier concentration in whole blood at every solver step (columns time, time_h, "
+        "Carrier concentration in whole blood at the solver steps, thinned to at most ~2000 points (columns time, time_h, "
         "whole_blood_concentration). Not a BIDS-PET _blood recording.",
         f"time s, time_h h, whole_blood_concentration {CONC_UNITS}",
     ),
@@ -808,7 +808,7 @@ def _write_agent(folder: Path, sub: str, grid, result, labels: np.ndarray, backe
             ),
         )
 
-    # carrier blood curve (every solver step)
+    # carrier blood curve (solver steps, thinned)
     blood_h = [float(t) for t in result.blood_curve_h]
     write_tsv(
         f"{prefix}Carrier_bloodcurve.tsv",
@@ -821,7 +821,7 @@ def _write_agent(folder: Path, sub: str, grid, result, labels: np.ndarray, backe
             "Agent": name,
             "Quantity": "Carrier",
             "Description": (
-                f"Carrier concentration of agent {name!r} in whole blood at every solver step "
+                f"Carrier concentration of agent {name!r} in whole blood at the solver steps (thinned to at most ~2000 points) "
                 "(an imagingsim table, not a BIDS-PET blood recording)."
             ),
             **_TIME_COLUMNS,
