@@ -18,7 +18,7 @@ import pytest
 from imagingsim.backend import get_backend
 from imagingsim.delivery import DRUG_LEDGER_KEYS, LEDGER_KEYS, simulate_delivery, solver_steps
 from imagingsim.delivery.carriers import carrier_parameters
-from imagingsim.delivery.kinetics import LUMPED_TISSUE
+from imagingsim.delivery.body import LUMPED_TISSUE
 from imagingsim.delivery.release import drug_parameters, release_rate_map, trigger_map
 from imagingsim.grid import ImageGrid
 from imagingsim.phantom import build_phantom
@@ -618,7 +618,7 @@ def test_skull_takes_only_its_share_of_the_marrow_clearance(backend):
     # remainder the rest; f is below the skull's mass fraction of the reference red marrow
     # (the bound asked of it: 1.17 kg in the 73 kg ICRP reference man) and near the ~8 % of
     # red marrow an adult cranium holds.
-    from imagingsim.delivery.kinetics import REFERENCE_ORGAN_MASS_FRACTION
+    from imagingsim.delivery.body import REFERENCE_ORGAN_MASS_FRACTION
 
     phantom = build_phantom(PhantomSpec(anatomy="brain", voxel_size_mm=5.0), backend, 7)
     spec = agent(dose_mg_per_kg=1.0, carrier_overrides={"extravasation_per_h": 0.0})
@@ -639,7 +639,7 @@ def test_partial_organs_get_their_in_view_share(backend):
     # clearance, the lumped remainder (with the voxels' mean properties) the rest, so the
     # voxels hold exactly f of the organ's carrier (rounding only) and the organ's ledger
     # mass is the reference mass.
-    from imagingsim.delivery.kinetics import REFERENCE_ORGAN_MASS_FRACTION
+    from imagingsim.delivery.body import REFERENCE_ORGAN_MASS_FRACTION
 
     phantom = make_phantom(backend, mouse_labels())
     item = simulate_delivery(phantom, [agent("dendrimer")], [0.5, 24.0], backend).agents[0]

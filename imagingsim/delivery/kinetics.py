@@ -108,10 +108,20 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from imagingsim.delivery.body import (
+    MPS_ORGANS,
+    REFERENCE_ORGAN_MASS_FRACTION,
+    REGION_LABELS,
+    REST_LABELS,
+    Body,
+    build_body,
+    diffusible_access,
+)
 from imagingsim.delivery.carriers import CarrierParams, carrier_parameters
+from imagingsim.delivery.network import Network
 from imagingsim.delivery.release import DrugParams, drug_parameters, release_rate_map
-from imagingsim.delivery.result import DRUG_LEDGER_KEYS, LEDGER_KEYS, REGIONS, AgentDelivery, DeliveryResult
-from imagingsim.phantom.model import TUMOUR_LABELS, Label, Phantom
+from imagingsim.delivery.result import DRUG_LEDGER_KEYS, LEDGER_KEYS, AgentDelivery, DeliveryResult
+from imagingsim.phantom.model import Label, Phantom
 from imagingsim.scenario import AgentSpec
 
 LN2 = math.log(2.0)
@@ -123,540 +133,8 @@ BLOOD_STEP_FRACTION = 0.2  # dt <= this / (largest first-order rate out of blood
 QUASI_STEADY_BLOOD_DECAYS = 10.0  # k_b dt above which blood is quasi-steady within a step
 BOLUS_TIME_CONSTANTS = math.log(1e12)  # bolus left in blood after this many 1/k_b: < 1e-12
 MAX_SOLVER_STEPS = 200_000  # refuse schedules needing more (FDG over 72 h needs ~24 000)
-PASS_THROUGH_MIN_DECAY = 0.01  # see _Network.compile
 CURVE_RELATIVE_SPACING = 0.02  # blood curve: keep a step when 2 % of tau has passed ...
 CURVE_LINEAR_POINTS = 1000  # ... or 1/1000 of the agent's time span (bounded size)
-
-BLOOD_DENSITY_G_PER_ML = 1.06  # whole blood (ICRP 89), for the "blood" region's mass
-DIFFUSIBLE_REFERENCE_VB = 0.05  # "diffusible" access = v_b / 5 %, capped at 2 (carriers.toml)
-DIFFUSIBLE_MAX_ACCESS = 2.0
-
-#: Reference masses of the clearance organs, fraction of body mass: used for the part of an
-#: organ outside the field of view. Mouse: Brown et al., Toxicol Ind Health 1997;13:407
-#: (liver 5.49 %, kidneys 1.67 %, spleen 0.35 %, skeleton 10.73 %) (check). Human: ICRP
-#: Publication 89 reference male (73 kg: liver 1.8 kg, spleen 0.15 kg, kidneys 0.31 kg,
-#: skeleton with marrow 10.5 kg) (check). "marrow" is the whole skeleton, bone with marrow,
-#: because the BONE label that receives marrow clearance is bone with marrow: red marrow is
-#: taken as spread over the skeleton in proportion to its mass. The head phantom's skull
-#: thus gets ~9 % of the marrow clearance, near the ~8 % of adult red marrow in the cranium
-#: and mandible (ICRP Publication 70) (check).
-REFERENCE_ORGAN_MASS_FRACTION: dict[str, dict[str, float]] = {
-    "mouse": {"liver": 0.0549, "spleen": 0.0035, "kidneys": 0.0167, "marrow": 0.1073},
-    "human": {"liver": 0.0247, "spleen": 0.0021, "kidneys": 0.0042, "marrow": 0.144},
-}
-
-#: Properties of lumped compartments: resting skeletal muscle (blood fraction ~3 %,
-#: normal-vessel permeability ~1 % of a leaky tumour rim, glucose use ~0.1 of grey matter,
-#: pH 7.4, pO2 ~40 mmHg) (check).
-LUMPED_TISSUE: dict[str, float] = {
-    "blood_volume_fraction": 0.03,
-    "vessel_permeability": 0.01,
-    "receptor_density_nM": 0.0,
-    "glucose_metabolism": 0.1,
-    "ph": 7.4,
-    "po2_mmHg": 40.0,
-    "density_g_per_ml": 1.05,
-}
-
-_REGION_LABELS: dict[str, tuple[int, ...]] = {
-    "liver": (Label.LIVER,),
-    "spleen": (Label.SPLEEN,),
-    "kidneys": (Label.KIDNEY,),
-    "marrow": (Label.BONE,),
-    "tumour": tuple(TUMOUR_LABELS),
-}
-_REGION_LABELS["other_tissue"] = tuple(
-    int(label)
-    for label in Label
-    if label != Label.AIR and all(int(label) not in values for values in _REGION_LABELS.values())
-)
-#: Voxels whose macrophages take the rest of the MPS clearance: other tissue except blood
-#: pool (no tissue) and brain (behind the blood-brain barrier).
-_REST_LABELS = tuple(v for v in _REGION_LABELS["other_tissue"] if v not in (Label.BLOOD_POOL, Label.BRAIN))
-_ORGANS = ("liver", "spleen", "kidneys", "marrow")  # clearance destinations, lumped when absent
-_MPS_ORGANS = ("liver", "spleen", "marrow")
-_ENTRY_PROPERTIES = (
-    "blood_volume_fraction",
-    "vessel_permeability",
-    "receptor_density_nM",
-    "glucose_metabolism",
-    "ph",
-    "po2_mmHg",
-)
-_AIR_SORT_KEY = 255  # air sorts after every tissue label (uint8)
-
-
-# --- the body: tissue voxels compressed to one entry axis, plus lumped compartments --------
-
-
-@dataclass(frozen=True, eq=False)
-class _Body:
-    """Non-air voxels gathered onto a 1-D entry axis, followed by the lumped compartments.
-
-    Entries ``[0, n_voxels)`` are voxels sorted by label (``label_range[label]`` is the slice
-    of that label); the rest are lumped compartments (``lumped_index``: one per organ
-    remainder outside the field of view, then ``outside_fov``; each is named after the ledger
-    region it counts under). ``inverse`` maps every grid voxel to its entry, or to
-    ``n_voxels`` (a zero pad) for air.
-    """
-
-    backend: Any
-    shape: tuple[int, int, int]
-    voxel_volume_ml: float
-    blood_volume_ml: float
-    n_voxels: int
-    n_entries: int
-    inverse: Any
-    volume_ml: Any
-    props: dict[str, Any]
-    label_range: dict[int, tuple[int, int]]
-    lumped_index: dict[str, int]
-    organ_fraction: dict[str, float]
-    organ_weighting: dict[str, tuple[str, float]]
-    rest_blood_ml: float
-    access_sum: dict[tuple[str, bool], float]
-    region_mass_g: dict[str, float]
-    region_blood_ml: dict[str, float]
-    label_mass_g: dict[int, float]
-    label_blood_ml: dict[int, float]
-    max_property: dict[str, float]
-    label_to_region: Any  # (len(Label), len(REGIONS)) 0/1, device
-    lumped_to_region: Any  # (n_lumped, len(REGIONS)) 0/1, device
-
-    def indicator(self, labels: Sequence[int] = (), lumped: Sequence[str] = ()):
-        """Float 0/1 vector over entries: the voxels of ``labels`` and the ``lumped`` entries.
-
-        Built from contiguous ranges (voxels are sorted by label), so no per-entry label
-        array is kept.
-        """
-        xp, dev, f64 = self.backend.xp, self.backend.device, self.backend.xp.float64
-        ranges = [self.label_range[int(v)] for v in labels]
-        ranges += [(self.lumped_index[k], self.lumped_index[k] + 1) for k in lumped if k in self.lumped_index]
-        ranges = sorted({r for r in ranges if r[1] > r[0]})  # disjoint: labels and entries differ
-        pieces, at = [], 0
-        for lo, hi in ranges:
-            if lo > at:
-                pieces.append(xp.zeros((lo - at,), dtype=f64, device=dev))
-            pieces.append(xp.ones((hi - lo,), dtype=f64, device=dev))
-            at = hi
-        if at < self.n_entries:
-            pieces.append(xp.zeros((self.n_entries - at,), dtype=f64, device=dev))
-        return xp.concat(pieces) if len(pieces) > 1 else pieces[0]
-
-    def region(self, name: str):
-        """Float indicator (0/1) of the entries belonging to ``name`` (voxels and lumped)."""
-        return self.indicator(_REGION_LABELS.get(name, ()), (name,))
-
-    def label_sums(self, values):
-        """(len(Label),) device vector: ``values`` summed over each label's voxels."""
-        xp = self.backend.xp
-        return xp.stack([xp.sum(values[lo:hi]) for lo, hi in (self.label_range[int(label)] for label in Label)])
-
-    def region_sums(self, values, label_sums):
-        """(len(REGIONS),) device vector: ``values`` summed over each ledger region."""
-        xp = self.backend.xp
-        return xp.matmul(label_sums, self.label_to_region) + xp.matmul(
-            values[self.n_voxels :], self.lumped_to_region
-        )
-
-    def to_grid(self, values):
-        """Scatter per-voxel entry values onto the image grid (air = 0)."""
-        xp, be = self.backend.xp, self.backend
-        padded = xp.concat([values[: self.n_voxels], xp.zeros((1,), dtype=xp.float64, device=be.device)])
-        return xp.reshape(xp.take(padded, self.inverse), self.shape)
-
-
-def _diffusible_access(xp, vb):
-    return xp.minimum(vb / DIFFUSIBLE_REFERENCE_VB, DIFFUSIBLE_MAX_ACCESS)
-
-
-def _phantom_sums(phantom: Phantom, backend) -> dict[str, float]:
-    """Label counts and the phantom sums the solver needs on the host, in one download."""
-    xp = backend.xp
-    f64 = xp.float64
-    labels = xp.reshape(phantom.labels, (-1,))
-    vol = phantom.grid.voxel_volume_ml
-    dens = xp.reshape(phantom.properties["density_g_per_ml"], (-1,))
-    vb = xp.reshape(phantom.properties["blood_volume_fraction"], (-1,))
-    named: dict[str, Any] = {}
-    organ_labels = {int(v) for organ in _ORGANS for v in _REGION_LABELS[organ]}
-    for label in Label:  # one float mask at a time: no (n, n_labels) matrix
-        mask = xp.astype(labels == int(label), f64)
-        named[f"count_{label.value}"] = xp.sum(mask)
-        named[f"label_mass_{label.value}"] = vol * xp.sum(dens * mask)
-        named[f"label_blood_{label.value}"] = vol * xp.sum(vb * mask)
-        if int(label) in organ_labels:  # organ means, for the organ's remainder outside the FOV
-            for key in _ENTRY_PROPERTIES:
-                named[f"sum_{key}_{label.value}"] = xp.sum(xp.reshape(phantom.properties[key], (-1,)) * mask)
-    # Extravasation capacity sum(access (1 - v_b) V) for both transports, with and without brain.
-    tissue = labels != int(Label.AIR)
-    brain = labels == int(Label.BRAIN)
-    zero = xp.zeros((), dtype=f64, device=backend.device)
-    for transport, access in (
-        ("epr", xp.reshape(phantom.properties["vessel_permeability"], (-1,))),
-        ("diffusible", _diffusible_access(xp, vb)),
-    ):
-        weight = access * (1.0 - vb) * vol
-        named[f"access_{transport}_all"] = xp.sum(xp.where(tissue, weight, zero))
-        named[f"access_{transport}_brain"] = xp.sum(xp.where(brain, weight, zero))
-    # Host bounds of the maps that scale rates (non-negative maps: max over the body).
-    for key in ("glucose_metabolism", "receptor_density_nM"):
-        named[f"max_{key}"] = xp.max(xp.where(tissue, xp.reshape(phantom.properties[key], (-1,)), zero))
-    keys = list(named)
-    host = backend.to_host(xp.stack([xp.asarray(named[k], dtype=f64, device=backend.device) for k in keys]))
-    sums = dict(zip(keys, (float(v) for v in host.tolist())))
-    for region, values in _REGION_LABELS.items():
-        sums[f"mass_{region}"] = sum(sums[f"label_mass_{int(v)}"] for v in values)
-        sums[f"blood_{region}"] = sum(sums[f"label_blood_{int(v)}"] for v in values)
-    return sums
-
-
-def _lumped_compartments(phantom: Phantom, sums: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
-    """In-FOV fraction of each clearance organ, and the lumped masses (g) in entry order.
-
-    Lumped entries: the remainder ``(1 - f) x reference mass`` of every organ with
-    ``f < 1``, then ``outside_fov`` (the rest of the body, clipped at 0).
-    """
-    reference = REFERENCE_ORGAN_MASS_FRACTION[phantom.species]
-    fraction, masses = {}, {}
-    for organ in _ORGANS:
-        ref_g = reference[organ] * phantom.body_mass_g
-        fraction[organ] = min(1.0, sums[f"mass_{organ}"] / ref_g)
-        if fraction[organ] < 1.0:
-            masses[organ] = (1.0 - fraction[organ]) * ref_g
-    fov_mass = sum(sums[f"mass_{r}"] for r in REGIONS if r != "outside_fov")
-    masses["outside_fov"] = max(0.0, phantom.body_mass_g - fov_mass - sum(masses.values()))
-    return fraction, masses
-
-
-def _lumped_properties(sums, fraction, virtual, counts, vol) -> dict[str, dict[str, float]]:
-    """Tissue properties of each lumped compartment (host values).
-
-    The remainder of an organ partly in the field of view takes the mean of the organ's
-    voxels (so its carrier per gram matches theirs); an absent organ and ``outside_fov``
-    exchange like resting muscle (:data:`LUMPED_TISSUE`).
-    """
-    out = {}
-    for name in virtual:
-        labels = _REGION_LABELS.get(name, ())
-        if name in _ORGANS and fraction[name] > 0.0 and len(labels) == 1:
-            label, count = int(labels[0]), counts[int(labels[0])]
-            props = {key: sums[f"sum_{key}_{label}"] / count for key in _ENTRY_PROPERTIES}
-            props["density_g_per_ml"] = sums[f"label_mass_{label}"] / (count * vol)
-            out[name] = props
-        else:
-            out[name] = dict(LUMPED_TISSUE)
-    return out
-
-
-def _compress(labels_flat, n_voxels: int, backend):
-    """Indices of the non-air voxels sorted by label, and the inverse map (air -> n_voxels)."""
-    xp = backend.xp
-    # A stable sort by label (air last) puts each label's voxels in one contiguous run
-    # without a data-dependent shape; ties keep grid order.
-    last = xp.asarray(_AIR_SORT_KEY, dtype=xp.uint8, device=backend.device)
-    key = xp.where(labels_flat == int(Label.AIR), last, labels_flat)
-    order = xp.argsort(key, stable=True)
-    position = xp.argsort(order, stable=True)
-    pad = xp.asarray(n_voxels, dtype=position.dtype, device=backend.device)
-    return order[:n_voxels], xp.where(position < n_voxels, position, pad)
-
-
-def _organ_weighting(sums, counts, fraction, vol) -> dict[str, tuple[str, float]]:
-    """How each organ's in-FOV share is spread over its voxels: (kind, normalising sum)."""
-    weighting = {}
-    for organ in _ORGANS:
-        organ_volume = vol * sum(counts[int(v)] for v in _REGION_LABELS[organ])
-        if fraction[organ] == 0.0:
-            weighting[organ] = ("none", 1.0)  # no voxel: all goes to the lumped organ
-        elif organ == "kidneys":
-            weighting[organ] = ("volume", organ_volume)  # filtration per kidney volume
-        elif sums[f"blood_{organ}"] > 0.0:
-            weighting[organ] = ("blood", sums[f"blood_{organ}"])  # MPS uptake follows perfusion
-        else:
-            weighting[organ] = ("volume", organ_volume)  # no blood in the map there: by volume
-    return weighting
-
-
-def _access_sums(sums, lumped_props: list[dict[str, float]], lumped_volume_ml: list[float]):
-    """sum(access (1 - v_b) V) over all entries, per (transport, crosses_bbb), mL."""
-    out = {}
-    for transport in ("epr", "diffusible"):
-        total = sums[f"access_{transport}_all"]
-        for props, volume in zip(lumped_props, lumped_volume_ml):
-            vb = props["blood_volume_fraction"]
-            if transport == "epr":
-                access = props["vessel_permeability"]
-            else:
-                access = min(vb / DIFFUSIBLE_REFERENCE_VB, DIFFUSIBLE_MAX_ACCESS)
-            total += access * (1.0 - vb) * volume
-        out[(transport, True)] = total
-        out[(transport, False)] = max(0.0, total - sums[f"access_{transport}_brain"])
-    return out
-
-
-def _build_body(phantom: Phantom, backend) -> _Body:
-    """Compress the phantom's non-air voxels and append the lumped compartments."""
-    xp, dev, f64 = backend.xp, backend.device, backend.xp.float64
-    sums = _phantom_sums(phantom, backend)
-    vol = phantom.grid.voxel_volume_ml
-    counts = {int(label): int(round(sums[f"count_{label.value}"])) for label in Label}
-    n_voxels = phantom.grid.n_voxels - counts[int(Label.AIR)]
-    fraction, lumped_mass = _lumped_compartments(phantom, sums)
-    virtual = tuple(lumped_mass)
-    lumped_props = _lumped_properties(sums, fraction, virtual, counts, vol)
-    virtual_props = [lumped_props[name] for name in virtual]
-    virtual_volume = [lumped_mass[name] / lumped_props[name]["density_g_per_ml"] for name in virtual]
-    n_entries = n_voxels + len(virtual)
-
-    label_range, at = {}, 0
-    for label in sorted(int(v) for v in Label if v != Label.AIR):
-        label_range[label] = (at, at + counts[label])
-        at += counts[label]
-    label_range[int(Label.AIR)] = (0, 0)
-    lumped_index = {name: n_voxels + j for j, name in enumerate(virtual)}
-
-    labels = xp.reshape(phantom.labels, (-1,))
-    index, inverse = _compress(labels, n_voxels, backend)
-
-    def entries(voxel_values, lumped_values):
-        return xp.concat([voxel_values, xp.asarray(lumped_values, dtype=f64, device=dev)])
-
-    props = {
-        key: entries(
-            xp.take(xp.reshape(phantom.properties[key], (-1,)), index), [q[key] for q in virtual_props]
-        )
-        for key in _ENTRY_PROPERTIES
-    }
-    region_of = {int(v): region for region, values in _REGION_LABELS.items() for v in values}
-    label_to_region = [[float(region_of.get(int(label)) == region) for region in REGIONS] for label in Label]
-    lumped_to_region = [[float(name == region) for region in REGIONS] for name in virtual]
-
-    region_mass = {r: sums.get(f"mass_{r}", 0.0) for r in REGIONS}
-    region_blood = {r: sums.get(f"blood_{r}", 0.0) for r in REGIONS}
-    for name, volume_ml in zip(virtual, virtual_volume):
-        region_mass[name] += lumped_mass[name]
-        region_blood[name] += lumped_props[name]["blood_volume_fraction"] * volume_ml
-    region_mass["blood"] = phantom.blood_volume_ml * BLOOD_DENSITY_G_PER_ML
-    region_blood["blood"] = 0.0
-    rest_blood = sum(sums[f"label_blood_{v}"] for v in _REST_LABELS)
-    rest_blood += lumped_props["outside_fov"]["blood_volume_fraction"] * virtual_volume[-1]
-    return _Body(
-        backend=backend,
-        shape=phantom.grid.shape,
-        voxel_volume_ml=vol,
-        blood_volume_ml=phantom.blood_volume_ml,
-        n_voxels=n_voxels,
-        n_entries=n_entries,
-        inverse=inverse,
-        volume_ml=entries(xp.full((n_voxels,), vol, dtype=f64, device=dev), virtual_volume),
-        props=props,
-        label_range=label_range,
-        lumped_index=lumped_index,
-        organ_fraction=fraction,
-        organ_weighting=_organ_weighting(sums, counts, fraction, vol),
-        rest_blood_ml=rest_blood,
-        access_sum=_access_sums(sums, virtual_props, virtual_volume),
-        region_mass_g=region_mass,
-        region_blood_ml=region_blood,
-        label_mass_g={int(label): sums[f"label_mass_{label.value}"] for label in Label if label != Label.AIR},
-        label_blood_ml={
-            int(label): sums[f"label_blood_{label.value}"] for label in Label if label != Label.AIR
-        },
-        max_property={
-            key: max([sums[f"max_{key}"]] + [q[key] for q in virtual_props])
-            for key in ("glucose_metabolism", "receptor_density_nM")
-        },
-        label_to_region=xp.asarray(label_to_region, dtype=f64, device=dev),
-        lumped_to_region=xp.asarray(lumped_to_region, dtype=f64, device=dev),
-    )
-
-
-# --- a linear first-order compartment network on the entry axis --------------------------
-
-
-@dataclass
-class _Transfer:
-    src: int
-    dst: int
-    rate: Any  # host float, or device array over entries
-    weight: Any = None  # scalar source -> map destination: device distribution summing to 1
-    frac: Any = None  # rate / (total outflow of src), set by compile
-
-
-class _Network:
-    """Linear compartments (scalars or per-entry maps) stepped by exponential splitting.
-
-    A state is a scalar (0-d device array) or a map over the body entries. A transfer is a
-    first-order rate from one state to another; from a scalar to a map it is distributed by
-    a weight map summing to 1; from a map to a scalar it is summed over entries.
-    """
-
-    def __init__(self, xp):
-        self.xp = xp
-        self.names: list[str] = []
-        self.is_map: list[bool] = []
-        self.transfers: list[_Transfer] = []
-        self.total_rate: list[Any] = []
-        self.rate_bound: list[float] = []
-        self.pass_through: list[bool] = []
-
-    def state(self, name: str, is_map: bool) -> int:
-        self.names.append(name)
-        self.is_map.append(is_map)
-        self.rate_bound.append(0.0)
-        return len(self.names) - 1
-
-    def flow(self, src: int, dst: int, rate, weight=None, *, bound: float | None = None) -> None:
-        """Add the transfer ``src -> dst`` at ``rate`` (1/h).
-
-        ``rate`` is a host float or a map over entries; a map needs ``bound``, a host upper
-        bound of its values (it decides where the in-step pass-through is worth its cost).
-        """
-        if isinstance(rate, float):
-            if rate == 0.0:
-                return  # host-known zero: no work per step
-            bound = rate
-        elif bound is None:
-            raise ValueError(
-                f"transfer {self.names[src]} -> {self.names[dst]}: a rate map needs a host bound"
-            )
-        if bound == 0.0:
-            return
-        if self.is_map[dst] and not self.is_map[src] and weight is None:
-            raise ValueError(f"transfer {self.names[src]} -> {self.names[dst]} needs a weight map")
-        self.transfers.append(_Transfer(src, dst, rate, weight))
-        self.rate_bound[src] += bound
-
-    def compile(self, max_step_h: float) -> None:
-        """Step-invariant parts: total outflow rates, each transfer's share, pass-through.
-
-        The in-step pass-through costs a second pass over the transfers; it is used only for
-        states whose fastest outflow drains more than ``PASS_THROUGH_MIN_DECAY`` of a step's
-        arrivals (otherwise its first-order error, about half that fraction, is negligible).
-        """
-        xp = self.xp
-        self.total_rate = [0.0] * len(self.names)
-        for t in self.transfers:
-            self.total_rate[t.src] = self.total_rate[t.src] + t.rate
-        safe = [r if isinstance(r, float) else xp.where(r > 0.0, r, 1.0) for r in self.total_rate]
-        for t in self.transfers:
-            t.frac = t.rate / safe[t.src]
-        self.pass_through = [bound * max_step_h > PASS_THROUGH_MIN_DECAY for bound in self.rate_bound]
-
-    def _phi(self, x):
-        """``(1 - exp(-x)) / x`` (1 at x = 0) for a host float or a device map, x >= 0."""
-        if isinstance(x, float):
-            return -math.expm1(-x) / x if x > 0.0 else 1.0
-        xp = self.xp
-        positive = x > 0.0
-        return xp.where(positive, -xp.expm1(-x) / xp.where(positive, x, 1.0), 1.0)
-
-    def _kept(self, x_src, x_dst):
-        """Share of a source's start-of-step outflow still in the destination at step end.
-
-        Bateman two-stage solution: the source drains as ``exp(-x_src s / dt)``, the arrivals
-        leave the destination at ``x_dst / dt``; the kept share is
-        ``exp(-min) phi(|x_src - x_dst|) / phi(x_src)`` with ``phi(z) = (1 - e^-z) / z``
-        (-> the uniform-arrival ``phi(x_dst)`` for a slow source), clipped to [0, 1].
-        """
-        if isinstance(x_src, float) and isinstance(x_dst, float):
-            kept = math.exp(-min(x_src, x_dst)) * self._phi(abs(x_src - x_dst)) / self._phi(x_src)
-            return min(kept, 1.0)
-        xp = self.xp
-        lo = xp.minimum(x_dst, x_src) if isinstance(x_src, float) else xp.minimum(x_src, x_dst)
-        gap = xp.abs(x_src - x_dst)
-        return xp.minimum(xp.exp(-lo) * self._phi(gap) / self._phi(x_src), 1.0)
-
-    def factors(self, dt: float) -> "_Factors":
-        """Step factors for a step of ``dt`` hours."""
-        xp = self.xp
-        stay, leave, x = [], [], []
-        for rate in self.total_rate:
-            xk = rate * dt
-            x.append(xk)
-            if isinstance(rate, float):
-                stay.append(math.exp(-xk))
-                leave.append(-math.expm1(-xk))
-            else:
-                stay.append(xp.exp(-xk))
-                leave.append(-xp.expm1(-xk))
-        keep, onward, route = [], [], []
-        for t in self.transfers:
-            a = leave[t.src] * t.frac
-            if self.pass_through[t.dst]:
-                kept = self._kept(x[t.src], x[t.dst])
-                k, h = a * kept, a * (1.0 - kept)
-            else:
-                k, h = a, None
-            if t.weight is not None:
-                k = k * t.weight
-                h = None if h is None else h * t.weight
-            keep.append(k)
-            onward.append(h)
-            # Mass passed on by a pass-through source leaves it along its shares.
-            if self.pass_through[t.src]:
-                route.append(t.frac if t.weight is None else t.frac * t.weight)
-            else:
-                route.append(None)
-        return _Factors(stay=stay, keep=keep, onward=onward, route=route)
-
-    def _move(self, amount, factor, t: _Transfer):
-        """Mass moved along ``t`` from ``amount`` (of the source's shape) with ``factor``."""
-        if self.is_map[t.src] and not self.is_map[t.dst]:
-            if isinstance(factor, float):
-                return self.xp.sum(amount) * factor
-            return self.xp.vecdot(amount, factor)
-        return amount * factor
-
-    def step(self, values: list, f: "_Factors") -> list:
-        """Advance all states by one step (returns new state values; inputs are not modified).
-
-        First pass: each transfer moves its share of the source's start-of-step content; the
-        destination keeps the part that has not left it again by the end of the step (the
-        Bateman share) and the rest is passed on. Second pass: what was passed on leaves
-        along the destination's own shares (arriving late in the step, it stays there).
-        """
-        # Accumulators are fresh arrays owned here, so they are updated in place: large maps
-        # cost mostly their allocation, and in-place sums halve the temporaries.
-        n = len(values)
-        kept: list[Any] = [None] * n
-        passing: list[Any] = [None] * n
-        for t, k, h in zip(self.transfers, f.keep, f.onward):
-            _accumulate(kept, t.dst, self._move(values[t.src], k, t))
-            if h is not None:
-                _accumulate(passing, t.dst, self._move(values[t.src], h, t))
-        for t, r in zip(self.transfers, f.route):
-            arrived = passing[t.src]
-            if arrived is not None and r is not None:
-                _accumulate(kept, t.dst, self._move(arrived, r, t))
-        out = []
-        for k in range(n):
-            stay = f.stay[k]
-            if isinstance(stay, float) and stay == 1.0:
-                value = values[k] if kept[k] is None else values[k] + kept[k]  # never alias the input
-            else:
-                value = values[k] * stay
-                if kept[k] is not None:
-                    value += kept[k]
-            out.append(value)
-        return out
-
-
-def _accumulate(slots: list, index: int, amount) -> None:
-    """``slots[index] += amount``, in place once the slot holds an array made here."""
-    if slots[index] is None:
-        slots[index] = amount
-    else:
-        slots[index] += amount
-
-
-@dataclass
-class _Factors:
-    stay: list  # per state: exp(-R dt)
-    keep: list  # per transfer: share of the source moved and kept by the destination
-    onward: list  # per transfer: share moved and passed on within the step (or None)
-    route: list  # per transfer: how a pass-through source passes arrivals on (or None)
 
 
 # --- one agent ------------------------------------------------------------------------------
@@ -666,7 +144,7 @@ class _Factors:
 class _AgentModel:
     """The compartment network of one agent and how to read its outputs."""
 
-    network: _Network
+    network: Network
     initial: list
     index: dict[str, int]
     caps: tuple[tuple[float, float], ...]  # (tau until which the cap applies, cap), h
@@ -699,7 +177,7 @@ class _CarrierRates:
         return self.k_ext + self.renal + self.non_renal
 
 
-def _organ_weight(body: _Body, organ: str):
+def _organ_weight(body: Body, organ: str):
     """Distribution of an organ's clearance over its entries (sums to 1).
 
     Its voxels get the in-FOV fraction ``f`` (by volume x blood fraction, kidneys by volume),
@@ -709,7 +187,7 @@ def _organ_weight(body: _Body, organ: str):
     kind, total = body.organ_weighting[organ]
     weight = None
     if f > 0.0:
-        mask = body.indicator(_REGION_LABELS[organ])
+        mask = body.indicator(REGION_LABELS[organ])
         per_entry = body.volume_ml if kind == "volume" else body.volume_ml * body.props["blood_volume_fraction"]
         weight = mask * per_entry * (f / total)
     if f < 1.0:
@@ -718,14 +196,14 @@ def _organ_weight(body: _Body, organ: str):
     return weight
 
 
-def _rest_weight(body: _Body):
+def _rest_weight(body: Body):
     """Distribution of the rest-of-body macrophage clearance (volume x blood fraction)."""
-    mask = body.indicator(_REST_LABELS, ("outside_fov",))
+    mask = body.indicator(REST_LABELS, ("outside_fov",))
     return mask * body.volume_ml * body.props["blood_volume_fraction"] * (1.0 / body.rest_blood_ml)
 
 
 def _blood_rates(
-    body: _Body, agent: AgentSpec, carrier: CarrierParams, species: str, where: str
+    body: Body, agent: AgentSpec, carrier: CarrierParams, species: str, where: str
 ) -> tuple[float, float, float]:
     """Extravasation, renal and non-renal (MPS) rates of carrier out of blood, 1/h.
 
@@ -754,7 +232,7 @@ def _blood_rates(
 
 
 def _carrier_rates(
-    body: _Body, agent: AgentSpec, carrier: CarrierParams, species: str, where: str
+    body: Body, agent: AgentSpec, carrier: CarrierParams, species: str, where: str
 ) -> _CarrierRates:
     """The carrier's rates on this body (see the module docstring for the model)."""
     xp, p = body.backend.xp, body.props
@@ -762,7 +240,7 @@ def _carrier_rates(
     k_ext, renal, non_renal = _blood_rates(body, agent, carrier, species, where)
 
     # Extravasation: blood -> E, distributed as K_in(x) V(x) over the entries.
-    access = p["vessel_permeability"] if carrier.transport == "epr" else _diffusible_access(xp, vb)
+    access = p["vessel_permeability"] if carrier.transport == "epr" else diffusible_access(xp, vb)
     if not carrier.crosses_bbb:
         access = access * (1.0 - body.indicator((Label.BRAIN,)))  # the blood-brain barrier
     capacity = body.access_sum[(carrier.transport, carrier.crosses_bbb)]
@@ -777,7 +255,7 @@ def _carrier_rates(
         rest = 0.0
     mps_weight = None
     if non_renal > 0.0:
-        parts = [shares[o] * _organ_weight(body, o) for o in _MPS_ORGANS if shares[o] > 0.0]
+        parts = [shares[o] * _organ_weight(body, o) for o in MPS_ORGANS if shares[o] > 0.0]
         if rest > 0.0:
             parts.append(rest * _rest_weight(body))
         mps_weight = parts[0]
@@ -787,7 +265,7 @@ def _carrier_rates(
     # Macrophages keep what they take up: no B -> E where they sequester carrier.
     sequestering = mps
     if rest > 0.0 and non_renal > 0.0:
-        sequestering = mps + body.indicator(_REST_LABELS, ("outside_fov",))
+        sequestering = mps + body.indicator(REST_LABELS, ("outside_fov",))
 
     uptake = uptake_bound = carrier.cell_uptake_per_h
     if carrier.cell_uptake_map == "glucose":
@@ -822,7 +300,7 @@ def _carrier_rates(
     )
 
 
-def _add_carrier_states(net: _Network, r: _CarrierRates, prefix: str, blood: int, urine: int, feces: int):
+def _add_carrier_states(net: Network, r: _CarrierRates, prefix: str, blood: int, urine: int, feces: int):
     """Tissue states E, B (and K) of carrier (prefix "") or encapsulated drug (prefix "P").
 
     The encapsulated drug uses the same transfers as its carrier, so every carrier flux also
@@ -845,7 +323,7 @@ def _add_carrier_states(net: _Network, r: _CarrierRates, prefix: str, blood: int
     return E, B, K
 
 
-def _add_payload(net: _Network, idx: dict, body: _Body, rates: _CarrierRates, agent: AgentSpec) -> DrugParams:
+def _add_payload(net: Network, idx: dict, body: Body, rates: _CarrierRates, agent: AgentSpec) -> DrugParams:
     """Encapsulated drug (following its carrier), release, and the released drug's fate."""
     xp, p = body.backend.xp, body.props
     drug = drug_parameters(agent.payload.drug)
@@ -873,7 +351,7 @@ def _add_payload(net: _Network, idx: dict, body: _Body, rates: _CarrierRates, ag
 
 
 def _step_caps(
-    net: _Network, idx: dict, max_step_h: float
+    net: Network, idx: dict, max_step_h: float
 ) -> tuple[tuple[tuple[float, float], ...], tuple[str, ...]]:
     """Step caps: the bolus phase, then the rest of the schedule.
 
@@ -905,7 +383,7 @@ def _step_caps(
 
 
 def _build_model(
-    body: _Body,
+    body: Body,
     agent: AgentSpec,
     carrier: CarrierParams,
     species: str,
@@ -917,7 +395,7 @@ def _build_model(
     """The agent's compartment network, its initial state and its step caps."""
     xp, dev = body.backend.xp, body.backend.device
     rates = _carrier_rates(body, agent, carrier, species, where)
-    net = _Network(xp)
+    net = Network(xp)
     idx: dict[str, int] = {name: net.state(name, False) for name in ("blood", "urine", "feces")}
     idx["E"], idx["B"], idx["K"] = _add_carrier_states(
         net, rates, "", idx["blood"], idx["urine"], idx["feces"]
@@ -1008,7 +486,7 @@ def solver_steps(
 class _Recorder:
     """Device snapshots of one agent at its output times, and its (thinned) blood curve."""
 
-    def __init__(self, body: _Body, model: _AgentModel, span_h: float):
+    def __init__(self, body: Body, model: _AgentModel, span_h: float):
         self.body = body
         self.index, self.injection_time_h = model.index, model.injection_time_h  # not the network
         self.has_drug = model.drug is not None
@@ -1131,7 +609,7 @@ def _columns(flat: list[float], keys: tuple) -> dict:
 
 
 def _simulate_agent(
-    body: _Body,
+    body: Body,
     phantom: Phantom,
     agent: AgentSpec,
     position: int,
@@ -1266,7 +744,7 @@ def simulate_delivery(
     for agent in agents:
         if agent.payload is not None:
             drug_parameters(agent.payload.drug)  # fail before any work on an unknown drug
-    body = _build_body(phantom, backend)
+    body = build_body(phantom, backend)
     deliveries = tuple(
         _simulate_agent(
             body,
