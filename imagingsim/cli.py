@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the exit code."""
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="imagingsim", standalone_mode=False)
+        # Non-standalone typer turns Ctrl-C into a returned 130 and returns other exit codes.
+        result = command.main(args=argv, prog_name="imagingsim", standalone_mode=False)
     except BadInput as exc:
         err.print(f"error: {exc}", markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
@@ -154,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         err.print(f"error: {exc.format_message()}", markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
-    return 0
+    if result == EXIT_INTERRUPTED:
+        err.print("interrupted: nothing was written", markup=False)
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":
