@@ -143,3 +143,11 @@ def test_interrupt_exits_130_and_writes_nothing(capsys, tmp_path, monkeypatch):
     code, _, err = run(capsys, "simulate", "--out", str(tmp_path / "ds"))
     assert code == 130 and "nothing was written" in err
     assert not (tmp_path / "ds").exists()
+
+
+def test_grid_too_fine_is_refused_with_one_error_line(capsys, tmp_path):
+    # Raised while building the phantom (after the one-line header), before any memory is used.
+    code, _, err = run(capsys, "simulate", "--out", str(tmp_path / "ds"), "--set", "phantom.voxel_size_mm=0.1")
+    errors = [l for l in err.splitlines() if l.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "phantom.voxel_size_mm" in errors[0] and "Traceback" not in err
+    assert not (tmp_path / "ds").exists()
