@@ -22,7 +22,7 @@ NAME_PATTERN = r"^[A-Za-z0-9]+$"  # BIDS entity values: letters and digits only
 MAX_TIME_H = 24.0 * 60  # 60 days: past 89Zr's useful window, far past any nanocarrier study
 
 #: Modalities that this version can simulate; later modules register themselves here.
-AVAILABLE_MODALITIES: tuple[str, ...] = ()
+AVAILABLE_MODALITIES: tuple[str, ...] = ("pet",)
 
 
 class ScenarioError(ValueError):
@@ -103,6 +103,8 @@ class PhantomSpec(_Model):
 # --- agents ----------------------------------------------------------------------------
 
 NUCLIDES = ("F18", "Zr89", "Cu64", "Ga68", "Tc99m", "In111", "Lu177")
+#: Nuclides that decay by positron emission (imaged by PET; data/radionuclides.toml).
+POSITRON_EMITTERS = ("F18", "Zr89", "Cu64", "Ga68")
 DYES = ("ICG", "IRDye800CW", "Cy55", "NIRII")
 
 
@@ -241,10 +243,55 @@ class ScheduleSpec(_Model):
         return times
 
 
+class PETSpec(_Model):
+    """PET acquisition and reconstruction; a field left unset takes the scanner preset's value.
+
+    One frame starts at each schedule time. Presets and their sources: data/scanners.toml.
+    """
+
+    scanner: Literal["preclinical", "clinical"] = "preclinical"
+    tracer: Annotated[str, Field(pattern=NAME_PATTERN, max_length=32)] | None = Field(
+        None,
+        description="Agent whose positron label names the scan and sets the decay correction; "
+        "default: the first agent with a positron-emitting label. Other positron emitters are "
+        "still detected (a scanner cannot tell them apart).",
+    )
+    frame_duration_s: Annotated[float, Field(gt=0.0, le=86400.0)] | None = None
+    n_views: Annotated[int, Field(ge=8, le=1024)] | None = None
+    fwhm_mm: Annotated[float, Field(ge=0.0, le=20.0)] | None = Field(None, description="Scanner PSF FWHM, mm.")
+    sensitivity: Annotated[float, Field(gt=0.0, le=1.0)] | None = Field(
+        None, description="Absolute sensitivity: detected trues per annihilation in the field of view."
+    )
+    scatter_fraction: Annotated[float, Field(ge=0.0, le=0.9)] | None = None
+    randoms_fraction: Annotated[float, Field(ge=0.0, le=0.9)] | None = None
+    recon: Annotated[list[Literal["osem", "mlem", "fbp"]], Field(min_length=1, max_length=3)] = Field(
+        default_factory=lambda: ["osem", "fbp"]
+    )
+    iterations: Annotated[int, Field(ge=1, le=200)] | None = Field(None, description="OSEM/MLEM iterations.")
+    subsets: Annotated[int, Field(ge=1, le=64)] | None = Field(None, description="OSEM subsets (views are split evenly).")
+    psf_in_model: bool = Field(True, description="Model positron range and PSF in OSEM/MLEM (resolution recovery).")
+    post_filter_fwhm_mm: Annotated[float, Field(ge=0.0, le=30.0)] | None = None
+    fbp_filter: Literal["ramp", "shepp-logan", "hann"] | None = None
+    fbp_cutoff: Annotated[float, Field(gt=0.0, le=1.0)] | None = Field(None, description="Filter cut-off, fraction of Nyquist.")
+    decay_correction: Literal["injection", "none"] = Field(
+        "injection",
+        description="Images decay-corrected to the tracer's injection, or not (then each frame shows its "
+        "mean activity during the frame).",
+    )
+
+    @field_validator("recon")
+    @classmethod
+    def _unique_recon(cls, recon):
+        if len(set(recon)) != len(recon):
+            raise ValueError(f"recon methods listed twice: {recon}")
+        return recon
+
+
 class ModalitiesSpec(_Model):
-    """Which modality forward models run."""
+    """Which modality forward models run, and their settings."""
 
     enabled: list[str] = Field(default_factory=list)
+    pet: PETSpec = Field(default_factory=PETSpec)
 
     @field_validator("enabled")
     @classmethod
@@ -277,6 +324,38 @@ class Scenario(_Model):
         if len(set(names)) != len(names):
             raise ValueError(f"agent names must be unique, got {names}")
         return agents
+
+    @model_validator(mode="after")
+    def _pet_has_a_tracer(self):
+        if "pet" not in self.modalities.enabled and self.modalities.pet.tracer is None:
+            return self
+        emitters = [a.name for a in self.agents if positron_nuclide(a) is not None]
+        tracer = self.modalities.pet.tracer
+        if tracer is not None and tracer not in emitters:
+            raise ValueError(
+                f"modalities.pet.tracer {tracer!r} is not an agent with a positron-emitting label; "
+                f"allowed: {', '.join(emitters) or 'none (label an agent with ' + '/'.join(POSITRON_EMITTERS) + ')'}"
+            )
+        if "pet" in self.modalities.enabled and not emitters:
+            raise ValueError(
+                "modalities.enabled has 'pet' but no agent has a positron-emitting label "
+                f"({', '.join(POSITRON_EMITTERS)})"
+            )
+        return self
+
+    def pet_tracer(self) -> AgentSpec:
+        """The agent PET is named after and decay-corrected for (see :class:`PETSpec`)."""
+        name = self.modalities.pet.tracer
+        emitters = [a for a in self.agents if positron_nuclide(a) is not None]
+        return next(a for a in emitters if name is None or a.name == name)
+
+
+def positron_nuclide(agent: AgentSpec) -> str | None:
+    """The positron-emitting nuclide labelling ``agent``, or None."""
+    for label in agent.labels:
+        if label.kind == "radionuclide" and label.nuclide in POSITRON_EMITTERS:
+            return label.nuclide
+    return None
 
 
 # --- loading, overrides, errors --------------------------------------------------------

@@ -135,6 +135,7 @@ class Backend:
     _from_host: Callable[[np.ndarray], Any] = field(repr=False)
     _generator_cls: type = field(default=Generator, repr=False)
     _sparse_from_host: Callable[[Any], SparseMatrix] | None = field(default=None, repr=False)
+    _sparse_from_csr: Callable[..., SparseMatrix] | None = field(default=None, repr=False)
     transfers: TransferStats = field(default_factory=TransferStats, repr=False)
 
     @property
@@ -177,6 +178,29 @@ class Backend:
         """
         self.transfers.uploads += 1
         return self._sparse_from_host(host_matrix)
+
+    def sparse_csr(self, data, indices, indptr, shape: tuple[int, int]) -> SparseMatrix:
+        """A sparse matrix from CSR arrays on this device, stored entries that are 0 dropped.
+
+        Parameters
+        ----------
+        data : device array, float32 or float64
+            Stored values, row after row.
+        indices : device array, int32 or int64
+            Column of each stored value (need not be sorted within a row).
+        indptr : device array, int64, length ``shape[0] + 1``
+            Row ``r`` holds ``data[indptr[r]:indptr[r+1]]``.
+        shape : (int, int)
+            Matrix shape.
+
+        Notes
+        -----
+        Kernels build their matrices in the array namespace (padded to a regular number of
+        entries per row, with zeros where a row has fewer), so no kernel needs scipy; the zeros
+        are pruned here. On numpy and cupy the arrays never leave the device; strict has no
+        sparse arrays and builds on the host (counted as one round trip).
+        """
+        return self._sparse_from_csr(data, indices, indptr, (int(shape[0]), int(shape[1])))
 
     def rng(self, *key: int) -> Generator:
         """A generator seeded from integer words, e.g. ``(scenario_seed, subject, stream)``.

@@ -19,6 +19,12 @@ def _sparse_from_host(matrix) -> SparseMatrix:
     return SparseMatrix(csparse.csr_matrix(csr), csparse.csr_matrix(csr.T.tocsr()), csr.shape, lambda m, x: m @ x)
 
 
+def _sparse_from_csr(data, indices, indptr, shape) -> SparseMatrix:
+    csr = csparse.csr_matrix((data, indices, indptr), shape=shape)
+    csr.eliminate_zeros()
+    return SparseMatrix(csr, csr.T.tocsr(), shape, lambda m, x: m @ x)
+
+
 class CupyGenerator(Generator):
     """Draws on the GPU (cuRAND XORWOW), seeded from the same key words as the host one.
 
@@ -59,4 +65,5 @@ def make_cupy_backend() -> Backend:
         _from_host=cupy.asarray,
         _generator_cls=CupyGenerator,
         _sparse_from_host=_sparse_from_host,
+        _sparse_from_csr=_sparse_from_csr,
     )

@@ -17,6 +17,12 @@ def _sparse_from_host(matrix) -> SparseMatrix:
     return SparseMatrix(csr, csr.T.tocsr(), csr.shape, lambda m, x: m @ x)
 
 
+def _sparse_from_csr(data, indices, indptr, shape) -> SparseMatrix:
+    csr = sparse.csr_array((np.asarray(data), np.asarray(indices), np.asarray(indptr)), shape=shape)
+    csr.eliminate_zeros()
+    return SparseMatrix(csr, csr.T.tocsr(), shape, lambda m, x: m @ x)
+
+
 @functools.cache
 def make_numpy_backend() -> Backend:
     """Build the (cached) NumPy backend."""
@@ -32,4 +38,5 @@ def make_numpy_backend() -> Backend:
         _to_host=lambda a: np.asarray(a),
         _from_host=lambda a: np.array(a, copy=True),
         _sparse_from_host=_sparse_from_host,
+        _sparse_from_csr=_sparse_from_csr,
     )

@@ -60,6 +60,20 @@ def _sparse_via_host(backend_ref):
     return from_host
 
 
+def _sparse_csr_via_host(backend_ref):
+    """Build from device CSR arrays on the host (one counted round trip)."""
+
+    def from_csr(data, indices, indptr, shape) -> SparseMatrix:
+        backend = backend_ref()
+        backend.transfers.round_trips += 1
+        host = [backend.to_host(a, count=False) for a in (data, indices, indptr)]
+        csr = sparse.csr_array(tuple(host), shape=shape)
+        csr.eliminate_zeros()
+        return _sparse_via_host(backend_ref)(csr)
+
+    return from_csr
+
+
 @functools.cache
 def make_strict_backend() -> Backend:
     """Build the (cached) strict backend."""
@@ -77,6 +91,7 @@ def make_strict_backend() -> Backend:
         _to_host=_to_host,
         _from_host=_from_host,
         _sparse_from_host=_sparse_via_host(ref),
+        _sparse_from_csr=_sparse_csr_via_host(ref),
     )
     holder.append(backend)
     return backend
