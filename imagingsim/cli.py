@@ -129,7 +129,25 @@ def _summarise(subject, out_dir: Path, files: list[Path], seconds: float) -> Non
             tumour = ", ".join(f"{v:.3g}" for v in agent.percent_id_per_g("tumour"))
             times = ", ".join(f"{t:g}" for t in agent.times_h)
             out.print(f"  {agent.agent.name}: tumour %ID/g at t = [{times}] h: [{tumour}]")
+        if "pet" in subject.acquisitions:
+            _summarise_pet(subject)
     out.print(f"done in {seconds:.1f} s")
+
+
+def _summarise_pet(subject) -> None:
+    """Tumour activity recovered by each PET reconstruction vs the truth, per frame."""
+    from imagingsim.metrics import roi_mean
+
+    acq, be = subject.acquisitions["pet"], subject.backend
+    tumour = subject.phantom.tumour_index > 0
+    truth = roi_mean(acq.expected_image_bq_per_ml, tumour, be)
+    out.print(f"  PET {acq.tracer.name} ({acq.nuclide}): tumour mean kBq/mL, true [{_kilo(truth)}]")
+    for method, image in acq.images_bq_per_ml.items():
+        out.print(f"    {method}: [{_kilo(roi_mean(image, tumour, be))}]")
+
+
+def _kilo(values) -> str:
+    return ", ".join(f"{v / 1000:.3g}" for v in values)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -97,7 +97,33 @@ def simulate(
 
     phantom = timed("phantom", build_phantom, scenario.phantom, be, seed)
     delivery = timed("delivery", simulate_delivery, phantom, list(scenario.agents), scenario.schedule.times_h, be)
-    return Subject(scenario, be, seed, phantom, delivery, {}, timings)
+    acquisitions = {}
+    for modality in scenario.modalities.enabled:
+        acquire = _ACQUIRE[modality]()
+        acquisitions[modality] = timed(modality, acquire, phantom, delivery, scenario, be, seed)
+    return Subject(scenario, be, seed, phantom, delivery, acquisitions, timings)
+
+
+def _pet_acquire():
+    from imagingsim.modalities.pet import acquire_pet
+
+    return acquire_pet
+
+
+#: Modality name -> loader of its ``acquire(phantom, delivery, scenario, backend, seed)``
+#: (imported lazily so a ground-truth-only run never imports the tomography stack).
+_ACQUIRE = {"pet": _pet_acquire}
+
+
+def _modality_writers(subject: Subject) -> list[Callable[[Path], Any]]:
+    """``writer(stage)`` callables that add each acquisition's files to the dataset."""
+    writers = []
+    if "pet" in subject.acquisitions:
+        from imagingsim.io.pet import write_pet
+
+        acquisition = subject.acquisitions["pet"]
+        writers.append(lambda stage: write_pet(stage, subject.scenario, subject.phantom, acquisition, subject.backend))
+    return writers
 
 
 def write_subject(subject: Subject, out_dir: str | Path, *, overwrite: bool = False) -> list[Path]:
@@ -106,5 +132,5 @@ def write_subject(subject: Subject, out_dir: str | Path, *, overwrite: bool = Fa
 
     return write_dataset(
         Path(out_dir), subject.scenario, subject.phantom, subject.delivery, subject.backend,
-        overwrite=overwrite,
+        overwrite=overwrite, extra_writers=_modality_writers(subject),
     )

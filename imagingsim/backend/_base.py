@@ -67,6 +67,7 @@ class SparseMatrix:
     def __init__(self, forward, transpose, shape: tuple[int, int], matmul: Callable[[Any, Any], Any]):
         self._forward, self._transpose, self._matmul = forward, transpose, matmul
         self.shape = (int(shape[0]), int(shape[1]))
+        self.nnz = int(forward.nnz)
 
     def apply(self, x):
         """``A @ x``."""

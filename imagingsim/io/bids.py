@@ -18,12 +18,17 @@ Layout (``<id>`` is ``scenario.subject_id``, ``<agent>`` an agent's name)::
         sub-<id>/delivery/sub-<id>_desc-<agent>Carrier_bloodcurve.tsv (+ .json)
         sub-<id>/delivery/sub-<id>_desc-<agent>{Carrier,Drug}_ledger.tsv (+ .json)
         sub-<id>/delivery/sub-<id>_desc-<agent>Carrier_uptake.tsv (+ .json)  %ID/g per region
+        sub-<id>/pet/sub-<id>_trc-<agent>_desc-expected_activity.nii.gz (+ .json)  PET truth, Bq/mL
+        sub-<id>/pet/sub-<id>_desc-mu511keV_map.nii.gz (+ .json)            mu at 511 keV, 1/mm
+
+Modality writers (:mod:`imagingsim.io.pet`) add their raw images, ``sourcedata/`` and truth
+files through ``extra_writers``.
 
 Every file of the derivative matches one entry of :data:`TRUTH_FILES`, which also writes the
-derivative's README (meaning and units of each pattern). Only the BIDS entities ``sub`` and
-``desc`` are used; the agent and the quantity are both encoded in ``desc`` (agent names are
-letters and digits). The suffixes ``scenario``, ``map``, ``conc``, ``bloodcurve``, ``ledger``
-and ``uptake`` and the ``delivery/`` folder are imagingsim extensions that BIDS 1.9 does not
+derivative's README (meaning and units of each pattern). Only the BIDS entities ``sub``,
+``desc`` and (PET truth) ``trc`` are used; the agent and the quantity are both encoded in ``desc`` (agent names are
+letters and digits). The suffixes ``scenario``, ``map``, ``conc``, ``bloodcurve``, ``ledger``,
+``uptake`` and ``activity`` and the ``delivery/`` folder are imagingsim extensions that BIDS 1.9 does not
 define (:data:`EXTENSION_SUFFIXES`); ``dseg`` is the BIDS derivative segmentation. The carrier
 blood curve is deliberately not called ``_blood``: that suffix is BIDS-PET's blood recording,
 with its own required columns and metadata. Likewise no sidecar uses the PET keys
@@ -247,6 +252,20 @@ TRUTH_FILES: tuple[TruthFile, ...] = (
         "time s, time_h h, compartments ug",
     ),
     TruthFile(
+        "sub-<id>/pet/sub-<id>_trc-<agent>_desc-expected_activity",
+        (".nii.gz", ".json"),
+        "4-D [x, y, z, frame] ground truth of the PET images of tracer <agent>: what an ideal "
+        "scanner would report in the images' convention (all positron emitters, scaled to the tracer's "
+        "positrons per decay and decay correction). Written when PET is enabled.",
+        "Bq/mL",
+    ),
+    TruthFile(
+        "sub-<id>/pet/sub-<id>_desc-mu511keV_map",
+        (".nii.gz", ".json"),
+        "Linear attenuation coefficient of the phantom at 511 keV (PET attenuation map).",
+        "1/mm",
+    ),
+    TruthFile(
         f"{_DELIVERY}Carrier_uptake",
         (".tsv", ".json"),
         "Carrier uptake per tissue region of the dseg (one column per label present, air "
@@ -264,6 +283,7 @@ EXTENSION_SUFFIXES: dict[str, str] = {
     "bloodcurve": "a blood concentration curve (TSV)",
     "ledger": "a mass-balance table (TSV)",
     "uptake": "a %ID/g table per region (TSV)",
+    "activity": "a 4-D activity concentration map (NIfTI)",
 }
 
 _TIME_COLUMNS = {

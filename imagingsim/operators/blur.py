@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -53,7 +54,7 @@ class Blur(LinearOperator):
         *,
         truncate: float = 4.0,
         dtype=None,
-    ) -> "Blur":
+    ) -> Blur:
         """A Gaussian blur of ``fwhm_mm`` (one value, or one per axis; 0 = none).
 
         The kernel is the Gaussian integrated over each voxel (differences of erf), so a
@@ -66,6 +67,8 @@ class Blur(LinearOperator):
             raise ValueError(f"Blur.gaussian needs {ndim} FWHM and voxel sizes, got {fwhms} and {tuple(voxel_size_mm)}")
         if any(f < 0 for f in fwhms):
             raise ValueError(f"Blur.gaussian: fwhm_mm must be >= 0, got {fwhms}")
+        if any(not float(v) > 0 for v in voxel_size_mm):
+            raise ValueError(f"Blur.gaussian: voxel_size_mm must be > 0, got {tuple(voxel_size_mm)}")
         xp = backend.xp
         kernel = None
         for axis, (fwhm, voxel, n) in enumerate(zip(fwhms, voxel_size_mm, in_shape)):
@@ -101,6 +104,6 @@ def _gaussian_weights(sigma_vox: float, truncate: float, n: int) -> list[float]:
     half = min(n - 1, max(1, math.ceil(truncate * sigma_vox)))
     scale = 1.0 / (math.sqrt(2.0) * sigma_vox)
     cdf = [0.5 * math.erf((k + 0.5) * scale) for k in range(-half - 1, half + 1)]
-    weights = [hi - lo for lo, hi in zip(cdf[:-1], cdf[1:])]
+    weights = [hi - lo for lo, hi in itertools.pairwise(cdf)]
     total = sum(weights)
     return [w / total for w in weights]

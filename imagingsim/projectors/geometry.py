@@ -73,7 +73,7 @@ class ParallelBeamGeometry:
         arc_deg: float = 180.0,
         bin_size_mm: float | None = None,
         n_bins: int | None = None,
-    ) -> "ParallelBeamGeometry":
+    ) -> ParallelBeamGeometry:
         """Equally spaced views over ``arc_deg`` and enough bins to see the whole image box.
 
         ``bin_size_mm`` defaults to the smaller pixel size; ``n_bins`` to the box diagonal
@@ -102,7 +102,7 @@ class ParallelBeamGeometry:
         half = (self.n_bins - 1) / 2.0
         return tuple((b - half) * self.bin_size_mm for b in range(self.n_bins))
 
-    def views(self, indices: Sequence[int]) -> "ParallelBeamGeometry":
+    def views(self, indices: Sequence[int]) -> ParallelBeamGeometry:
         """The same scanner restricted to some views (an OSEM subset), in the given order."""
         return ParallelBeamGeometry(
             self.image_shape, self.pixel_size_mm, tuple(self.angles_deg[i] for i in indices), self.n_bins, self.bin_size_mm

@@ -32,6 +32,18 @@ class ParallelProjector(LinearOperator):
     backend : Backend
     dtype : array dtype, optional
         float32 (default: half the memory traffic, about 4x faster SpMM on a CPU) or float64.
+
+    Notes
+    -----
+    Each bin is one line integral at its centre, not an average over the bin width. A pixel's
+    footprint in a view is a hat of half-width ``|cos| dx`` (or ``|sin| dy``) sampled at the
+    bins, so the per-view total ``sum_b p_b * bin_size_mm`` equals the image integral exactly
+    only where that width is a whole number of bins (0 and 90 degrees with bins as wide as the
+    pixels). At oblique views the sampling aliases: at 45 degrees (square pixels, bins =
+    pixels) one hot pixel's total is between ``2 sqrt(2) - 2 = 0.83`` and ``sqrt(2) = 1.41``
+    times its integral, depending on where it falls between bin centres; for an image that is
+    smooth over a few bins (Gaussian sigma 3 pixels) the error is about 1e-4
+    (``tests/test_projectors.py`` checks both).
     """
 
     def __init__(self, geometry: ParallelBeamGeometry, n_slices: int, backend: Backend, *, dtype=None):
@@ -41,7 +53,7 @@ class ParallelProjector(LinearOperator):
         self.dtype = dtype or backend.xp.float32
         self.matrix = _system_matrix("joseph", geometry, backend, _dtype_name(backend, self.dtype))
 
-    def subset(self, views) -> "ParallelProjector":
+    def subset(self, views) -> ParallelProjector:
         """The projector for some views only (OSEM subsets)."""
         return ParallelProjector(self.geometry.views(views), self.in_shape[2], self.backend, dtype=self.dtype)
 
@@ -53,7 +65,7 @@ class ParallelProjector(LinearOperator):
 
     def _adjoint(self, y):
         xp = self.backend.xp
-        nx, ny, nz = self.in_shape
+        nz = self.in_shape[2]
         x = self.matrix.adjoint(xp.reshape(xp.astype(y, self.dtype), (-1, nz)))
         return xp.reshape(x, self.in_shape)
 

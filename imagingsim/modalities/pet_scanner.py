@@ -1,0 +1,73 @@
+"""PET scanner presets (``data/scanners.toml``) merged with a scenario's overrides."""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from dataclasses import fields
+from importlib import resources
+from typing import Any
+
+from imagingsim.modalities.pet_result import ScannerParams
+from imagingsim.scenario import PETSpec
+
+#: ScannerParams fields that a scenario may override (the PETSpec field of the same name).
+OVERRIDABLE = (
+    "fwhm_mm",
+    "sensitivity",
+    "scatter_fraction",
+    "randoms_fraction",
+    "frame_duration_s",
+    "n_views",
+    "iterations",
+    "subsets",
+    "post_filter_fwhm_mm",
+    "fbp_filter",
+    "fbp_cutoff",
+)
+
+
+@functools.cache
+def pet_presets() -> dict[str, dict[str, Any]]:
+    """The ``[pet.<name>]`` tables of ``data/scanners.toml``, by preset name."""
+    text = resources.files("imagingsim.data").joinpath("scanners.toml").read_text(encoding="utf-8")
+    return dict(tomllib.loads(text)["pet"])
+
+
+def scanner_params(spec: PETSpec) -> ScannerParams:
+    """The scanner of ``spec``: its preset, each field the scenario sets replacing the preset's.
+
+    Raises
+    ------
+    ValueError
+        One line: an unknown preset, a preset missing a field, or more OSEM subsets than views.
+    """
+    presets = pet_presets()
+    if spec.scanner not in presets:
+        raise ValueError(f"modalities.pet.scanner: no preset {spec.scanner!r}; presets: {', '.join(presets)}")
+    preset = presets[spec.scanner]
+    values: dict[str, Any] = {"preset": spec.scanner}
+    for f in fields(ScannerParams):
+        if f.name == "preset":
+            continue
+        override = getattr(spec, f.name, None) if f.name in OVERRIDABLE else None
+        if override is not None:
+            values[f.name] = override
+        elif f.name in preset:
+            values[f.name] = preset[f.name]
+        else:
+            raise ValueError(f"data/scanners.toml [pet.{spec.scanner}] has no {f.name!r}")
+    for name in ("n_views", "iterations", "subsets"):
+        values[name] = int(values[name])
+    for name in ("fwhm_mm", "sensitivity", "scatter_fraction", "randoms_fraction", "frame_duration_s",
+                 "post_filter_fwhm_mm", "fbp_cutoff"):
+        values[name] = float(values[name])
+    if values["subsets"] > values["n_views"]:
+        raise ValueError(
+            f"modalities.pet.subsets: {values['subsets']} subsets need at least as many views "
+            f"(n_views is {values['n_views']})"
+        )
+    return ScannerParams(**values)
+
+
+__all__ = ["OVERRIDABLE", "pet_presets", "scanner_params"]
