@@ -18,7 +18,9 @@ from imagingsim.operators import (
     Blur,
     Composition,
     Diagonal,
+    FrameWise,
     LinearOperator,
+    Reshape,
     check_adjoint,
 )
 from imagingsim.operators.blur import FWHM_PER_SIGMA
@@ -55,6 +57,8 @@ def _operators(backend, dtype):
         "skewed": skewed,
         "diag@skewed": diag @ skewed,
         "skewed@gaussian@diag": skewed @ gauss @ diag,
+        "framewise(skewed)": FrameWise(skewed, 3),
+        "reshape@gaussian": Reshape(SHAPE, (SHAPE[0] * SHAPE[1], SHAPE[2]), backend) @ gauss,
     }
 
 
@@ -268,3 +272,17 @@ def test_gaussian_rejects_bad_parameters(backend):
         Blur.gaussian(SHAPE, (1.0, 0.0, 1.0), 2.0, backend)
     with pytest.raises(ValueError, match="odd length per image axis"):
         Blur(backend.zeros((4, 3, 1)), SHAPE, backend)
+
+
+def test_framewise_equals_the_operator_on_each_frame(backend):
+    op = Blur(_skewed_kernel(backend), SHAPE, backend)
+    stack = backend.rng(3).uniform(SHAPE + (2,), dtype=backend.xp.float64)
+    out = backend.to_host(FrameWise(op, 2).apply(stack))
+    for t in range(2):
+        # Same arithmetic on the same frame: equal to rounding.
+        np.testing.assert_allclose(out[..., t], backend.to_host(op.apply(stack[..., t])), rtol=0, atol=1e-15)
+
+
+def test_reshape_refuses_a_different_size(backend):
+    with pytest.raises(ValueError, match="different numbers of elements"):
+        Reshape((4, 5), (3, 7), backend)

@@ -14,10 +14,9 @@ import pytest
 
 from imagingsim.attenuation import linear_attenuation_per_mm, mass_attenuation_cm2_per_g
 from imagingsim.backend import get_backend
-from imagingsim.modalities.pet import (
-    PET_NOISE_STREAM,
+from imagingsim.modalities.pet import PET_NOISE_STREAM, acquire_pet
+from imagingsim.modalities.pet_system import (
     PETSystem,
-    acquire_pet,
     counts_per_unit_projection,
     recon_parameters,
     reconstruct_pet,

@@ -137,12 +137,13 @@ class Backend:
     _generator_cls: type = field(default=Generator, repr=False)
     _sparse_from_host: Callable[[Any], SparseMatrix] | None = field(default=None, repr=False)
     _sparse_from_csr: Callable[..., SparseMatrix] | None = field(default=None, repr=False)
+    _fft: Any = field(default=None, repr=False)
     transfers: TransferStats = field(default_factory=TransferStats, repr=False)
 
     @property
     def fft(self):
-        """The array-API FFT extension of :attr:`xp`."""
-        return self.xp.fft
+        """The array-API FFT extension of :attr:`xp` (multi-threaded on the numpy backend)."""
+        return self._fft if self._fft is not None else self.xp.fft
 
     def asarray(self, obj, dtype=None):
         """``xp.asarray`` on this backend's device (Python scalars, lists or own arrays)."""

@@ -113,6 +113,7 @@ def write_nifti(
     *,
     frame_times_s: Sequence[float] | None = None,
     description: str = "",
+    compress_level: int = _GZIP_LEVEL,
 ) -> Path:
     """Write a host array as a gzipped NIfTI-1 file with deterministic bytes.
 
@@ -130,6 +131,9 @@ def write_nifti(
         else 0 (the times then belong in the JSON sidecar); ``toffset`` is the first time.
     description : str, keyword-only
         Stored in the header's ``descrip`` field (ASCII, cut to 79 bytes).
+    compress_level : int, keyword-only
+        gzip level 0-9 (default 6). Level 1 writes large raw data (sinograms, whose float
+        mantissas barely compress) several times faster for a few percent more bytes.
 
     Returns
     -------
@@ -138,7 +142,7 @@ def write_nifti(
     """
     img = nifti_image(data, grid, frame_times_s=frame_times_s, description=description)
     raw = img.to_bytes()
-    packed = gzip.compress(raw, compresslevel=_GZIP_LEVEL, mtime=0)
+    packed = gzip.compress(raw, compresslevel=compress_level, mtime=0)
     if len(packed) < _MIN_GZ_BYTES:
         packed = gzip.compress(raw, compresslevel=0, mtime=0)
     return atomic_write_bytes(path, packed)

@@ -64,7 +64,10 @@ def write_pet(stage: Path, scenario, phantom, acquisition: PETAcquisition, backe
     ):
         data = np.asarray(backend.to_host(array), dtype=np.float32)
         frame_times = times if data.ndim == 4 else None
-        write_nifti(raw / f"{base}_{name}.nii.gz", data, sino_grid, frame_times_s=frame_times, description=f"imagingsim PET {what}"[:79])
+        write_nifti(
+            raw / f"{base}_{name}.nii.gz", data, sino_grid, frame_times_s=frame_times,
+            description=f"imagingsim PET {what}", compress_level=1,
+        )
     write_json(raw / f"{base}_geometry.json", _geometry_record(acquisition, phantom, base))
 
     truth = stage / "derivatives" / "truth" / sub / "pet"

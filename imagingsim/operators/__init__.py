@@ -6,12 +6,7 @@ backend. Modalities assemble their system models from them (``A = D @ P @ B``) a
 and FBP reconstructions take them as they are.
 """
 
-from imagingsim.operators.base import (
-    Composition,
-    Diagonal,
-    LinearOperator,
-    check_adjoint,
-)
+from imagingsim.operators.base import Composition, Diagonal, FrameWise, LinearOperator, Reshape, check_adjoint
 from imagingsim.operators.blur import Blur
 
-__all__ = ["Blur", "Composition", "Diagonal", "LinearOperator", "check_adjoint"]
+__all__ = ["Blur", "Composition", "Diagonal", "FrameWise", "LinearOperator", "Reshape", "check_adjoint"]

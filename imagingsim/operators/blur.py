@@ -39,7 +39,9 @@ class Blur(LinearOperator):
         self.kernel = kernel
         self._axes = tuple(a for a, k in enumerate(kshape) if k > 1)
         self._centre = tuple(kshape[a] // 2 for a in self._axes)
-        self._padded = tuple(self.in_shape[a] + kshape[a] - 1 for a in self._axes)
+        # Any length >= n + k - 1 avoids wrap-around; a 7-smooth one keeps the FFT fast (a
+        # 113-point transform costs several times a 120-point one).
+        self._padded = tuple(_fft_length(self.in_shape[a] + kshape[a] - 1) for a in self._axes)
         self._crop = tuple(slice(None) if a not in self._axes else slice(0, n) for a, n in enumerate(self.in_shape))
         if self._axes:
             self._kernel_ft = backend.fft.rfftn(kernel, s=self._padded, axes=self._axes)
@@ -95,6 +97,18 @@ class Blur(LinearOperator):
         full = fft.irfftn(spectrum, s=self._padded, axes=self._axes)
         # The correlation at lag j - c sits at index (j - c) mod L: roll it back into place.
         return xp.roll(full, self._centre, axis=self._axes)[self._crop]
+
+
+def _fft_length(n: int) -> int:
+    """The smallest integer >= ``n`` with no prime factor above 7."""
+    while True:
+        m = n
+        for p in (2, 3, 5, 7):
+            while m % p == 0:
+                m //= p
+        if m == 1:
+            return n
+        n += 1
 
 
 def _gaussian_weights(sigma_vox: float, truncate: float, n: int) -> list[float]:
