@@ -19,6 +19,7 @@ from imagingsim.delivery.carriers import carrier_parameters
 from imagingsim.grid import ImageGrid
 from imagingsim.io.atomic import atomic_write_bytes, check_output_dir, staged_directory
 from imagingsim.io.bids import TRUTH_FILES, json_text, property_desc, write_dataset
+from imagingsim.io.truth_files import MODALITY_TRUTH_FILES
 from imagingsim.io.nifti import XFORM_CODE, read_nifti, write_nifti
 from imagingsim.phantom.model import PROPERTY_UNITS, Label, Phantom
 from imagingsim.scenario import validate_scenario
@@ -434,8 +435,8 @@ DOCUMENTED_TRUTH_FILES = {
     "sub-<id>/pet/sub-<id>_trc-<agent>_desc-expected_activity": (".nii.gz", ".json"),
     "sub-<id>/pet/sub-<id>_desc-mu511keV_map": (".nii.gz", ".json"),
 }
-#: Written by modality writers (tests/test_pet_io.py covers them), not by this fake subject.
-MODALITY_TRUTH_FILES = {stem for stem in DOCUMENTED_TRUTH_FILES if stem.startswith("sub-<id>/pet/")}
+#: Written by modality writers (their own tests cover them), not by this fake subject.
+MODALITY_STEMS = {t.stem for t in MODALITY_TRUTH_FILES}
 
 #: Entities of BIDS 1.9 (key in file names); derivative-only ones included.
 BIDS_ENTITIES = {
@@ -467,7 +468,7 @@ def test_every_truth_file_matches_a_documented_pattern(tmp_path):
         matches = [t.stem for t in TRUTH_FILES if t.regex().fullmatch(rel)]
         assert len(matches) == 1, f"{rel} matches {matches}: undocumented or ambiguous"
         used.add(matches[0])
-    assert used == set(DOCUMENTED_TRUTH_FILES) - MODALITY_TRUTH_FILES  # every non-modality pattern
+    assert used == set(DOCUMENTED_TRUTH_FILES) - MODALITY_STEMS  # every non-modality pattern
     # the README says which suffixes BIDS does not define
     for suffix in ("scenario", "map", "conc", "bloodcurve", "ledger", "uptake"):
         assert f"`_{suffix}`" in readme.split("NOT defined by BIDS")[1]

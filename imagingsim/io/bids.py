@@ -46,7 +46,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import textwrap
 from dataclasses import dataclass
 from importlib import metadata
@@ -58,6 +57,7 @@ import numpy as np
 from imagingsim.delivery.result import REGIONS
 from imagingsim.io.atomic import atomic_write_text, staged_directory
 from imagingsim.io.nifti import write_nifti
+from imagingsim.io.truth_files import MODALITY_TRUTH_FILES, TruthFile
 from imagingsim.phantom.model import PROPERTY_DESC, PROPERTY_UNITS, Label
 
 __all__ = [
@@ -164,32 +164,6 @@ CONC_QUANTITIES: tuple[ConcQuantity, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class TruthFile:
-    """One documented file pattern of the ground-truth derivative.
-
-    ``stem`` is the path under ``derivatives/truth/`` without extension, with placeholders
-    ``<id>`` (subject), ``<agent>`` (agent name) and ``<property>`` (a :data:`PROPERTY_DESC`
-    value); each placeholder stands for letters and digits.
-    """
-
-    stem: str
-    extensions: tuple[str, ...]
-    meaning: str
-    units: str
-
-    def regex(self) -> re.Pattern[str]:
-        """A regular expression matching every path (relative, ``/``-separated) of this pattern."""
-        parts = re.split(r"(<id>|<agent>|<property>)", self.stem)
-        placeholders = ("<id>", "<agent>", "<property>")
-        body = "".join("[A-Za-z0-9]+" if part in placeholders else re.escape(part) for part in parts)
-        return re.compile(f"{body}(?:{'|'.join(re.escape(e) for e in self.extensions)})")
-
-    def display(self) -> str:
-        """``stem`` with its extensions, as listed in the README."""
-        return f"{self.stem}  ({', '.join(self.extensions)})"
-
-
 _DELIVERY = "sub-<id>/delivery/sub-<id>_desc-<agent>"
 
 #: Every file pattern of ``derivatives/truth/sub-<id>/``: the derivative README is written
@@ -252,20 +226,6 @@ TRUTH_FILES: tuple[TruthFile, ...] = (
         "time s, time_h h, compartments ug",
     ),
     TruthFile(
-        "sub-<id>/pet/sub-<id>_trc-<agent>_desc-expected_activity",
-        (".nii.gz", ".json"),
-        "4-D [x, y, z, frame] ground truth of the PET images of tracer <agent>: what an ideal "
-        "scanner would report in the images' convention (all positron emitters, scaled to the tracer's "
-        "positrons per decay and decay correction). Written when PET is enabled.",
-        "Bq/mL",
-    ),
-    TruthFile(
-        "sub-<id>/pet/sub-<id>_desc-mu511keV_map",
-        (".nii.gz", ".json"),
-        "Linear attenuation coefficient of the phantom at 511 keV (PET attenuation map).",
-        "1/mm",
-    ),
-    TruthFile(
         f"{_DELIVERY}Carrier_uptake",
         (".tsv", ".json"),
         "Carrier uptake per tissue region of the dseg (one column per label present, air "
@@ -273,6 +233,7 @@ TRUTH_FILES: tuple[TruthFile, ...] = (
         "and gram of tissue.",
         "time s, time_h h, regions %ID/g",
     ),
+    *MODALITY_TRUTH_FILES,
 )
 
 #: File-name suffixes of the derivative that BIDS 1.9 does not define, with their meaning.
