@@ -22,7 +22,7 @@ NAME_PATTERN = r"^[A-Za-z0-9]+$"  # BIDS entity values: letters and digits only
 MAX_TIME_H = 24.0 * 60  # 60 days: past 89Zr's useful window, far past any nanocarrier study
 
 #: Modalities that this version can simulate; later modules register themselves here.
-AVAILABLE_MODALITIES: tuple[str, ...] = ("pet",)
+AVAILABLE_MODALITIES: tuple[str, ...] = ("pet", "mri", "nirf")
 
 
 class ScenarioError(ValueError):
@@ -120,6 +120,9 @@ class IronOxideLabel(_Model):
     kind: Literal["iron_oxide"]
     iron_mass_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
         description="mg Fe per mg of carrier."
+    )
+    relaxivity: Literal["ferumoxytol"] = Field(
+        "ferumoxytol", description="Relaxivity table (r1, r2, r2* per field) of data/relaxivity.toml."
     )
 
 
@@ -287,11 +290,88 @@ class PETSpec(_Model):
         return recon
 
 
+class MRISpec(_Model):
+    """Spoiled multi-echo gradient echo (3-D Cartesian, readout along x), one scan per schedule time."""
+
+    field_T: Literal[1.5, 3.0, 7.0] = Field(3.0, description="Main field, T (relaxivity and baseline presets).")
+    repetition_time_ms: Annotated[float, Field(gt=0.0, le=10000.0)] = 40.0
+    echo_times_ms: Annotated[list[Annotated[float, Field(gt=0.0, le=1000.0)]], Field(min_length=1, max_length=32)] = (
+        Field(default_factory=lambda: [2.0, 5.0, 8.0, 11.0, 14.0, 17.0, 20.0, 23.0])
+    )
+    flip_angle_deg: Annotated[float, Field(gt=0.0, le=90.0)] = 15.0
+    noise_percent: Annotated[float, Field(ge=0.0, le=100.0)] = Field(
+        2.0,
+        description="BrainWeb definition: complex noise sd as a percentage of the first-echo signal of muscle.",
+    )
+    undersampling: Literal["none", "random", "variable_density", "poisson_disc"] = "none"
+    acceleration: Annotated[float, Field(ge=1.0, le=16.0)] = Field(
+        1.0, description="Fully sampled phase encodes / acquired phase encodes (1 without undersampling)."
+    )
+    calibration_fraction: Annotated[float, Field(ge=0.0, le=0.5)] = Field(
+        0.08, description="Fully sampled centre of k-space (each phase-encode axis), fraction of its width."
+    )
+    n_coils: Annotated[int, Field(ge=1, le=32)] = 1
+    b0_offresonance_hz: Annotated[float, Field(ge=0.0, le=500.0)] = Field(
+        0.0, description="Standard deviation of a smooth seeded B0 off-resonance map, Hz (0: none)."
+    )
+    recon: Literal["auto", "zero_filled", "cg_sense"] = Field(
+        "auto", description="auto: CG-SENSE when undersampled, else zero-filled inverse FFT."
+    )
+    cg_iterations: Annotated[int, Field(ge=1, le=500)] = 30
+    cg_regularization: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        1e-3, description="Tikhonov weight of CG-SENSE, relative to the largest eigenvalue estimate."
+    )
+    clustered_iron_r2star_factor: Annotated[float, Field(ge=1.0, le=20.0)] = Field(
+        3.0,
+        description="Effective r2* of cell-associated (clustered, internalised) iron over that in solution "
+        "(PHYSICS.md: liver data imply several-fold).",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        times = self.echo_times_ms
+        if any(b <= a for a, b in zip(times, times[1:])):
+            raise ValueError(f"echo_times_ms must be strictly increasing, got {times}")
+        if times[-1] >= self.repetition_time_ms:
+            raise ValueError(
+                f"echo_times_ms must all be shorter than repetition_time_ms ({self.repetition_time_ms}), got {times[-1]}"
+            )
+        if (self.undersampling == "none") != (self.acceleration == 1.0):
+            raise ValueError(
+                "acceleration must be 1 without undersampling and > 1 with it "
+                f"(undersampling {self.undersampling!r}, acceleration {self.acceleration})"
+            )
+        return self
+
+
+class NIRFSpec(_Model):
+    """Planar NIR fluorescence imaging of the body surface, one image per schedule time."""
+
+    view: Literal["dorsal", "ventral", "left", "right"] = Field(
+        "dorsal", description="Body surface facing the camera (dorsal = posterior, -y; left = -x)."
+    )
+    mode: Literal["epi", "trans"] = Field(
+        "epi", description="Epi-illumination (light and camera on the same side) or transillumination."
+    )
+    window: Literal["auto", "NIR-I", "NIR-II"] = Field(
+        "auto", description="Emission window; auto: the dye's own (NIR-II dyes in NIR-II, others in NIR-I)."
+    )
+    exposure_s: Annotated[float, Field(gt=0.0, le=600.0)] = 0.1
+    irradiance_mW_per_cm2: Annotated[float, Field(gt=0.0, le=1000.0)] = Field(
+        10.0, description="Excitation irradiance at the skin, mW/cm^2."
+    )
+    autofluorescence: Annotated[float, Field(ge=0.0, le=100.0)] = Field(
+        1.0, description="Multiplier of the tabulated tissue autofluorescence (0: none)."
+    )
+
+
 class ModalitiesSpec(_Model):
     """Which modality forward models run, and their settings."""
 
     enabled: list[str] = Field(default_factory=list)
     pet: PETSpec = Field(default_factory=PETSpec)
+    mri: MRISpec = Field(default_factory=MRISpec)
+    nirf: NIRFSpec = Field(default_factory=NIRFSpec)
 
     @field_validator("enabled")
     @classmethod
@@ -340,6 +420,16 @@ class Scenario(_Model):
             raise ValueError(
                 "modalities.enabled has 'pet' but no agent has a positron-emitting label "
                 f"({', '.join(POSITRON_EMITTERS)})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _nirf_has_a_dye(self):
+        if "nirf" in self.modalities.enabled and not any(
+            label.kind == "fluorophore" for agent in self.agents for label in agent.labels
+        ):
+            raise ValueError(
+                f"modalities.enabled has 'nirf' but no agent has a fluorophore label ({', '.join(DYES)})"
             )
         return self
 
