@@ -286,3 +286,20 @@ def test_framewise_equals_the_operator_on_each_frame(backend):
 def test_reshape_refuses_a_different_size(backend):
     with pytest.raises(ValueError, match="different numbers of elements"):
         Reshape((4, 5), (3, 7), backend)
+
+
+def test_complex_dot_test_uses_the_hermitian_adjoint(backend):
+    xp = backend.xp
+    rng = backend.rng(8)
+    weights = xp.astype(rng.uniform(SHAPE, -1.0, 1.0), xp.complex128) + 1j * xp.astype(
+        rng.uniform(SHAPE, -1.0, 1.0), xp.complex128
+    )
+    # Hermitian pair: rounding only (complex128 sums of ~3e3 products).
+    assert check_adjoint(Diagonal(weights, backend), dtype=xp.complex128) < 1e-12
+
+    class Unconjugated(Diagonal):
+        def _adjoint(self, y):
+            return self.weights * y  # the transpose, not the adjoint, of a complex diagonal
+
+    # A missing conjugate is an O(1) mismatch for weights with O(1) imaginary parts.
+    assert check_adjoint(Unconjugated(weights, backend), dtype=xp.complex128) > 0.1

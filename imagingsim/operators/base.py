@@ -84,23 +84,27 @@ class Composition(LinearOperator):
 
 
 class Diagonal(LinearOperator):
-    """Elementwise multiplication by real weights (attenuation factors, sensitivities, masks).
+    """Elementwise multiplication by weights (attenuation factors, sensitivities, masks, coil maps).
 
     Parameters
     ----------
     weights : device array
-        Real weights; the operator maps arrays of ``weights.shape`` to the same shape.
+        Real or complex weights; the operator maps arrays of ``weights.shape`` to the same
+        shape. The adjoint multiplies by the complex conjugate.
     backend : Backend
     """
 
     def __init__(self, weights, backend: Backend):
         super().__init__(weights.shape, weights.shape, backend)
         self.weights = weights
+        xp = backend.xp
+        self._conj = xp.conj(weights) if xp.isdtype(weights.dtype, "complex floating") else weights
 
     def _apply(self, x):
         return self.weights * x
 
-    _adjoint = _apply  # real weights: self-adjoint
+    def _adjoint(self, y):
+        return self._conj * y
 
 
 class Reshape(LinearOperator):
@@ -145,7 +149,8 @@ def check_adjoint(op: LinearOperator, *, seed: int = 0, dtype=None) -> float:
     seed : int
         Seed of the random test vectors.
     dtype : array dtype, optional
-        Dtype of the test vectors (float64 unless given).
+        Dtype of the test vectors (float64 unless given); a complex dtype draws complex
+        vectors and uses the Hermitian inner product ``<a, b> = sum(conj(a) b)``.
 
     Returns
     -------
@@ -162,11 +167,29 @@ def check_adjoint(op: LinearOperator, *, seed: int = 0, dtype=None) -> float:
     """
     backend = op.backend
     xp = backend.xp
+    dtype = dtype or xp.float64
     rng = backend.rng(seed, 0xAD)
-    x = rng.uniform(op.in_shape, -1.0, 1.0, dtype=dtype or xp.float64)
-    y = rng.uniform(op.out_shape, -1.0, 1.0, dtype=dtype or xp.float64)
+    x, y = (_random(rng, shape, dtype, xp) for shape in (op.in_shape, op.out_shape))
     ax, aty = op.apply(x), op.adjoint(y)
-    lhs = backend.scalar(xp.sum(ax * y))
-    rhs = backend.scalar(xp.sum(x * aty))
-    scale = math.sqrt(backend.scalar(xp.sum(ax * ax)) * backend.scalar(xp.sum(y * y)) / math.prod(op.out_shape))
+    lhs = _inner(ax, y, backend)
+    rhs = _inner(x, aty, backend)
+    scale = math.sqrt(abs(_inner(ax, ax, backend)) * abs(_inner(y, y, backend)) / math.prod(op.out_shape))
     return abs(lhs - rhs) / scale if scale > 0 else abs(lhs - rhs)
+
+
+def _random(rng, shape, dtype, xp):
+    """Uniform [-1, 1) test vectors; complex dtypes get independent real and imaginary parts."""
+    if not xp.isdtype(dtype, "complex floating"):
+        return rng.uniform(shape, -1.0, 1.0, dtype=dtype)
+    real = xp.float32 if dtype == xp.complex64 else xp.float64
+    parts = [rng.uniform(shape, -1.0, 1.0, dtype=real) for _ in range(2)]
+    return xp.astype(parts[0], dtype) + 1j * xp.astype(parts[1], dtype)
+
+
+def _inner(a, b, backend: Backend) -> complex:
+    """``sum(conj(a) * b)`` as a Python complex (one explicit synchronisation per part)."""
+    xp = backend.xp
+    if not xp.isdtype(a.dtype, "complex floating") and not xp.isdtype(b.dtype, "complex floating"):
+        return complex(backend.scalar(xp.sum(a * b)))
+    product = xp.sum(xp.conj(a) * b)
+    return complex(backend.scalar(xp.real(product)), backend.scalar(xp.imag(product)))
