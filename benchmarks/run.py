@@ -211,6 +211,12 @@ def pet_frame(args) -> dict:
     }
 
 
+# --- MRI benchmarks (imagingsim.modalities.mri) ---
+
+
+# --- NIRF benchmarks (imagingsim.modalities.nirf) ---
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), help="run only these")

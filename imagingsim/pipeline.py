@@ -110,20 +110,56 @@ def _pet_acquire():
     return acquire_pet
 
 
+def _mri_acquire():
+    from imagingsim.modalities.mri import acquire_mri
+
+    return acquire_mri
+
+
+def _nirf_acquire():
+    from imagingsim.modalities.nirf import acquire_nirf
+
+    return acquire_nirf
+
+
 #: Modality name -> loader of its ``acquire(phantom, delivery, scenario, backend, seed)``
 #: (imported lazily so a ground-truth-only run never imports the tomography stack).
-_ACQUIRE = {"pet": _pet_acquire}
+_ACQUIRE = {"pet": _pet_acquire, "mri": _mri_acquire, "nirf": _nirf_acquire}
 
 
 def _modality_writers(subject: Subject) -> list[Callable[[Path], Any]]:
     """``writer(stage)`` callables that add each acquisition's files to the dataset."""
     writers = []
-    if "pet" in subject.acquisitions:
-        from imagingsim.io.pet import write_pet
-
-        acquisition = subject.acquisitions["pet"]
-        writers.append(lambda stage: write_pet(stage, subject.scenario, subject.phantom, acquisition, subject.backend))
+    for modality, acquisition in subject.acquisitions.items():
+        write = _WRITERS[modality]()
+        writers.append(
+            lambda stage, write=write, acquisition=acquisition: write(
+                stage, subject.scenario, subject.phantom, acquisition, subject.backend
+            )
+        )
     return writers
+
+
+def _pet_writer():
+    from imagingsim.io.pet import write_pet
+
+    return write_pet
+
+
+def _mri_writer():
+    from imagingsim.io.mri import write_mri
+
+    return write_mri
+
+
+def _nirf_writer():
+    from imagingsim.io.nirf import write_nirf
+
+    return write_nirf
+
+
+#: Modality name -> loader of its ``write(stage, scenario, phantom, acquisition, backend)``.
+_WRITERS = {"pet": _pet_writer, "mri": _mri_writer, "nirf": _nirf_writer}
 
 
 def write_subject(subject: Subject, out_dir: str | Path, *, overwrite: bool = False) -> list[Path]:
