@@ -85,6 +85,7 @@ def simulate(
     from imagingsim.phantom import build_phantom
 
     be = get_backend(backend) if isinstance(backend, str) else backend
+    check_modalities(scenario)
     seed = subject_seed(scenario)
     timings: dict[str, float] = {}
 
@@ -102,6 +103,20 @@ def simulate(
         acquire = _ACQUIRE[modality]()
         acquisitions[modality] = timed(modality, acquire, phantom, delivery, scenario, be, seed)
     return Subject(scenario, be, seed, phantom, delivery, acquisitions, timings)
+
+
+def check_modalities(scenario: Scenario) -> None:
+    """Check the enabled modalities' settings against their presets before simulating anything.
+
+    Raises
+    ------
+    ValueError
+        One line naming the field (e.g. ``modalities.pet.subsets``).
+    """
+    if "pet" in scenario.modalities.enabled:
+        from imagingsim.modalities.pet import check_pet
+
+        check_pet(scenario)
 
 
 def _pet_acquire():

@@ -421,6 +421,13 @@ class Scenario(_Model):
                 "modalities.enabled has 'pet' but no agent has a positron-emitting label "
                 f"({', '.join(POSITRON_EMITTERS)})"
             )
+        if "pet" in self.modalities.enabled:
+            injection_h = self.pet_tracer().injection_time_h
+            if self.schedule.times_h[-1] < injection_h:
+                raise ValueError(
+                    f"modalities.pet: no schedule time at or after the PET tracer's injection ({injection_h:g} h); "
+                    "PET frames start at the tracer's injection"
+                )
         return self
 
     @model_validator(mode="after")

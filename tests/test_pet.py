@@ -14,7 +14,7 @@ import pytest
 
 from imagingsim.attenuation import linear_attenuation_per_mm, mass_attenuation_cm2_per_g
 from imagingsim.backend import get_backend
-from imagingsim.modalities.pet import PET_NOISE_STREAM, acquire_pet
+from imagingsim.modalities.pet import acquire_pet
 from imagingsim.modalities.pet_system import (
     PETSystem,
     counts_per_unit_projection,
@@ -106,7 +106,10 @@ def test_18F_is_gone_after_a_week_while_89Zr_still_counts():
     backend = get_backend("numpy")
     totals = {}
     for name in ("F18", "Zr89"):
-        overrides = [f'agents[0].labels[0].nuclide="{name}"', "schedule.times_h=[168.0]"]
+        # Not decay-corrected: correcting 92 half-lives of 18F back to injection is refused.
+        overrides = [
+            f'agents[0].labels[0].nuclide="{name}"', "schedule.times_h=[168.0]", 'modalities.pet.decay_correction="none"'
+        ]
         # 7.5 MBq injected (500 ug at 15 MBq/mg), all of it in the field of view.
         scenario, phantom, delivery, _ = _static_case(backend, overrides, carrier_ug_per_ml=500.0 / 2.14)
         acq = acquire_pet(phantom, delivery, scenario, backend, seed=1)
@@ -114,6 +117,14 @@ def test_18F_is_gone_after_a_week_while_89Zr_still_counts():
         totals[name] = acq.total_counts["trues"][0]
     assert totals["F18"] < 1.0  # 92 half-lives: ~1e-21 counts
     assert totals["Zr89"] > 1e6
+
+
+def test_decay_correcting_a_vanished_tracer_is_a_clear_error():
+    backend = get_backend("numpy")
+    overrides = ['agents[0].labels[0].nuclide="F18"', "schedule.times_h=[168.0]"]
+    scenario, phantom, delivery, _ = _static_case(backend, overrides, carrier_ug_per_ml=100.0)
+    with pytest.raises(ValueError, match=r"modalities.pet.decay_correction: at 168 h .*F18"):
+        acquire_pet(phantom, delivery, scenario, backend, seed=1)
 
 
 # --- positron range -----------------------------------------------------------------------
@@ -196,6 +207,79 @@ def test_trues_are_sensitivity_times_annihilations(backend):
                                    decay_integral_s(zr.half_life_s, 3600.0, 4500.0)), rel=1e-12)
 
 
+def test_a_long_frame_integrates_the_decay_over_the_frame():
+    # A 2 h 18F frame spans more than one half-life: counting the start-of-frame activity for
+    # the whole frame would overestimate the trues by 43 %; the decay integral is exact.
+    be = get_backend("numpy")
+    overrides = ['agents[0].labels[0].nuclide="F18"', "schedule.times_h=[1.0]", "modalities.pet.frame_duration_s=7200.0"]
+    scenario, phantom, delivery, sphere = _static_case(be, overrides, mu_zero=True)
+    acq = acquire_pet(phantom, delivery, scenario, be, seed=3)
+    f18 = nuclide("F18")
+    activity_bq = be.scalar(be.xp.sum(sphere)) * phantom.grid.voxel_volume_ml * acq.specific_activity_bq_per_ug
+    lam = f18.decay_constant_per_s
+    integral = (math.exp(-lam * 3600.0) - math.exp(-lam * 10800.0)) / lam
+    expected = acq.scanner.sensitivity * f18.beta_plus_fraction * activity_bq * integral
+    start_of_frame = acq.scanner.sensitivity * f18.beta_plus_fraction * activity_bq * math.exp(-lam * 3600.0) * 7200.0
+    # 1 %: the Joseph projector conserves in-plane integrals only on average over views.
+    assert acq.total_counts["trues"][0] == pytest.approx(expected, rel=0.01)
+    assert start_of_frame > 1.4 * expected  # the start-of-frame model is off by far more than 1 %
+
+
+def test_co_injected_positron_emitters_add_up():
+    # 89Zr tracer plus an 18F agent in the same sphere: the scanner counts both, and the image
+    # (in tracer units) holds the 18F positrons as if they were 89Zr ones.
+    from imagingsim.scenario import RadionuclideLabel
+
+    be = get_backend("numpy")
+    scenario, phantom, delivery, sphere = _static_case(be, ["schedule.times_h=[2.0]"], mu_zero=True)
+    first = scenario.agents[0]
+    f18_label = RadionuclideLabel(kind="radionuclide", nuclide="F18", specific_activity_MBq_per_mg=40.0)
+    second = first.model_copy(update={"name": "fluorine", "labels": [f18_label]})
+    scenario = scenario.model_copy(update={"agents": [first, second]})
+    carrier = delivery.agents[0].carrier_ug_per_ml
+    delivery = _Delivery(
+        (delivery.agents[0], _AgentDelivery(second, carrier, delivery.agents[0].injected_mass_ug, delivery.times_h)),
+        delivery.times_h,
+    )
+    acq = acquire_pet(phantom, delivery, scenario, be, seed=3)
+    assert acq.emitters == {first.name: "Zr89", "fluorine": "F18"}
+    mass_ug = be.scalar(be.xp.sum(sphere)) * phantom.grid.voxel_volume_ml
+    start, end = 7200.0, 7200.0 + acq.frame_duration_s[0]
+    positrons = {}
+    for name, sa_mbq_per_mg in (("Zr89", 15.0), ("F18", 40.0)):
+        data = nuclide(name)
+        positrons[name] = mass_ug * sa_mbq_per_mg * 1e3 * data.beta_plus_fraction * decay_integral_s(
+            data.half_life_s, start, end
+        )
+    # 1 %: in-plane integrals are conserved on average over views (see above).
+    assert acq.total_counts["trues"][0] == pytest.approx(acq.scanner.sensitivity * sum(positrons.values()), rel=0.01)
+    zr = nuclide("Zr89")
+    tracer_scale = zr.beta_plus_fraction * decay_integral_s(zr.half_life_s, start, end)
+    inside = np.asarray(sphere) > 0
+    expected = np.asarray(acq.expected_image_bq_per_ml)[..., 0][inside]
+    value = np.asarray(sphere)[inside] * 15.0e3 + np.asarray(sphere)[inside] * 40.0e3 * (
+        positrons["F18"] / (mass_ug * 40.0e3) / tracer_scale
+    )
+    # float32 storage of the truth: 1e-6.
+    np.testing.assert_allclose(expected, value, rtol=1e-6)
+
+
+def test_suv_scale_follows_the_declared_decay_correction():
+    # SUV of the same subject must not depend on whether the images were decay-corrected.
+    be = get_backend("numpy")
+    suv = {}
+    for mode in ("injection", "none"):
+        overrides = ["schedule.times_h=[24.0, 168.0]", f'modalities.pet.decay_correction="{mode}"']
+        scenario, phantom, delivery, _ = _static_case(be, overrides)
+        acq = acquire_pet(phantom, delivery, scenario, be, seed=3)
+        image = np.asarray(acq.expected_image_bq_per_ml)
+        suv[mode] = image * np.asarray(acq.suv_scale_g_per_bq)
+        assert acq.decay_corrected == (mode == "injection")
+    # float32 images: 1e-6 relative.
+    np.testing.assert_allclose(suv["none"], suv["injection"], rtol=1e-5, atol=1e-12)
+    assert suv["injection"].max() > 0
+
+
 def test_decay_correction_changes_the_image_scale_not_the_counts():
     be = get_backend("numpy")
     counts, images = {}, {}
@@ -233,7 +317,9 @@ def test_noise_is_reproducible_per_seed_and_differs_between_seeds(backend):
     np.testing.assert_array_equal(p1, p2)
     assert np.any(p1 != p3)
     assert np.all(p1 == np.round(p1)) and p1.min() >= 0
-    assert PET_NOISE_STREAM > 0
+    # Frames draw from their own streams: the two frames' noise is not the same draw.
+    scale = backend.to_host(first.expected_background)
+    assert not np.array_equal(p1[..., 0] - np.round(scale[..., 0]), p1[..., 1] - np.round(scale[..., 1]))
 
 
 def test_scanner_preset_fills_only_unset_fields():
@@ -312,7 +398,7 @@ def test_tumour_is_visible_at_24h_in_the_default_89Zr_scenario():
     osem = np.asarray(acq.images_bq_per_ml["osem"])[..., 0]
     # Partial volume and the necrotic core: recovery well below 1, but not absurd.
     assert 0.5 < osem[tumour].mean() / truth[tumour].mean() < 1.1
-    assert acq.suv_scale_g_per_bq == pytest.approx(25.0 / acq.injected_activity_bq)
+    assert acq.suv_scale_g_per_bq == pytest.approx((25.0 / acq.injected_activity_bq,))
 
 
 def test_numpy_and_strict_give_the_same_expected_data(monkeypatch):

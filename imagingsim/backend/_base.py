@@ -190,7 +190,7 @@ class Backend:
             Stored values, row after row.
         indices : device array, int32 or int64
             Column of each stored value (need not be sorted within a row).
-        indptr : device array, int64, length ``shape[0] + 1``
+        indptr : device array, int32 or int64 (as ``indices``), length ``shape[0] + 1``
             Row ``r`` holds ``data[indptr[r]:indptr[r+1]]``.
         shape : (int, int)
             Matrix shape.

@@ -23,7 +23,9 @@ def cpu_threads() -> int:
     """Threads for sparse products: ``IMAGINGSIM_NUM_THREADS`` or the CPUs this process may use."""
     configured = os.environ.get("IMAGINGSIM_NUM_THREADS", "").strip()
     if configured:
-        return max(1, int(configured))
+        if not configured.isdigit() or int(configured) < 1:
+            raise ValueError(f"IMAGINGSIM_NUM_THREADS: must be a whole number >= 1, got {configured!r}")
+        return int(configured)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -80,17 +82,35 @@ class ThreadedFFT:
 
 
 def _row_view(csr, lo: int, hi: int):
-    """Rows ``lo:hi`` of a CSR matrix sharing its data and index buffers (no copy)."""
+    """Rows ``lo:hi`` of a CSR matrix sharing its data and index buffers (no copy).
+
+    scipy's constructor copies slices even with ``copy=False``; assigning the buffers to an
+    empty matrix of the right shape does not.
+    """
     start, end = int(csr.indptr[lo]), int(csr.indptr[hi])
-    indptr = csr.indptr[lo : hi + 1] - csr.indptr[lo]
-    block = sparse.csr_array((csr.data[start:end], csr.indices[start:end], indptr), shape=(hi - lo, csr.shape[1]), copy=False)
+    block = sparse.csr_array((hi - lo, csr.shape[1]), dtype=csr.dtype)
+    block.data, block.indices = csr.data[start:end], csr.indices[start:end]
+    block.indptr = csr.indptr[lo : hi + 1] - csr.indptr[lo]
     block.has_sorted_indices = csr.has_sorted_indices
     return block
 
 
+class LazyTranspose:
+    """``A.T`` as row blocks, built on the first product (a forward-only user never pays it)."""
+
+    def __init__(self, csr):
+        self._csr, self._blocks = csr, None
+        self.shape, self.nnz, self.dtype = csr.shape[::-1], int(csr.nnz), csr.dtype
+
+    def __matmul__(self, y):
+        if self._blocks is None:
+            self._blocks = RowBlocks(self._csr.T.tocsr(), cpu_threads())
+            self._csr = None
+        return self._blocks @ y
+
+
 def _blocked(csr) -> SparseMatrix:
-    threads = cpu_threads()
-    return SparseMatrix(RowBlocks(csr, threads), RowBlocks(csr.T.tocsr(), threads), csr.shape, lambda m, x: m @ x)
+    return SparseMatrix(RowBlocks(csr, cpu_threads()), LazyTranspose(csr), csr.shape, lambda m, x: m @ x)
 
 
 def _sparse_from_host(matrix) -> SparseMatrix:

@@ -27,10 +27,17 @@ from imagingsim.grid import ImageGrid
 from imagingsim.io.atomic import atomic_write_text
 from imagingsim.io.bids import TIME_REFERENCE, write_json
 from imagingsim.io.nifti import write_nifti
+from imagingsim.modalities.pet_physics import nuclide
 from imagingsim.modalities.pet_result import PETAcquisition
-from imagingsim.projectors.geometry import __doc__ as GEOMETRY_CONVENTIONS
 
-_NUCLIDE_BIDS = {"F18": "18F", "Zr89": "89Zr", "Cu64": "64Cu", "Ga68": "68Ga"}
+GEOMETRY_CONVENTIONS = (
+    "Transaxial image = the (x, y) plane of the image grid (axis 0 = +x, axis 1 = +y); z planes are "
+    "independent 2-D sinograms. The rotation axis passes through the centre of the image box. View k has "
+    "angle theta_k (angles_deg) measured from +x towards +y and integrates along the lines "
+    "x cos(theta) + y sin(theta) = s, x and y in mm from the box centre. Radial bin b is centred at "
+    "s_b = (b - (n_bins - 1) / 2) * bin_size_mm. Sinogram arrays are [view, radial bin, slice(, frame)]. "
+    "Line integrals are Joseph's (linear interpolation between pixel centres, path length per step)."
+)
 _RECON_CORRECTIONS = {
     "osem": "in the system model",
     "mlem": "in the system model",
@@ -43,7 +50,7 @@ def write_pet(stage: Path, scenario, phantom, acquisition: PETAcquisition, backe
     sub = f"sub-{scenario.subject_id}"
     trc = acquisition.tracer.name
     base = f"{sub}_trc-{trc}"
-    times = list(acquisition.frame_start_s)
+    times = _since_injection(acquisition)
 
     pet = stage / sub / "pet"
     pet.mkdir(parents=True, exist_ok=True)
@@ -85,7 +92,8 @@ def write_pet(stage: Path, scenario, phantom, acquisition: PETAcquisition, backe
                 "factor. Compare reconstructions with this, voxel by voxel."
             ),
             "Units": "Bq/mL",
-            "FrameTimesStart_s": times,
+            "FrameTimesStart_s": list(acquisition.frame_start_s),
+            "FrameTimesStartAfterInjection_s": times,
             "FrameDuration_s": list(acquisition.frame_duration_s),
             "ImageDecayCorrected": acquisition.decay_corrected,
             "Tracer": trc,
@@ -108,18 +116,27 @@ def write_pet(stage: Path, scenario, phantom, acquisition: PETAcquisition, backe
     atomic_write_text(raw / "README", _SOURCEDATA_README)
 
 
+def _since_injection(acq: PETAcquisition) -> list[float]:
+    """Frame starts relative to BIDS TimeZero, the tracer's injection, s."""
+    injection_s = float(acq.tracer.injection_time_h) * 3600.0
+    return [t - injection_s for t in acq.frame_start_s]
+
+
 def _bids_pet_fields(acq: PETAcquisition, phantom) -> dict:
     """The BIDS-PET sidecar fields shared by every reconstruction of one acquisition."""
-    injection_s = float(acq.tracer.injection_time_h) * 3600.0
-    scan_start = float(acq.frame_start_s[0])
+    injection_h = float(acq.tracer.injection_time_h)
+    starts = _since_injection(acq)
     body_kg = float(phantom.body_mass_g) / 1000.0
     others = {a: n for a, n in acq.emitters.items() if a != acq.tracer.name}
+    bids_nuclide = nuclide(acq.nuclide).bids_name
+    scatter = acq.total_counts["scatter"]
+    trues = acq.total_counts["trues"]
     return {
         "Manufacturer": acq.scanner.manufacturer,
         "ManufacturersModelName": acq.scanner.model,
         "Units": "Bq/mL",
-        "TracerName": f"{_NUCLIDE_BIDS[acq.nuclide]}-{acq.tracer.name} ({acq.tracer.carrier})",
-        "TracerRadionuclide": _NUCLIDE_BIDS[acq.nuclide],
+        "TracerName": f"{bids_nuclide}-{acq.tracer.name} ({acq.tracer.carrier})",
+        "TracerRadionuclide": bids_nuclide,
         "InjectedRadioactivity": acq.injected_activity_bq / 1e6,
         "InjectedRadioactivityUnits": "MBq",
         "InjectedMass": acq.injected_mass_ug,
@@ -130,18 +147,21 @@ def _bids_pet_fields(acq: PETAcquisition, phantom) -> dict:
         "SpecificRadioactivityUnits": "MBq/ug",
         "ModeOfAdministration": "bolus",
         "TimeZero": "00:00:00",
-        "ScanStart": scan_start,
-        "InjectionStart": injection_s,
-        "FrameTimesStart": list(acq.frame_start_s),
+        "ScanStart": starts[0],
+        "InjectionStart": 0.0,
+        "InjectionEnd": 0.0,
+        "FrameTimesStart": starts,
         "FrameDuration": list(acq.frame_duration_s),
         "AcquisitionMode": "2-D sinograms of direct planes (simulated)",
         "ImageDecayCorrected": acq.decay_corrected,
-        "ImageDecayCorrectionTime": injection_s if acq.decay_corrected else scan_start,
+        "ImageDecayCorrectionTime": 0.0 if acq.decay_corrected else starts[0],
+        "DecayCorrectionFactor": list(acq.decay_correction_factors),
+        "ScatterFraction": [100.0 * s / (t + s) if t + s > 0 else 0.0 for s, t in zip(scatter, trues, strict=True)],
         "BodyPart": "whole body" if phantom.species == "mouse" else phantom.spec.anatomy,
         "BodyWeight": body_kg,
         "BodyWeightUnits": "kg",
-        "SUVScaleFactor": acq.suv_scale_g_per_bq,
-        "SUVScaleFactorUnits": "g/Bq (SUV = image in Bq/mL x factor, body-weight SUV)",
+        "SUVScaleFactor": list(acq.suv_scale_g_per_bq),
+        "SUVScaleFactorUnits": "g/Bq per frame (body-weight SUV = image in Bq/mL x factor, g/mL taken as 1)",
         "PositronEmitters": dict(acq.emitters),
         "ContaminatingPositronEmitters": (
             "none" if not others else
@@ -154,7 +174,10 @@ def _bids_pet_fields(acq: PETAcquisition, phantom) -> dict:
             "511 keV, smooth scatter and uniform randoms at the preset fractions, Poisson counts. Raw "
             "sinograms and the full system model are in sourcedata/."
         ),
-        "TimeReference": "TimeZero 00:00:00 is " + TIME_REFERENCE,
+        "TimeReference": (
+            f"TimeZero 00:00:00 is the injection of the tracer, {injection_h!r} h after the scenario's t = 0 "
+            f"(the time origin of the other files: {TIME_REFERENCE})"
+        ),
     }
 
 
@@ -207,7 +230,7 @@ def _geometry_record(acq: PETAcquisition, phantom, base: str) -> dict:
         ),
         "SinogramNIfTIHeader": "pixdim of the sinogram files = (view step in degrees, radial bin size mm, slice mm); "
         "their affine is not a spatial mapping",
-        "Conventions": " ".join(GEOMETRY_CONVENTIONS.split()),
+        "Conventions": GEOMETRY_CONVENTIONS,
         "Geometry": acq.geometry.to_dict(),
         "SliceCentres_mm": [grid.origin_mm[2] + k * grid.voxel_size_mm[2] for k in range(grid.shape[2])],
         "ImageGrid": {
@@ -216,11 +239,14 @@ def _geometry_record(acq: PETAcquisition, phantom, base: str) -> dict:
             "affine_RAS_mm": [list(row) for row in grid.affine],
             "note": "rotation axis through the centre of the transaxial image box",
         },
-        "FrameTimesStart_s": list(acq.frame_start_s),
+        "FrameTimesStart_s": _since_injection(acq),
+        "FrameTimesStartAfterScenarioStart_s": list(acq.frame_start_s),
         "FrameDuration_s": list(acq.frame_duration_s),
+        "TimeZero": "the tracer's injection",
         "CountsPerUnitProjection": list(acq.counts_per_unit_projection),
         "CountsPerUnitProjectionUnits": "counts per (Bq/mL x mm) in each sinogram bin",
-        "ExpectedTotalCounts": {k: list(v) for k, v in acq.total_counts.items()},
+        "ExpectedTotalCounts": {k: list(acq.total_counts[k]) for k in ("trues", "scatter", "randoms")},
+        "MeasuredTotalPrompts": list(acq.total_counts["prompts"]),
         "Scanner": {
             "Preset": acq.scanner.preset,
             "ScannerFWHM_mm": acq.scanner.fwhm_mm,
@@ -232,7 +258,7 @@ def _geometry_record(acq: PETAcquisition, phantom, base: str) -> dict:
         "TracerNuclide": acq.nuclide,
         "PositronEmitters": dict(acq.emitters),
         "ImageDecayCorrected": acq.decay_corrected,
-        "ReferenceTime": TIME_REFERENCE,
+        "ReferenceTime": f"FrameTimesStart_s counts from the tracer's injection; FrameTimesStartAfterScenarioStart_s from {TIME_REFERENCE}",
     }
 
 

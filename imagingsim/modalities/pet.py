@@ -14,7 +14,8 @@ Model (one frame ``k`` per schedule time ``t_k``, length ``D``; t = 0 is the sce
 - **Image convention.** Images are in tracer units, Bq/mL: ``E_k = sum_a A_a beta_a I_a,k /
   (beta_tr tau_k)`` with ``tau_k = I_tr,k`` when decay-corrected to the tracer's injection
   (activity at injection) and ``tau_k = D`` without decay correction (mean activity during
-  the frame). A frame that ends before the tracer is injected uses ``tau_k = D``.
+  the frame). Frames are the schedule times from the tracer's injection on: earlier times
+  have no tracer to image (BIDS TimeZero is the tracer's injection).
   ``expected_image_bq_per_ml`` is this ``E_k``, unblurred: what the reconstructions estimate.
 - **Resolution.** Each emitter's positrons are spread by its own positron-range kernel in
   water (:func:`~imagingsim.modalities.pet_physics.positron_range_kernel`; not density-scaled,
@@ -46,7 +47,6 @@ Model (one frame ``k`` per schedule time ``t_k``, length ``D``; t = 0 is the sce
 
 from __future__ import annotations
 
-import math
 import time
 
 from imagingsim.attenuation import linear_attenuation_per_mm
@@ -68,6 +68,9 @@ from imagingsim.scenario import AgentSpec, Scenario, positron_nuclide
 
 #: Random stream of PET noise: the generator key is (seed, PET_NOISE_STREAM, frame index).
 PET_NOISE_STREAM = 0x9E7
+#: Smallest counts per unit projection the float32 recon weights carry safely (a tracer
+#: decayed by ~1e-25 within the frame would make images in injection units overflow).
+_MIN_COUNTS_PER_UNIT = 1e-30
 
 
 def scatter_and_randoms(trues, geometry: ParallelBeamGeometry, slice_mm: float, scatter_fraction: float,
@@ -109,6 +112,26 @@ def specific_activity_bq_per_ug(agent: AgentSpec) -> float:
     raise ValueError(f"agent {agent.name!r} has no positron-emitting label")
 
 
+def check_pet(scenario: Scenario) -> None:
+    """Fail fast, before any simulation, on PET settings that only the presets can check.
+
+    Raises
+    ------
+    ValueError
+        One line naming the field: subsets that do not divide the views, or frames that
+        overlap (the frame length must not exceed the spacing of the imaged schedule times).
+    """
+    scanner = scanner_params(scenario.modalities.pet)
+    injection_h = scenario.pet_tracer().injection_time_h
+    times_s = [3600.0 * t for t in scenario.schedule.times_h if t >= injection_h]
+    gaps = [b - a for a, b in zip(times_s, times_s[1:])]
+    if gaps and scanner.frame_duration_s > min(gaps):
+        raise ValueError(
+            f"modalities.pet.frame_duration_s: {scanner.frame_duration_s:g} s frames would overlap; the schedule "
+            f"times are as close as {min(gaps):g} s"
+        )
+
+
 def acquire_pet(phantom, delivery, scenario: Scenario, backend: Backend, seed: int) -> PETAcquisition:
     """Simulate and reconstruct the PET study of a scenario (see the module docstring).
 
@@ -148,49 +171,61 @@ def acquire_pet(phantom, delivery, scenario: Scenario, backend: Backend, seed: i
     grid = phantom.grid
     (nx, ny, nz), voxel = grid.shape, grid.voxel_size_mm
     duration = scanner.frame_duration_s
-    starts = tuple(3600.0 * t for t in delivery.times_h)
+    # PET frames are the schedule times from the tracer's injection on (TimeZero is the
+    # injection; the scenario validation guarantees at least one).
+    injection_s = 3600.0 * tracer.injection_time_h
+    frames = tuple(k for k, t in enumerate(delivery.times_h) if 3600.0 * t >= injection_s)
+    starts = tuple(3600.0 * delivery.times_h[k] for k in frames)
     n_frames = len(starts)
 
     def integrals(data: Nuclide, agent: AgentSpec) -> list[float]:
         inj = 3600.0 * agent.injection_time_h
         return [decay_integral_s(data.half_life_s, s, s + duration, injection_s=inj) for s in starts]
 
-    tracer_integrals = integrals(tracer_nuclide, tracer)
     decay_corrected = spec.decay_correction == "injection"
-    tau = [i if decay_corrected and i > 0.0 else duration for i in tracer_integrals]
-    n_k = [
-        counts_per_unit_projection(scanner.sensitivity, voxel[0], voxel[2], scanner.n_views,
-                                   tracer_nuclide.beta_plus_fraction, t)
-        for t in tau
-    ]
+    tau = integrals(tracer_nuclide, tracer) if decay_corrected else [duration] * n_frames
+    bin_mm = min(voxel[0], voxel[1])  # ParallelBeamGeometry.covering's default bin
+    per_positron = counts_per_unit_projection(scanner.sensitivity, bin_mm, voxel[2], scanner.n_views, 1.0, 1.0)
+    n_k = [per_positron * tracer_nuclide.beta_plus_fraction * t for t in tau]
+    for t_s, n in zip(starts, n_k, strict=True):
+        if not n > _MIN_COUNTS_PER_UNIT:
+            raise ValueError(
+                f"modalities.pet.decay_correction: at {t_s / 3600.0:g} h the tracer's {tracer_nuclide.name} has "
+                "decayed too far to correct to its injection (images would overflow); use \"none\" or a later tracer"
+            )
 
     mu = linear_attenuation_per_mm(phantom, 511.0, backend)
     recon_kernel = None
     if spec.psf_in_model and any(m in ("osem", "mlem") for m in spec.recon):
         recon_kernel = resolution_kernel(tracer_nuclide, scanner.fwhm_mm, voxel, grid.shape, backend)
     system = PETSystem.build(grid.shape, voxel, mu, scanner.n_views, n_k, backend, resolution_kernel=recon_kernel)
+    assert system.geometry.bin_size_mm == bin_mm
     lap("setup")
 
-    # Positrons per mL over each frame, in tracer units, with and without the resolution blur.
-    expected = xp.zeros((nx, ny, nz, n_frames), dtype=xp.float64, device=backend.device)
+    # Positrons per mL emitted during each frame by every emitter (absolute, so a decayed
+    # tracer cannot overflow anything), blurred by each nuclide's range and the PSF; and
+    # the same in the images' tracer units without blur (the truth the recon estimates).
+    positrons = xp.zeros((nx, ny, nz, n_frames), dtype=xp.float64, device=backend.device)
     blurred = xp.zeros((nx, ny, nz, n_frames), dtype=xp.float64, device=backend.device)
+    frame_index = xp.asarray(frames, dtype=xp.int64, device=backend.device)
     for item in emitters:
         data = nuclide(positron_nuclide(item.agent))
-        factors = [
-            data.beta_plus_fraction * i / (tracer_nuclide.beta_plus_fraction * t)
-            for i, t in zip(integrals(data, item.agent), tau)
-        ]
-        emission = item.carrier_ug_per_ml * (
-            specific_activity_bq_per_ug(item.agent) * xp.asarray(factors, dtype=xp.float64, device=backend.device)
+        per_ml = [data.beta_plus_fraction * i for i in integrals(data, item.agent)]
+        emission = xp.take(item.carrier_ug_per_ml, frame_index, axis=3) * (
+            specific_activity_bq_per_ug(item.agent) * xp.asarray(per_ml, dtype=xp.float64, device=backend.device)
         )
         kernel = resolution_kernel(data, scanner.fwhm_mm, voxel, grid.shape, backend)
-        expected = expected + emission
+        positrons = positrons + emission
         blurred = blurred + FrameWise(Blur(kernel, grid.shape, backend), n_frames).apply(emission)
+    tracer_units = [1.0 / (tracer_nuclide.beta_plus_fraction * t) for t in tau]
+    expected = positrons * xp.asarray(tracer_units, dtype=xp.float64, device=backend.device)
+    del positrons
     lap("emission")
 
     # The FFT blur leaves round-off negatives (~1e-16 of the maximum) outside the body.
-    trues = system.model(resolution=False).apply(xp.clip(blurred, 0.0, None))
+    lines = system.line_integrals(xp.astype(xp.clip(blurred, 0.0, None), xp.float32))
     del blurred
+    trues = lines * (system.attenuation_factors[..., None] * per_positron)
     lap("projection")
     scatter, randoms_per_bin = scatter_and_randoms(
         trues, system.geometry, voxel[2], scanner.scatter_fraction, scanner.randoms_fraction, backend
@@ -202,7 +237,10 @@ def acquire_pet(phantom, delivery, scenario: Scenario, backend: Backend, seed: i
     check_nonnegative(mean_prompts, "PET expected prompts")
     prompts = xp.stack(
         [
-            xp.astype(poisson_counts(mean_prompts[..., k], backend.rng(seed, PET_NOISE_STREAM, k), validate=False), xp.float32)
+            xp.astype(
+                poisson_counts(mean_prompts[..., k], backend.rng(seed, PET_NOISE_STREAM, frames[k]), validate=False),
+                xp.float32,
+            )
             for k in range(n_frames)
         ],
         axis=-1,
@@ -226,14 +264,22 @@ def acquire_pet(phantom, delivery, scenario: Scenario, backend: Backend, seed: i
     tracer_delivery = delivery.agent(tracer.name)
     specific = specific_activity_bq_per_ug(tracer)
     injected_bq = tracer_delivery.injected_mass_ug * specific
+    # Factor each frame was multiplied by for decay (BIDS DecayCorrectionFactor): duration over
+    # the decay integral from injection; SUV = image x body mass / injected activity, with the
+    # image first brought to injection scale when it is not decay-corrected.
+    correction = [duration / t if decay_corrected else 1.0 for t in tau]
+    to_injection = [1.0 if decay_corrected else duration / i for i in integrals(tracer_nuclide, tracer)]
+    suv = tuple(float(phantom.body_mass_g) / injected_bq * f for f in to_injection)
     return PETAcquisition(
         tracer=tracer,
         nuclide=tracer_nuclide.name,
         emitters={item.agent.name: positron_nuclide(item.agent) for item in emitters},
         scanner=scanner,
         geometry=system.geometry,
+        schedule_indices=frames,
         frame_start_s=starts,
         frame_duration_s=(duration,) * n_frames,
+        decay_correction_factors=tuple(correction),
         decay_corrected=decay_corrected,
         injected_activity_bq=injected_bq,
         injected_mass_ug=float(tracer_delivery.injected_mass_ug),
@@ -247,7 +293,7 @@ def acquire_pet(phantom, delivery, scenario: Scenario, backend: Backend, seed: i
         attenuation_factors=system.attenuation_factors,
         counts_per_unit_projection=tuple(n_k),
         total_counts=total_counts,
-        suv_scale_g_per_bq=float(phantom.body_mass_g) / injected_bq if injected_bq > 0 else math.nan,
+        suv_scale_g_per_bq=suv,
         timings_s=timings,
     )
 
@@ -255,6 +301,7 @@ def acquire_pet(phantom, delivery, scenario: Scenario, backend: Backend, seed: i
 __all__ = [
     "PET_NOISE_STREAM",
     "acquire_pet",
+    "check_pet",
     "scatter_and_randoms",
     "specific_activity_bq_per_ug",
 ]

@@ -47,8 +47,14 @@ class PETAcquisition:
     scanner : ScannerParams
     geometry : ParallelBeamGeometry
         Transaxial geometry; slices are the phantom grid's z planes.
+    schedule_indices : tuple of int
+        Index into the scenario schedule of each frame: the schedule times from the tracer's
+        injection on (earlier times have no tracer to image).
     frame_start_s, frame_duration_s : tuple of float
-        Frame starts after t = 0, and lengths, s.
+        Frame starts after the scenario's t = 0 (not after the injection), and lengths, s.
+    decay_correction_factors : tuple of float
+        Per frame, the factor applied for decay (BIDS DecayCorrectionFactor): frame length
+        over the decay integral since injection when decay-corrected, else 1.
     decay_corrected : bool
         True: images are decay-corrected to the tracer's injection (BIDS ImageDecayCorrected).
     injected_activity_bq : float
@@ -79,10 +85,12 @@ class PETAcquisition:
         in Bq/mL (tracer units) and line integrals ``P`` in mm: sensitivity, bin and slice
         size, views, positrons per decay and the decay integral over the frame.
     total_counts : dict of str -> tuple of float
-        Per frame: ``"trues"``, ``"scatter"``, ``"randoms"`` (expected) and ``"prompts"`` (drawn).
-    suv_scale_g_per_bq : float
-        Multiply a Bq/mL image by this to get SUV (body weight; images decay-corrected to
-        injection). Body mass / injected activity, g/Bq.
+        Per frame: ``"trues"``, ``"scatter"``, ``"randoms"`` (expected) and ``"prompts"``
+        (drawn: the realised total, not an expectation).
+    suv_scale_g_per_bq : tuple of float
+        Per frame, multiply the Bq/mL image by this to get body-weight SUV: body mass over
+        injected activity, g/Bq, times the frame's decay factor when the images are not
+        decay-corrected (SUV compares activity with the dose decayed to the scan).
     """
 
     tracer: AgentSpec
@@ -90,8 +98,10 @@ class PETAcquisition:
     emitters: dict[str, str]
     scanner: ScannerParams
     geometry: ParallelBeamGeometry
+    schedule_indices: tuple[int, ...]
     frame_start_s: tuple[float, ...]
     frame_duration_s: tuple[float, ...]
+    decay_correction_factors: tuple[float, ...]
     decay_corrected: bool
     injected_activity_bq: float
     injected_mass_ug: float
@@ -105,5 +115,5 @@ class PETAcquisition:
     attenuation_factors: Any
     counts_per_unit_projection: tuple[float, ...]
     total_counts: dict[str, tuple[float, ...]]
-    suv_scale_g_per_bq: float
+    suv_scale_g_per_bq: tuple[float, ...]
     timings_s: dict[str, float] = field(default_factory=dict)

@@ -40,7 +40,8 @@ def scanner_params(spec: PETSpec) -> ScannerParams:
     Raises
     ------
     ValueError
-        One line: an unknown preset, a preset missing a field, or more OSEM subsets than views.
+        One line: an unknown preset, a preset missing a field, or subsets that do not divide
+        the views evenly.
     """
     presets = pet_presets()
     if spec.scanner not in presets:
@@ -62,10 +63,10 @@ def scanner_params(spec: PETSpec) -> ScannerParams:
     for name in ("fwhm_mm", "sensitivity", "scatter_fraction", "randoms_fraction", "frame_duration_s",
                  "post_filter_fwhm_mm", "fbp_cutoff"):
         values[name] = float(values[name])
-    if values["subsets"] > values["n_views"]:
+    if values["n_views"] % values["subsets"]:
         raise ValueError(
-            f"modalities.pet.subsets: {values['subsets']} subsets need at least as many views "
-            f"(n_views is {values['n_views']})"
+            f"modalities.pet.subsets: must divide n_views ({values['n_views']}) so that every OSEM subset "
+            f"has as many views; got {values['subsets']}"
         )
     return ScannerParams(**values)
 

@@ -165,6 +165,14 @@ class PETSystem:
         """The rows of some views of a sinogram (an OSEM subset)."""
         return sinogram if views is None else self.backend.xp.take(sinogram, self._views(views), axis=0)
 
+    def line_integrals(self, image):
+        """``P x`` for every frame: ``(nx, ny, nz, n_frames)`` -> ``(n_views, n_bins, nz, n_frames)``, mm x units."""
+        xp = self.backend.xp
+        nx, ny, nz = self.image_shape
+        t = self.n_frames
+        stacked = self.projector.apply(xp.reshape(image, (nx, ny, nz * t)))
+        return xp.reshape(stacked, (self.geometry.n_angles, self.geometry.n_bins, nz, t))
+
     def model(self, views=None, *, resolution: bool = True, space: str = "sinogram") -> LinearOperator:
         """The system model: expected trues per image in Bq/mL, for all or some views.
 

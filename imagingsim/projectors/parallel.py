@@ -60,13 +60,13 @@ class ParallelProjector(LinearOperator):
     def _apply(self, x):
         xp = self.backend.xp
         nx, ny, nz = self.in_shape
-        y = self.matrix.apply(xp.reshape(xp.astype(x, self.dtype), (nx * ny, nz)))
+        y = self.matrix.apply(xp.reshape(xp.astype(x, self.dtype, copy=False), (nx * ny, nz)))
         return xp.reshape(y, self.out_shape)
 
     def _adjoint(self, y):
         xp = self.backend.xp
         nz = self.in_shape[2]
-        x = self.matrix.adjoint(xp.reshape(xp.astype(y, self.dtype), (-1, nz)))
+        x = self.matrix.adjoint(xp.reshape(xp.astype(y, self.dtype, copy=False), (-1, nz)))
         return xp.reshape(x, self.in_shape)
 
 
@@ -90,12 +90,12 @@ class PixelBackprojector(LinearOperator):
     def _apply(self, y):
         xp = self.backend.xp
         nz = self.in_shape[2]
-        return xp.reshape(self.matrix.apply(xp.reshape(xp.astype(y, self.dtype), (-1, nz))), self.out_shape)
+        return xp.reshape(self.matrix.apply(xp.reshape(xp.astype(y, self.dtype, copy=False), (-1, nz))), self.out_shape)
 
     def _adjoint(self, x):
         xp = self.backend.xp
         nz = self.in_shape[2]
-        return xp.reshape(self.matrix.adjoint(xp.reshape(xp.astype(x, self.dtype), (-1, nz))), self.in_shape)
+        return xp.reshape(self.matrix.adjoint(xp.reshape(xp.astype(x, self.dtype, copy=False), (-1, nz))), self.in_shape)
 
 
 def clear_matrix_cache() -> None:
