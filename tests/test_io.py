@@ -434,6 +434,16 @@ DOCUMENTED_TRUTH_FILES = {
     "sub-<id>/delivery/sub-<id>_desc-<agent>Carrier_uptake": (".tsv", ".json"),
     "sub-<id>/pet/sub-<id>_trc-<agent>_desc-expected_activity": (".nii.gz", ".json"),
     "sub-<id>/pet/sub-<id>_desc-mu511keV_map": (".nii.gz", ".json"),
+    "sub-<id>/mri/sub-<id>_acq-<label>_desc-iron_conc": (".nii.gz", ".json"),
+    "sub-<id>/mri/sub-<id>_acq-<label>_desc-ironBound_conc": (".nii.gz", ".json"),
+    "sub-<id>/mri/sub-<id>_acq-<label>_R2starmap": (".nii.gz", ".json"),
+    "sub-<id>/mri/sub-<id>_acq-<label>_R1map": (".nii.gz", ".json"),
+    "sub-<id>/mri/sub-<id>_desc-baseline_R2starmap": (".nii.gz", ".json"),
+    "sub-<id>/mri/sub-<id>_desc-baseline_R1map": (".nii.gz", ".json"),
+    "sub-<id>/mri/sub-<id>_desc-offresonance_fieldmap": (".nii.gz", ".json"),
+    "sub-<id>/nirf/sub-<id>_acq-<label>_desc-noisefree_nirf": (".nii.gz", ".json"),
+    "sub-<id>/nirf/sub-<id>_desc-background_nirf": (".nii.gz", ".json"),
+    "sub-<id>/nirf/sub-<id>_desc-<agent>Dye_conc": (".nii.gz", ".json"),
 }
 #: Written by modality writers (their own tests cover them), not by this fake subject.
 MODALITY_STEMS = {t.stem for t in MODALITY_TRUTH_FILES}

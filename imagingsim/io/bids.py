@@ -68,6 +68,7 @@ __all__ = [
     "TRUTH_FILES",
     "TruthFile",
     "format_value",
+    "generated_by",
     "json_text",
     "property_desc",
     "write_dataset",
@@ -240,11 +241,12 @@ TRUTH_FILES: tuple[TruthFile, ...] = (
 EXTENSION_SUFFIXES: dict[str, str] = {
     "scenario": "the imagingsim scenario (JSON)",
     "map": "a phantom property map (3-D NIfTI)",
-    "conc": "a 4-D concentration map (NIfTI)",
+    "conc": "a concentration map (NIfTI; 4-D over time, or 3-D for one session)",
     "bloodcurve": "a blood concentration curve (TSV)",
     "ledger": "a mass-balance table (TSV)",
     "uptake": "a %ID/g table per region (TSV)",
     "activity": "a 4-D activity concentration map (NIfTI)",
+    "nirf": "a planar NIR fluorescence image (NIfTI, one voxel thick along the view axis)",
 }
 
 _TIME_COLUMNS = {
@@ -358,7 +360,7 @@ def _version() -> str:
         return "unknown"
 
 
-def _generated_by(scenario) -> list[dict[str, Any]]:
+def generated_by(scenario) -> list[dict[str, Any]]:
     return [
         {
             "Name": "imagingsim",
@@ -440,7 +442,7 @@ def _write_top_level(stage: Path, scenario, phantom) -> None:
             "DatasetType": "raw",
             "License": LICENSE,
             "Authors": ["imagingsim (synthetic data generator)"],
-            "GeneratedBy": _generated_by(scenario),
+            "GeneratedBy": generated_by(scenario),
             "HowToAcknowledge": (
                 "Synthetic data: cite the imagingsim software and version given in GeneratedBy, "
                 "and state the scenario name and seed so the data can be regenerated."
@@ -673,7 +675,7 @@ def _write_truth(truth: Path, scenario, phantom, delivery, backend) -> None:
             "Name": f"imagingsim ground truth: {scenario.name}",
             "BIDSVersion": BIDS_VERSION,
             "DatasetType": "derivative",
-            "GeneratedBy": _generated_by(scenario),
+            "GeneratedBy": generated_by(scenario),
             "DatasetLinks": {"raw": "../../"},
             "License": LICENSE,
         },

@@ -58,10 +58,81 @@ PET_TRUTH_FILES: tuple[TruthFile, ...] = (
 )
 
 #: Truth files of the MRI writer (:mod:`imagingsim.io.mri`).
-MRI_TRUTH_FILES: tuple[TruthFile, ...] = ()
+MRI_TRUTH_FILES: tuple[TruthFile, ...] = (
+    TruthFile(
+        "sub-<id>/mri/sub-<id>_acq-<label>_desc-iron_conc",
+        (".nii.gz", ".json"),
+        "Iron of all iron-oxide agents at the MRI session acq-<label> (the schedule time, e.g. 24h, 0p5h): "
+        "carrier x iron_mass_fraction / 55.845. Compare the MRI iron estimate (derivatives/mri-iron) with it. "
+        "Written when MRI is enabled.",
+        "mM (mmol Fe per L of tissue)",
+    ),
+    TruthFile(
+        "sub-<id>/mri/sub-<id>_acq-<label>_desc-ironBound_conc",
+        (".nii.gz", ".json"),
+        "The cell-associated (receptor-bound, internalised, MPS-sequestered) part of that iron, whose effective "
+        "r2* is clustered_iron_r2star_factor times that in solution.",
+        "mM",
+    ),
+    TruthFile(
+        "sub-<id>/mri/sub-<id>_acq-<label>_R2starmap",
+        (".nii.gz", ".json"),
+        "True R2* at the MRI session acq-<label>, at the scenario's field: baseline + r2* (free + factor x bound "
+        "iron). The raw sub-<id>/anat/*_R2starmap is the fit of the simulated images.",
+        "1/s",
+    ),
+    TruthFile(
+        "sub-<id>/mri/sub-<id>_acq-<label>_R1map",
+        (".nii.gz", ".json"),
+        "True R1 at the MRI session acq-<label>, at the scenario's field: baseline + r1 x iron.",
+        "1/s",
+    ),
+    TruthFile(
+        "sub-<id>/mri/sub-<id>_desc-baseline_R2starmap",
+        (".nii.gz", ".json"),
+        "Pre-contrast R2* at the scenario's field (the phantom's 3 T map carried by the field model of "
+        "data/relaxivity.toml); the iron estimate subtracts it in place of a pre-contrast scan.",
+        "1/s",
+    ),
+    TruthFile(
+        "sub-<id>/mri/sub-<id>_desc-baseline_R1map",
+        (".nii.gz", ".json"),
+        "Pre-contrast R1 at the scenario's field.",
+        "1/s",
+    ),
+    TruthFile(
+        "sub-<id>/mri/sub-<id>_desc-offresonance_fieldmap",
+        (".nii.gz", ".json"),
+        "B0 off-resonance map applied by the MRI simulation (phase 2 pi df TE). Written only when "
+        "modalities.mri.b0_offresonance_hz > 0.",
+        "Hz",
+    ),
+)
 
 #: Truth files of the NIRF writer (:mod:`imagingsim.io.nirf`).
-NIRF_TRUTH_FILES: tuple[TruthFile, ...] = ()
+NIRF_TRUTH_FILES: tuple[TruthFile, ...] = (
+    TruthFile(
+        "sub-<id>/nirf/sub-<id>_acq-<label>_desc-noisefree_nirf",
+        (".nii.gz", ".json"),
+        "Noise-free expected NIRF image at schedule time <label> (24h, 0p5h, ...): dye fluorescence + tissue "
+        "autofluorescence + dark current, one voxel thick along the view axis at the body surface. Written "
+        "when NIRF is enabled.",
+        "photoelectrons",
+    ),
+    TruthFile(
+        "sub-<id>/nirf/sub-<id>_desc-background_nirf",
+        (".nii.gz", ".json"),
+        "The expected autofluorescence + dark-current part of every NIRF image (the same at all times).",
+        "photoelectrons",
+    ),
+    TruthFile(
+        "sub-<id>/nirf/sub-<id>_desc-<agent>Dye_conc",
+        (".nii.gz", ".json"),
+        "4-D ground truth [x, y, z, t]: dye concentration of fluorophore agent <agent> (carrier x dye_nmol_per_mg "
+        "/ 1000). Volume n is the instantaneous value at SampleTimes_s[n] (sidecar).",
+        "nmol/mL",
+    ),
+)
 
 MODALITY_TRUTH_FILES: tuple[TruthFile, ...] = PET_TRUTH_FILES + MRI_TRUTH_FILES + NIRF_TRUTH_FILES
 

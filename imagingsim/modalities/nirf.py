@@ -1,0 +1,562 @@
+"""NIRF: fluorophore map -> excitation and emission attenuation with depth -> depth blur -> camera noise.
+
+Planar NIR fluorescence imaging of the body surface that faces the camera (``view``), one
+image per schedule time, at the phantom grid's in-plane pixel size.
+
+Model
+-----
+- **Channel.** The imaging channel is that of the dye of the first agent with a fluorophore
+  label: its excitation line and, in the window (``modalities.nirf.window``; ``auto`` = the
+  dye's native window), its emission filter band (``data/fluorophores.toml``). Every agent
+  with the same dye is imaged (their concentrations add); agents labelled with another dye
+  are in another channel and are not imaged (their concentration maps are still written
+  as truth). Dye concentration, nmol/mL = carrier ug/mL x dye_nmol_per_mg / 1000.
+- **Optics.** Absorption and reduced scattering at the excitation line and at the emission
+  band centre: the phantom's 810 nm maps times per-tissue spectral ratios
+  (:func:`~imagingsim.modalities.nirf_optics.optical_maps`, ``data/optics.toml``).
+  Refractive index 1.4; air outside.
+- **Geometry.** Voxel layers along the view axis. Each image pixel is a column of voxels;
+  its depth origin is the first non-air voxel seen from the camera (the body surface), and
+  layer ``n`` holds the column's ``n``-th voxel below it, at depth ``z_n = (n + 1/2) dz``
+  (down to :data:`MAX_DEPTH_MM`; PSFs are cut at :data:`MAX_PSF_RADIUS_MM`).
+  The skin is treated as locally flat and normal to the view axis (no tilt, no curvature:
+  a flank seen edge-on is too bright and too sharp), and light is detected only inside the
+  body's silhouette (what the PSF spreads beyond it is lost).
+- **Excitation** (diffusion theory, semi-infinite medium, extrapolated boundary; see
+  :mod:`~imagingsim.modalities.nirf_optics`): broad-beam irradiance ``E`` (minus the specular
+  reflection) on the surface facing the camera (``epi``), or on the opposite surface
+  (``trans``, then depth counts from that surface and the medium is still treated as
+  semi-infinite: the camera-side boundary is ignored); fluence rate
+  ``phi_x(z) = E' [exp(-mu_eff |z - z0|) - exp(-mu_eff (z + z0 + 2 zb))] / (2 D mu_eff)``.
+- **Fluorescence source** (photons/s/mm^3 into the emission band):
+  ``q = phi_x x ln(10) x extinction x concentration x quantum yield x in-band fraction``,
+  plus tissue autofluorescence ``phi_x x af(tissue, window) x autofluorescence`` (the
+  scenario multiplier). First Born approximation: the dye does not change the tissue optics
+  (at 165 nM ICG, ln(10) eps c = 0.006/mm against a tissue mu_a of 0.03-0.04/mm).
+- **Emission.** A source voxel at depth ``z`` sends the fraction
+  ``T(z) = exp(-mu_eff z) [1 - exp(-2 mu_eff zb)] / (4 A D mu_eff)`` of its photons out of
+  the surface, spread by the surface exitance profile of a buried point source with its
+  image at ``-(z + 2 zb)`` (Haskell et al. 1994; Boas 2002). Its FWHM grows with depth
+  (muscle, 810 nm: 2.6 / 4.5 / 8.3 / 12.9 mm at 1 / 2 / 5 / 10 mm). The image is the sum over
+  layers of each layer's source convolved (real FFTs on the backend,
+  :class:`~imagingsim.modalities.nirf_optics.DepthBlur`) with its PSF.
+- **Heterogeneity.** Optical properties are depth-averaged along each column: the
+  excitation fluence and ``T`` of a voxel use the mean ``mu_a`` and ``mu_s'`` of the body
+  voxels of its column between the illuminated (resp. camera-side) surface and the voxel,
+  in the formulas of a homogeneous medium. The PSF *shape* of a layer uses those column
+  means averaged over all columns of the layer (one kernel per layer, which is what makes
+  the FFT possible). Limits: light does not travel along columns, so the column average
+  ignores lateral heterogeneity within the PSF footprint (a source next to the liver is
+  attenuated as if the liver were not there); the homogeneous formulas with averaged
+  properties are exact only for a homogeneous medium; layered media (fat over muscle) are
+  approximated.
+- **NIR-I vs NIR-II.** In NIR-I the PSF is pure diffusion theory. In NIR-II (1000-1700 nm)
+  scattering is weaker and diffusion theory is not valid within a few transport mean free
+  paths: there the PSF is a calibrated (empirical, not fitted) mixture of a narrow Gaussian
+  cone of weakly scattered light and the diffusion profile
+  (:class:`~imagingsim.modalities.nirf_optics.PSFParameters`). Diffusion theory is also
+  approximate for NIR-I sources shallower than ~1 transport mean free path (1.4 mm in
+  muscle at 810 nm).
+- **Camera.** Photons leaving each pixel x lens collection (Lambertian, ``sin^2 theta``)
+  x optics transmission x QE(emission) x exposure = expected photoelectrons; plus dark
+  current x exposure. Measured image = Poisson(expected) + Gaussian read noise (e-), drawn
+  from ``backend.rng(seed, NIRF_NOISE_STREAM, k)`` for time ``k``. No saturation, no
+  excitation leakage through the filter, no lens blur or vignetting. Presets: silicon CCD
+  (NIR-I), InGaAs (NIR-II), ``data/cameras.toml``.
+- **Image.** ``[u, v]`` along the two world axes of the image plane in increasing order
+  (dorsal/ventral: x, z; left/right: y, z), so that with a one-voxel-thick grid at the body
+  surface (``NIRFAcquisition.image_grid``) the NIfTI affine places each pixel in the world.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from imagingsim.backend import Backend
+from imagingsim.grid import ImageGrid
+from imagingsim.modalities.nirf_optics import (
+    LIGHT_M_PER_S,
+    PLANCK_J_S,
+    Camera,
+    DepthBlur,
+    Fluorophore,
+    autofluorescence_map,
+    camera_for_window,
+    diffusion,
+    escape_fraction,
+    escape_within,
+    fluorophore,
+    layer_kernels,
+    optical_maps,
+    optics_table,
+    plane_fluence,
+    psf_fwhm_mm,
+    specular_reflection,
+    tissue_optics,
+)
+from imagingsim.modalities.nirf_result import DEPTH_COLUMNS, NIRFAcquisition
+from imagingsim.noise import gaussian_noise, poisson_counts
+from imagingsim.operators.blur import FWHM_PER_SIGMA
+from imagingsim.scenario import Scenario
+
+#: Random stream of NIRF camera noise: the generator key is (seed, NIRF_NOISE_STREAM, time index).
+NIRF_NOISE_STREAM = 0xF10
+#: Camera side of each view: (grid axis along the view, True when the camera is on its + side).
+VIEWS: dict[str, tuple[int, bool]] = {"dorsal": (1, False), "ventral": (1, True), "left": (0, False), "right": (0, True)}
+AXIS_NAMES = ("x", "y", "z")
+#: Depths of the depth-sensitivity table, mm.
+SENSITIVITY_DEPTHS_MM = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 15.0, 20.0)
+#: Deepest layer modelled, mm: a source 60 mm deep sends ~3e-7 of its light out of muscle
+#: (exp(-0.25/mm x 60 mm)), so deeper voxels (only in human-sized phantoms) are dropped.
+MAX_DEPTH_MM = 60.0
+#: PSF kernels are cut at this distance from the source's foot, mm (the escaping light of a
+#: source 20 mm deep beyond it: ~exp(-0.25/mm x 43 mm) = 2e-5).
+MAX_PSF_RADIUS_MM = 60.0
+#: Fallback optics where a column has no tissue (no source there; keeps the formulas finite).
+_FALLBACK_MU_A, _FALLBACK_MU_S_PRIME = 0.01, 1.0
+
+
+def image_axes(view: str) -> tuple[int, int]:
+    """Grid axes of the image's ``[u, v]`` indices for ``view``."""
+    axis, _ = VIEWS[view]
+    return tuple(a for a in range(3) if a != axis)  # type: ignore[return-value]
+
+
+def to_camera_frame(volume, view: str, xp):
+    """``volume[x, y, z(, t)]`` as ``[d, u, v(, t)]``: ``d`` along the view from the camera, ``u, v`` as in the image."""
+    axis, far_side = VIEWS[view]
+    if far_side:
+        volume = xp.flip(volume, axis=axis)
+    order = (axis,) + image_axes(view) + tuple(range(3, volume.ndim))
+    return xp.permute_dims(volume, order)
+
+
+def time_label(time_h: float) -> str:
+    """BIDS-safe label of a schedule time: 24 h -> ``"24h"``, 0.5 h -> ``"0p5h"``."""
+    text = f"{time_h:.6f}".rstrip("0").rstrip(".")
+    return text.replace(".", "p") + "h"
+
+
+def photon_irradiance(irradiance_mW_per_cm2: float, wavelength_nm: float) -> float:
+    """Photons/(s mm^2) of an irradiance in mW/cm^2 at ``wavelength_nm`` (1 mW/cm^2 = 1e-5 W/mm^2)."""
+    return irradiance_mW_per_cm2 * 1e-5 / (PLANCK_J_S * LIGHT_M_PER_S / (wavelength_nm * 1e-9))
+
+
+def camera_noise(expected_e, read_noise_e: float, rng):
+    """A measured image: ``Poisson(expected_e) + read_noise_e x N(0, 1)``, photoelectrons.
+
+    Parameters
+    ----------
+    expected_e : device array
+        Expected photoelectrons (signal + dark current), >= 0.
+    read_noise_e : float
+        Read noise, electrons rms.
+    rng : imagingsim.backend.Generator
+        ``backend.rng(seed, NIRF_NOISE_STREAM, k)``.
+    """
+    return gaussian_noise(poisson_counts(expected_e, rng), read_noise_e, rng)
+
+
+@dataclass(frozen=True, eq=False)
+class SurfaceModel:
+    """The linear map from a source volume (camera frame) to the light leaving each pixel.
+
+    Build it with :meth:`build`; volumes passed to it are in the camera frame ``[d, u, v]``
+    (:func:`to_camera_frame`).
+
+    Attributes
+    ----------
+    index : device array ``(L, nu, nv)``, int64
+        Camera-frame ``d`` index of layer ``n`` of each column.
+    valid : device array ``(L, nu, nv)``, float64
+        1 where that voxel is tissue, else 0.
+    excitation : device array ``(L, nu, nv)``
+        Fluence rate per unit transmitted irradiance at each layer voxel.
+    escape : device array ``(L, nu, nv)``
+        Column escape fraction ``T`` of each layer voxel.
+    blur : DepthBlur
+        Layer PSFs (fractions of the escaping light per pixel).
+    voxel_volume_mm3 : float
+    thickness : device array ``(nu, nv)``, int64
+        Tissue thickness of each column, voxels (from the first to the last tissue voxel).
+    surface : device array ``(nu, nv)``, int64
+        Camera-frame index of each column's first tissue voxel (``nd`` where there is none).
+    silhouette : device array ``(nu, nv)``, float64
+        1 where the column holds tissue: light is only detected there.
+    layer_mu_a, layer_mu_s_prime : device arrays ``(L,)``
+        Emission optics of each layer's PSF, 1/mm.
+    """
+
+    index: Any
+    valid: Any
+    excitation: Any
+    escape: Any
+    blur: DepthBlur
+    voxel_volume_mm3: float
+    thickness: Any
+    surface: Any
+    silhouette: Any
+    layer_mu_a: Any
+    layer_mu_s_prime: Any
+    backend: Backend
+
+    @classmethod
+    def build(cls, body, excitation_optics, emission_optics, voxel_mm: tuple[float, float, float], window: str,
+              mode: str, backend: Backend) -> SurfaceModel:
+        """Precompute layers, excitation, column escape fractions and the layer PSFs.
+
+        Parameters
+        ----------
+        body : device array ``(nd, nu, nv)``, bool
+            Tissue (not air), camera frame.
+        excitation_optics, emission_optics : (mu_a, mu_s') device arrays ``(nd, nu, nv)``
+            Optics at the excitation and emission wavelengths, 1/mm, camera frame.
+        voxel_mm : (dd, du, dv)
+            Voxel size along the view and the two image axes, mm.
+        window : {"NIR-I", "NIR-II"}
+        mode : {"epi", "trans"}
+        backend : Backend
+        """
+        xp, dev = backend.xp, backend.device
+        n_ref = optics_table().refractive_index
+        nd = body.shape[0]
+        dd, du, dv = voxel_mm
+        as_int = xp.astype(body, xp.int8)
+        first = xp.argmax(as_int, axis=0)
+        last = (nd - 1) - xp.argmax(xp.flip(as_int, axis=0), axis=0)
+        has = xp.any(body, axis=0)
+        zero = xp.zeros_like(first)
+        thickness = xp.where(has, last - first + 1, zero)
+        surface = xp.where(has, first, zero + nd)
+        n_layers = int(backend.scalar(xp.max(thickness)))  # one synchronisation: the layer count
+        if n_layers == 0:
+            raise ValueError("NIRF: the phantom has no tissue voxel (all air)")
+        n_layers = min(n_layers, math.ceil(MAX_DEPTH_MM / dd))
+        n = xp.reshape(xp.arange(n_layers, dtype=first.dtype, device=dev), (n_layers, 1, 1))
+        index = xp.clip(first[None, :, :] + n, 0, nd - 1)
+        inside = n < thickness[None, :, :]
+        valid = xp.astype(xp.logical_and(inside, xp.take_along_axis(body, index, axis=0)), xp.float64)
+        depth = (xp.astype(n, xp.float64) + 0.5) * dd
+
+        def column_mean(volume, fallback: float, *, far: bool = False):
+            g = xp.take_along_axis(volume, index, axis=0) * valid
+            total, count = xp.cumulative_sum(g, axis=0), xp.cumulative_sum(valid, axis=0)
+            if far:  # inclusive suffix sums: from the voxel to the far surface
+                total = xp.sum(g, axis=0) - total + g
+                count = xp.sum(valid, axis=0) - count + valid
+            return xp.where(valid > 0, total / xp.clip(count, 1.0, None), fallback)
+
+        far = mode == "trans"
+        ex_a = column_mean(excitation_optics[0], _FALLBACK_MU_A, far=far)
+        ex_s = column_mean(excitation_optics[1], _FALLBACK_MU_S_PRIME, far=far)
+        ex_depth = (xp.astype(thickness[None, :, :] - n, xp.float64) - 0.5) * dd if far else depth
+        excitation = plane_fluence(ex_depth, diffusion(ex_a, ex_s, n_ref, xp), xp) * valid
+        em_a = column_mean(emission_optics[0], _FALLBACK_MU_A)
+        em_s = column_mean(emission_optics[1], _FALLBACK_MU_S_PRIME)
+        escape = escape_fraction(depth, diffusion(em_a, em_s, n_ref, xp), xp) * valid
+
+        count = xp.sum(valid, axis=(1, 2))
+        layer_a = xp.where(count > 0, xp.sum(em_a * valid, axis=(1, 2)) / xp.clip(count, 1.0, None), _FALLBACK_MU_A)
+        layer_s = xp.where(count > 0, xp.sum(em_s * valid, axis=(1, 2)) / xp.clip(count, 1.0, None), _FALLBACK_MU_S_PRIME)
+        nu, nv = body.shape[1], body.shape[2]
+        half = (min(nu - 1, math.ceil(MAX_PSF_RADIUS_MM / du)), min(nv - 1, math.ceil(MAX_PSF_RADIUS_MM / dv)))
+        kernels = layer_kernels(depth[:, 0, 0], layer_a, layer_s, (du, dv), half, window, backend)
+        blur = DepthBlur(kernels, (n_layers, nu, nv), backend)
+        silhouette = xp.astype(has, xp.float64)
+        return cls(index, valid, excitation, escape, blur, dd * du * dv, thickness, surface, silhouette, layer_a,
+                   layer_s, backend)
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.index.shape[0])
+
+    def layers(self, volume):
+        """Camera-frame ``volume (nd, nu, nv)`` as layers below the surface ``(L, nu, nv)`` (0 off tissue)."""
+        return self.backend.xp.take_along_axis(volume, self.index, axis=0) * self.valid
+
+    def exitance(self, emission_per_mm3):
+        """Photons/s leaving the surface per pixel for emitted photons/(s mm^3) (camera frame)."""
+        return self.blur.apply(self.layers(emission_per_mm3) * (self.escape * self.voxel_volume_mm3)) * self.silhouette
+
+    def fluorescence(self, coefficient_per_mm):
+        """Photons/s leaving each pixel per unit transmitted irradiance (photons/(s mm^2)).
+
+        ``coefficient_per_mm`` (camera frame, 1/mm): photons emitted into the band per mm^3
+        and second per unit excitation fluence rate (``ln(10) eps c QY f_band`` for a dye).
+        """
+        weights = self.excitation * self.escape * self.voxel_volume_mm3
+        return self.blur.apply(self.layers(coefficient_per_mm) * weights) * self.silhouette
+
+
+# --- the set-up's depth response -----------------------------------------------------------
+
+
+def depth_sensitivity(dye: Fluorophore, window: str, cam: Camera, *, exposure_s: float, irradiance_mW_per_cm2: float,
+                      autofluorescence_scale: float, pixel_mm: tuple[float, float], mode: str = "epi",
+                      thickness_mm: float | None = None,
+                      depths_mm=SENSITIVITY_DEPTHS_MM) -> tuple[list[dict[str, float]], float, dict[str, float]]:
+    """Response of the set-up to a point source vs depth in the reference tissue (host floats).
+
+    Returns
+    -------
+    rows : list of dict
+        One per depth, keys :data:`~imagingsim.modalities.nirf_result.DEPTH_COLUMNS`.
+        ``photoelectrons_per_fmol`` is the whole-image signal of 1 fmol of dye at that depth
+        under the set-up's excitation; ``detection_limit_fmol`` the amount whose peak pixel
+        equals 3 background noise sd.
+    background_noise_e : float
+        Noise sd of a pixel of dye-free reference tissue (autofluorescence + dark shot noise
+        and read noise), photoelectrons.
+    reference : dict
+        The reference tissue's optics at both wavelengths.
+    """
+    table = optics_table()
+    n = table.refractive_index
+    ref = table.reference_tissue
+    band = dye.windows[window]
+    ex_a, ex_s = tissue_optics(ref, dye.excitation_nm)
+    em_a, em_s = tissue_optics(ref, band.centre_nm)
+    ex, em = diffusion(ex_a, ex_s, n), diffusion(em_a, em_s, n)
+    transmitted = 1.0 - specular_reflection(n)
+    photons = photon_irradiance(irradiance_mW_per_cm2, dye.excitation_nm) * transmitted
+    gain = cam.collection_efficiency * cam.optics_transmission * cam.qe(band.centre_nm)
+    per_fmol = math.log(10.0) * dye.extinction_M_per_cm * 1e-10 * dye.quantum_yield * band.in_band_fraction
+    trans = mode == "trans" and thickness_mm is not None
+
+    def fluence(z: float) -> float:  # per unit transmitted irradiance
+        return plane_fluence(max(thickness_mm - z, 0.0) if trans else z, ex)
+
+    # Autofluorescence of dye-free reference tissue, per pixel: integral of phi af T dz.
+    af = table.autofluorescence_per_mm[window][ref] * autofluorescence_scale
+    dz, extent = 0.01, (thickness_mm if trans else 60.0)
+    steps = int(extent / dz)
+    af_integral = sum(fluence((i + 0.5) * dz) * escape_fraction((i + 0.5) * dz, em) for i in range(steps)) * dz * af
+    pixel_area = pixel_mm[0] * pixel_mm[1]
+    background = photons * gain * exposure_s * af_integral * pixel_area + cam.dark_current_e_per_s * exposure_s
+    noise = math.sqrt(background + cam.read_noise_e**2)
+
+    params = table.psf[window]
+    disc = math.sqrt(pixel_area / math.pi)
+    rows = []
+    for d in depths_mm:
+        escape = escape_fraction(d, em)
+        f_w = params.weak_fraction(d, em_s)
+        sigma = max(params.cone_fwhm_per_depth * d, 1e-6) / FWHM_PER_SIGMA
+        peak = (1.0 - f_w) * escape_within(d, disc, em) / escape + f_w * (1.0 - math.exp(-0.5 * (disc / sigma) ** 2))
+        signal = photons * fluence(d) * per_fmol * escape * gain * exposure_s
+        rows.append({
+            "depth_mm": d,
+            "excitation_fluence_per_irradiance": transmitted * fluence(d),
+            "escape_fraction": escape,
+            "psf_fwhm_mm": psf_fwhm_mm(d, em_a, em_s, window),
+            "peak_pixel_fraction": peak,
+            "photoelectrons_per_emitted_photon": escape * gain,
+            "photoelectrons_per_fmol": signal,
+            "detection_limit_fmol": 3.0 * noise / (signal * peak) if signal > 0 else math.inf,
+        })
+    assert set(rows[0]) == set(DEPTH_COLUMNS)
+    reference = {
+        "tissue": ref.bids_name,
+        "refractive_index": n,
+        "excitation_mu_a_per_mm": ex_a,
+        "excitation_mu_s_prime_per_mm": ex_s,
+        "excitation_mu_eff_per_mm": ex.mu_eff,
+        "emission_mu_a_per_mm": em_a,
+        "emission_mu_s_prime_per_mm": em_s,
+        "emission_mu_eff_per_mm": em.mu_eff,
+        "emission_extrapolation_distance_mm": em.zb,
+        "emission_transport_mean_free_path_mm": 1.0 / (em_a + em_s),
+    }
+    return rows, noise, reference
+
+
+# --- the acquisition -----------------------------------------------------------------------
+
+
+def surface_model(phantom, view: str, mode: str, excitation_nm: float, emission_nm: float, window: str,
+                  backend: Backend) -> SurfaceModel:
+    """The :class:`SurfaceModel` of ``phantom`` seen from ``view`` at the two wavelengths (nm)."""
+    xp, grid = backend.xp, phantom.grid
+    view_axis, _ = VIEWS[view]
+    u_axis, v_axis = image_axes(view)
+    voxel = (grid.voxel_size_mm[view_axis], grid.voxel_size_mm[u_axis], grid.voxel_size_mm[v_axis])
+
+    def frame(volume):
+        return to_camera_frame(volume, view, xp)
+
+    body = frame(phantom.labels != 0)
+    ex = tuple(frame(m) for m in optical_maps(phantom, excitation_nm, backend))
+    em = tuple(frame(m) for m in optical_maps(phantom, emission_nm, backend))
+    return SurfaceModel.build(body, ex, em, voxel, window, mode, backend)
+
+
+def imaging_channel(scenario: Scenario, delivery):
+    """The imaging channel of a scenario (module docstring, "Channel").
+
+    Returns
+    -------
+    dye : Fluorophore
+        The dye of the first agent with a fluorophore label.
+    window : {"NIR-I", "NIR-II"}
+        ``modalities.nirf.window``, or the dye's native window for ``"auto"``.
+    band : EmissionBand
+        The dye's emission band in that window.
+    labelled : list of (AgentDelivery, FluorophoreLabel)
+        Every agent with a fluorophore label.
+    imaged : tuple of str
+        Names of the agents whose dye is the channel's.
+    """
+    labelled = [
+        (item, label) for item in delivery.agents for label in item.agent.labels if label.kind == "fluorophore"
+    ]
+    if not labelled:
+        raise ValueError("NIRF needs an agent with a fluorophore label")
+    dye = fluorophore(labelled[0][1].dye)
+    spec = scenario.modalities.nirf
+    window = dye.native_window if spec.window == "auto" else spec.window
+    imaged = tuple(item.agent.name for item, label in labelled if label.dye == dye.key)
+    return dye, window, dye.windows[window], labelled, imaged
+
+
+def acquire_nirf(phantom, delivery, scenario: Scenario, backend: Backend, seed: int) -> NIRFAcquisition:
+    """Simulate the planar NIR fluorescence images of a scenario (see the module docstring).
+
+    Parameters
+    ----------
+    phantom : imagingsim.phantom.Phantom
+        Labels and 810 nm optical maps.
+    delivery : imagingsim.delivery.DeliveryResult
+        Carrier maps ``(nx, ny, nz, T)`` of every agent at the schedule times.
+    scenario : Scenario
+        ``modalities.nirf`` settings and the agents' fluorophore labels.
+    backend : Backend
+    seed : int
+        Subject seed (>= 0); the noise of time ``k`` is drawn from
+        ``backend.rng(seed, NIRF_NOISE_STREAM, k)``.
+
+    Returns
+    -------
+    NIRFAcquisition
+        Images in photoelectrons, float32 device arrays.
+    """
+    xp = backend.xp
+    spec = scenario.modalities.nirf
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = now - clock
+        clock = now
+
+    dye, window, band, labelled, imaged = imaging_channel(scenario, delivery)
+    cam = camera_for_window(window)
+    grid = phantom.grid
+    view_axis, far_side = VIEWS[spec.view]
+    u_axis, v_axis = image_axes(spec.view)
+    voxel = (grid.voxel_size_mm[view_axis], grid.voxel_size_mm[u_axis], grid.voxel_size_mm[v_axis])
+
+    def frame(volume):
+        return to_camera_frame(volume, spec.view, xp)
+
+    model = surface_model(phantom, spec.view, spec.mode, dye.excitation_nm, band.centre_nm, window, backend)
+    lap("setup")
+
+    n_ref = optics_table().refractive_index
+    photons = photon_irradiance(spec.irradiance_mW_per_cm2, dye.excitation_nm) * (1.0 - specular_reflection(n_ref))
+    gain = cam.collection_efficiency * cam.optics_transmission * cam.qe(band.centre_nm)
+    to_electrons = photons * gain * spec.exposure_s
+    dark = cam.dark_current_e_per_s * spec.exposure_s
+    autofluorescence = frame(autofluorescence_map(phantom.labels, window, backend) * spec.autofluorescence)
+    background = xp.clip(model.fluorescence(autofluorescence) * to_electrons, 0.0, None) + dark
+    lap("autofluorescence")
+
+    dye_maps = {
+        item.agent.name: item.carrier_ug_per_ml * (label.dye_nmol_per_mg / 1000.0) for item, label in labelled
+    }
+    channel = None
+    for name in imaged:
+        channel = dye_maps[name] if channel is None else channel + dye_maps[name]
+    coefficient = dye.fluorescence_per_mm(window)
+    n_times = len(delivery.times_h)
+    expected, measured = [], []
+    for k in range(n_times):
+        signal = model.fluorescence(frame(channel[..., k]) * coefficient) * to_electrons
+        # FFT round-off leaves ~1e-16 relative negatives where there is no dye.
+        mean = xp.clip(signal, 0.0, None) + background
+        expected.append(mean)
+        measured.append(camera_noise(mean, cam.read_noise_e, backend.rng(seed, NIRF_NOISE_STREAM, k)))
+    lap("images")
+
+    nd = grid.shape[view_axis]
+    has = model.surface < nd
+    first = int(backend.scalar(xp.min(model.surface)))  # columns without tissue hold nd
+    surface_index = nd - 1 - first if far_side else first
+    thickness_mm = None
+    if spec.mode == "trans":
+        columns = xp.astype(has, xp.float64)
+        mean = xp.sum(xp.astype(model.thickness, xp.float64) * columns) / xp.sum(columns)
+        thickness_mm = backend.scalar(mean) * voxel[0]
+    rows, noise, reference = depth_sensitivity(
+        dye, window, cam, exposure_s=spec.exposure_s, irradiance_mW_per_cm2=spec.irradiance_mW_per_cm2,
+        autofluorescence_scale=spec.autofluorescence, pixel_mm=voxel[1:], mode=spec.mode, thickness_mm=thickness_mm,
+    )
+    lap("depth_sensitivity")
+
+    shape = list(grid.shape)
+    origin = list(grid.origin_mm)
+    shape[view_axis] = 1
+    origin[view_axis] = grid.origin_mm[view_axis] + surface_index * grid.voxel_size_mm[view_axis]
+    return NIRFAcquisition(
+        view=spec.view,
+        mode=spec.mode,
+        window=window,
+        dye=dye,
+        band=band,
+        camera=cam,
+        excitation_nm=dye.excitation_nm,
+        emission_nm=band.centre_nm,
+        exposure_s=spec.exposure_s,
+        irradiance_mW_per_cm2=spec.irradiance_mW_per_cm2,
+        autofluorescence_scale=spec.autofluorescence,
+        times_h=tuple(delivery.times_h),
+        imaged_agents=imaged,
+        dye_agents={item.agent.name: label.dye for item, label in labelled},
+        image_axes=(AXIS_NAMES[u_axis], AXIS_NAMES[v_axis]),
+        image_grid=ImageGrid(tuple(shape), grid.voxel_size_mm, tuple(origin)),
+        images_e=xp.astype(xp.stack(measured, axis=-1), xp.float32),
+        expected_e=xp.astype(xp.stack(expected, axis=-1), xp.float32),
+        background_e=xp.astype(background, xp.float32),
+        dye_nmol_per_ml={name: xp.astype(m, xp.float32) for name, m in dye_maps.items()},
+        photons_per_s_per_mm2=photons,
+        photoelectrons_per_photon=gain,
+        reference_optics=reference,
+        depth_sensitivity=rows,
+        background_noise_e=noise,
+        surface_index=surface_index,
+        timings_s=timings,
+    )
+
+
+__all__ = [
+    "AXIS_NAMES",
+    "MAX_DEPTH_MM",
+    "MAX_PSF_RADIUS_MM",
+    "NIRF_NOISE_STREAM",
+    "SENSITIVITY_DEPTHS_MM",
+    "VIEWS",
+    "SurfaceModel",
+    "acquire_nirf",
+    "camera_noise",
+    "depth_sensitivity",
+    "image_axes",
+    "imaging_channel",
+    "photon_irradiance",
+    "surface_model",
+    "time_label",
+    "to_camera_frame",
+]
