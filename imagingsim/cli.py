@@ -131,6 +131,10 @@ def _summarise(subject, out_dir: Path, files: list[Path], seconds: float) -> Non
             out.print(f"  {agent.agent.name}: tumour %ID/g at t = [{times}] h: [{tumour}]")
         if "pet" in subject.acquisitions:
             _summarise_pet(subject)
+        if "mri" in subject.acquisitions:
+            _summarise_mri(subject)
+        if "nirf" in subject.acquisitions:
+            _summarise_nirf(subject)
     out.print(f"done in {seconds:.1f} s")
 
 
@@ -144,6 +148,42 @@ def _summarise_pet(subject) -> None:
     out.print(f"  PET {acq.tracer.name} ({acq.nuclide}): tumour mean kBq/mL, true [{_kilo(truth)}]")
     for method, image in acq.images_bq_per_ml.items():
         out.print(f"    {method}: [{_kilo(roi_mean(image, tumour, be))}]")
+
+
+def _summarise_mri(subject) -> None:
+    """Tumour iron (true and estimated from R2*), per session."""
+    from imagingsim.metrics import roi_mean
+
+    acq, be = subject.acquisitions["mri"], subject.backend
+    tumour = subject.phantom.tumour_index > 0
+    out.print(f"  MRI {acq.spec.field_T:g} T, {acq.recon_method}, acceleration {acq.acceleration:.2f}")
+    if acq.iron_estimate_mM is None:
+        out.print("    no iron-oxide agent (or one echo): no iron estimate")
+        return
+    true = roi_mean(_time_last(acq.true_iron_mM, be), tumour, be)
+    estimate = roi_mean(_time_last(acq.iron_estimate_mM, be), tumour, be)
+    out.print(f"    tumour iron mM, true [{_fixed(true)}], from R2* [{_fixed(estimate)}]")
+
+
+def _summarise_nirf(subject) -> None:
+    """Tumour-to-body contrast of the noise-free NIRF images, per time."""
+    from imagingsim.modalities.nirf import tumour_contrast
+
+    acq = subject.acquisitions["nirf"]
+    contrast = tumour_contrast(acq, subject.phantom, subject.backend)
+    out.print(
+        f"  NIRF {acq.dye.name} ({acq.window}, {acq.view} view): tumour/body contrast [{_fixed(contrast)}], "
+        f"pixel noise {acq.background_noise_e:.3g} e-"
+    )
+
+
+def _time_last(sessions, backend):
+    """``(T, nx, ny, nz)`` -> ``(nx, ny, nz, T)`` (metrics take time last)."""
+    return backend.xp.permute_dims(sessions, (1, 2, 3, 0))
+
+
+def _fixed(values) -> str:
+    return ", ".join(f"{v:.3g}" for v in values)
 
 
 def _kilo(values) -> str:

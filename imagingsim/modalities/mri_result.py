@@ -6,17 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imagingsim.modalities.mri_physics import IronAgent
-from imagingsim.scenario import MRISpec
-
-
-def time_label(time_h: float) -> str:
-    """The BIDS ``acq`` label of a schedule time: letters and digits only.
-
-    >>> [time_label(t) for t in (24.0, 0.5, 1.0, 0.25, 168.0)]
-    ['24h', '0p5h', '1h', '0p25h', '168h']
-    """
-    text = f"{float(time_h):.6f}".rstrip("0").rstrip(".")
-    return text.replace(".", "p") + "h"
+from imagingsim.scenario import MRISpec, time_label
 
 
 @dataclass(frozen=True, eq=False)

@@ -100,7 +100,7 @@ from imagingsim.modalities.nirf_optics import (
 from imagingsim.modalities.nirf_result import DEPTH_COLUMNS, NIRFAcquisition
 from imagingsim.noise import gaussian_noise, poisson_counts
 from imagingsim.operators.blur import FWHM_PER_SIGMA
-from imagingsim.scenario import Scenario
+from imagingsim.scenario import Scenario, time_label
 
 #: Random stream of NIRF camera noise: the generator key is (seed, NIRF_NOISE_STREAM, time index).
 NIRF_NOISE_STREAM = 0xF10
@@ -134,10 +134,22 @@ def to_camera_frame(volume, view: str, xp):
     return xp.permute_dims(volume, order)
 
 
-def time_label(time_h: float) -> str:
-    """BIDS-safe label of a schedule time: 24 h -> ``"24h"``, 0.5 h -> ``"0p5h"``."""
-    text = f"{time_h:.6f}".rstrip("0").rstrip(".")
-    return text.replace(".", "p") + "h"
+def tumour_contrast(acq, phantom, backend: Backend) -> tuple[float, ...]:
+    """Per time: mean noise-free image over the tumours' projection / mean over the rest of the body.
+
+    A quick visibility figure (1 = invisible); the footprint is the tumour voxels projected
+    along the view axis, the background the rest of the body's silhouette.
+    """
+    xp = backend.xp
+    axis, _ = VIEWS[acq.view]
+    footprint = xp.any(phantom.tumour_index > 0, axis=axis)
+    rest = xp.any(phantom.labels != 0, axis=axis) & ~footprint
+    sums = []
+    for mask in (footprint, rest):
+        weights = xp.astype(mask, xp.float64)[..., None]
+        sums.append(xp.sum(xp.astype(acq.expected_e, xp.float64) * weights, axis=(0, 1)) / xp.sum(weights))
+    inside, outside = (backend.to_host(v).tolist() for v in sums)
+    return tuple(a / b if b > 0 else float("nan") for a, b in zip(inside, outside, strict=True))
 
 
 def photon_irradiance(irradiance_mW_per_cm2: float, wavelength_nm: float) -> float:
@@ -557,6 +569,6 @@ __all__ = [
     "imaging_channel",
     "photon_irradiance",
     "surface_model",
-    "time_label",
+    "tumour_contrast",
     "to_camera_frame",
 ]
