@@ -272,7 +272,9 @@ def _slab_subject(backend):
     phantom = SimpleNamespace(grid=grid, labels=backend.from_host(labels), properties=props)
     sphere = (x**2 + (y + 1.5) ** 2 + z**2) < 1.5**2
     carrier = np.stack([np.where(sphere, 30.0, 0.0), np.where(sphere, 60.0, 0.3)], axis=-1) * inside[..., None]
-    scenario = load_scenario("mouse_targeted_spion", ['modalities.enabled=["nirf"]', "schedule.times_h=[1.0, 24.0]"])
+    scenario = load_scenario(
+        "mouse_targeted_spion", ['modalities.nirf.view="dorsal"', 'modalities.enabled=["nirf"]', "schedule.times_h=[1.0, 24.0]"]
+    )
     agent = SimpleNamespace(agent=scenario.agents[0], carrier_ug_per_ml=backend.from_host(carrier))
     other = SimpleNamespace(agent=scenario.agents[1], carrier_ug_per_ml=backend.from_host(carrier))
     delivery = SimpleNamespace(agents=(agent, other), times_h=(1.0, 24.0))
@@ -301,7 +303,9 @@ def test_acquisition_is_backend_clean_and_matches_numpy(backend):
 
 @pytest.fixture(scope="module")
 def mouse():
-    scenario = load_scenario("mouse_targeted_spion", ["phantom.voxel_size_mm=1.0", 'modalities.enabled=["nirf"]'])
+    scenario = load_scenario(
+        "mouse_targeted_spion", ['modalities.nirf.view="dorsal"', "phantom.voxel_size_mm=1.0", 'modalities.enabled=["nirf"]']
+    )
     subject = simulate(scenario.model_copy(update={"modalities": scenario.modalities.model_copy(update={"enabled": []})}),
                        backend="numpy")
     return scenario, subject

@@ -22,7 +22,9 @@ LABELS = ["0p5h", "1h", "4h", "24h"]  # mouse_targeted_spion schedule: 0.5, 1, 4
 
 @pytest.fixture(scope="module")
 def nirf_dataset(tmp_path_factory):
-    scenario = load_scenario("mouse_targeted_spion", ["phantom.voxel_size_mm=1.0", 'modalities.enabled=["nirf"]'])
+    scenario = load_scenario(
+        "mouse_targeted_spion", ['modalities.nirf.view="dorsal"', "phantom.voxel_size_mm=1.0", 'modalities.enabled=["nirf"]']
+    )
     subject = simulate(scenario, backend="numpy")
     out = tmp_path_factory.mktemp("nirf") / "ds"
     write_subject(subject, out)
