@@ -280,6 +280,12 @@ def test_subset_views_partition_all_views(n_subsets):
         assert np.all(np.diff(subset) == n_subsets)
 
 
+@pytest.mark.parametrize(("n_subsets", "offsets"), [(4, [0, 2, 1, 3]), (8, [0, 4, 2, 6, 1, 5, 3, 7]), (3, [0, 1, 2])])
+def test_subsets_are_visited_far_apart_in_angle(n_subsets, offsets):
+    geometry = ParallelBeamGeometry.covering((24, 20), (1.0, 1.25), 24)
+    assert [subset[0] for subset in geometry.subset_views(n_subsets)] == offsets
+
+
 def test_subset_views_rejects_bad_counts():
     geometry = ParallelBeamGeometry.covering((24, 20), (1.0, 1.25), 18)
     for bad in (0, 19):

@@ -41,7 +41,7 @@ class Blur(LinearOperator):
         self._centre = tuple(kshape[a] // 2 for a in self._axes)
         # Any length >= n + k - 1 avoids wrap-around; a 7-smooth one keeps the FFT fast (a
         # 113-point transform costs several times a 120-point one).
-        self._padded = tuple(_fft_length(self.in_shape[a] + kshape[a] - 1) for a in self._axes)
+        self._padded = tuple(fft_length(self.in_shape[a] + kshape[a] - 1) for a in self._axes)
         self._crop = tuple(slice(None) if a not in self._axes else slice(0, n) for a, n in enumerate(self.in_shape))
         if self._axes:
             self._kernel_ft = backend.fft.rfftn(kernel, s=self._padded, axes=self._axes)
@@ -99,7 +99,7 @@ class Blur(LinearOperator):
         return xp.roll(full, self._centre, axis=self._axes)[self._crop]
 
 
-def _fft_length(n: int) -> int:
+def fft_length(n: int) -> int:
     """The smallest integer >= ``n`` with no prime factor above 7."""
     while True:
         m = n
