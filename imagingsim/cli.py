@@ -152,7 +152,7 @@ def _summarise_pet(subject) -> None:
 
 def _summarise_mri(subject) -> None:
     """Tumour iron (true and estimated from R2*), per session."""
-    from imagingsim.metrics import roi_mean
+    from imagingsim.modalities.mri import roi_iron_mM
 
     acq, be = subject.acquisitions["mri"], subject.backend
     tumour = subject.phantom.tumour_index > 0
@@ -160,9 +160,11 @@ def _summarise_mri(subject) -> None:
     if acq.iron_estimate_mM is None:
         out.print("    no iron-oxide agent (or one echo): no iron estimate")
         return
-    true = roi_mean(_time_last(acq.true_iron_mM, be), tumour, be)
-    estimate = roi_mean(_time_last(acq.iron_estimate_mM, be), tumour, be)
-    out.print(f"    tumour iron mM, true [{_fixed(true)}], from R2* [{_fixed(estimate)}]")
+    true, estimate, fraction = roi_iron_mM(acq, tumour, be)
+    out.print(
+        f"    tumour iron mM, true \\[{_fixed(true)}], from R2* \\[{_fixed(estimate)}] "
+        f"(estimated in at least {min(fraction):.0%} of tumour voxels)"
+    )
 
 
 def _summarise_nirf(subject) -> None:
@@ -175,11 +177,6 @@ def _summarise_nirf(subject) -> None:
         f"  NIRF {acq.dye.name} ({acq.window}, {acq.view} view): tumour/body contrast [{_fixed(contrast)}], "
         f"pixel noise {acq.background_noise_e:.3g} e-"
     )
-
-
-def _time_last(sessions, backend):
-    """``(T, nx, ny, nz)`` -> ``(nx, ny, nz, T)`` (metrics take time last)."""
-    return backend.xp.permute_dims(sessions, (1, 2, 3, 0))
 
 
 def _fixed(values) -> str:

@@ -117,6 +117,10 @@ def check_modalities(scenario: Scenario) -> None:
         from imagingsim.modalities.pet import check_pet
 
         check_pet(scenario)
+    if "mri" in scenario.modalities.enabled:
+        from imagingsim.modalities.mri import check_mri
+
+        check_mri(scenario)
 
 
 def _pet_acquire():

@@ -315,7 +315,7 @@ class MRISpec(_Model):
         0.0, description="Standard deviation of a smooth seeded B0 off-resonance map, Hz (0: none)."
     )
     recon: Literal["auto", "zero_filled", "cg_sense"] = Field(
-        "auto", description="auto: CG-SENSE when undersampled, else zero-filled inverse FFT."
+        "auto", description="auto: CG-SENSE when undersampled with several coils, else zero-filled inverse FFT."
     )
     cg_iterations: Annotated[int, Field(ge=1, le=500)] = 30
     cg_regularization: Annotated[float, Field(ge=0.0, le=1.0)] = Field(

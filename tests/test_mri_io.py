@@ -66,6 +66,8 @@ def test_megre_files_and_sidecars(mri_dataset):
             assert sidecar["MRAcquisitionType"] == "3D" and sidecar["ScanningSequence"] == "GR"
             assert sidecar["SessionTime_s"] == TIMES_H[k] * 3600.0
             assert sidecar["Acceleration"] == pytest.approx(2.0, rel=0.01)
+            assert sidecar["ParallelReductionFactorInPlane"] == sidecar["Acceleration"]
+            assert sidecar["NoiseSD"] == subject.acquisitions["mri"].noise_sd[0]  # one sigma for every session
             assert sidecar["ContrastAgents"][0]["r2star_per_mM_s"] == 55.7
             # the image is the acquisition's reconstruction (float32 on disk)
             np.testing.assert_allclose(img.get_fdata(), np.asarray(subject.acquisitions["mri"].magnitude)[k, e], rtol=1e-6)
@@ -86,6 +88,15 @@ def test_raw_kspace_reproduces_the_documented_model(mri_dataset):
     maps = np.load(raw / "sub-01_coilmaps.npy")
     assert mask.dtype == bool and maps.dtype == np.complex64
     assert record["AcquiredPhaseEncodes"] == mask.sum()
+    # The calibration box the mask was drawn with, reported the same in the raw sidecar and here,
+    # and fully sampled in the mask (centred: k = 0 at n // 2).
+    sidecar = json.loads((out / "sub-01" / "anat" / "sub-01_acq-24h_echo-1_part-mag_MEGRE.json").read_text())
+    cy, cz = record["CalibrationEncodes"]
+    assert (sidecar["CalibrationFraction"], sidecar["CalibrationEncodes"]) == (record["CalibrationFraction"], [cy, cz])
+    assert record["CalibrationFraction"] == subject.scenario.modalities.mri.calibration_fraction and cy * cz > 0
+    ny, nz = mask.shape
+    assert mask[ny // 2 - cy // 2:ny // 2 - cy // 2 + cy, nz // 2 - cz // 2:nz // 2 - cz // 2 + cz].all()
+    assert record["ParallelReductionFactorInPlane"] == record["Acceleration"]
     assert record["Acceleration"] == pytest.approx(mask.size / mask.sum(), rel=1e-12)
     c = tuple(n // 2 for n in mask.shape)
     assert mask[c]  # centred: k = 0 at n // 2, in the calibration box
@@ -96,8 +107,8 @@ def test_raw_kspace_reproduces_the_documented_model(mri_dataset):
         kspace = np.load(raw / f"sub-01_acq-{label}_kspace.npy")
         assert kspace.dtype == np.complex64 and kspace.shape == (len(ECHOES_MS), 4) + subject.phantom.grid.shape
         assert np.all(kspace[..., ~mask] == 0)
-        r1 = nib.load(truth / f"sub-01_acq-{label}_R1map.nii.gz").get_fdata()
-        r2s = nib.load(truth / f"sub-01_acq-{label}_R2starmap.nii.gz").get_fdata()
+        r1 = nib.load(truth / f"sub-01_acq-{label}_desc-true_R1map.nii.gz").get_fdata()
+        r2s = nib.load(truth / f"sub-01_acq-{label}_desc-true_R2starmap.nii.gz").get_fdata()
         spec = subject.scenario.modalities.mri
         m = np.asarray(spoiled_gre(pd, r1, r2s, repetition_time_ms=spec.repetition_time_ms, echo_times_ms=ECHOES_MS,
                                    flip_angle_deg=spec.flip_angle_deg, offresonance_hz=offres))
@@ -141,8 +152,11 @@ def test_iron_estimate_is_a_separate_derivative(mri_dataset):
         path = root / "sub-01" / "anat" / f"sub-01_acq-{label}_desc-ironEstimate_conc.nii.gz"
         sidecar = _sidecar(path)
         assert sidecar["Units"] == "mM" and "pre-contrast" in sidecar["Description"]
+        assert sidecar["NoEstimateValue"] == "NaN" and "NaN" in sidecar["Description"]
         mask = nib.load(root / "sub-01" / "anat" / f"sub-01_acq-{label}_desc-r2starFit_mask.nii.gz").get_fdata()
-        assert np.all(nib.load(path).get_fdata()[mask == 0] == 0)
+        estimate = nib.load(path).get_fdata()
+        assert np.all(np.isnan(estimate[mask == 0]))  # no estimate where the fit was masked
+        assert np.isfinite(estimate[mask == 1]).mean() > 0.9  # ... and one almost everywhere it was fitted
     assert not list((out / "derivatives" / "truth").rglob("*ironEstimate*"))  # an estimate is not truth
 
 

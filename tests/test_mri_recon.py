@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
 from imagingsim.grid import ImageGrid
+from imagingsim.modalities.mri import add_kspace_noise
 from imagingsim.modalities.mri_sampling import (
     calibration_size,
     coil_sensitivities,
@@ -18,12 +17,19 @@ from imagingsim.modalities.mri_sampling import (
 )
 from imagingsim.operators import check_adjoint
 from imagingsim.recon.mri import (
+    BASELINE_VOID_DECAY,
+    NOISE_REALISATIONS,
+    R2STAR_RANGE_PER_S,
     CoilSensitivities,
     FourierTransform,
     SamplingMask,
     cg_sense,
     encoding_operator,
+    fit_r2star,
+    iron_estimate_mM,
+    noise_statistics,
     nrmse,
+    signal_mask,
     zero_filled,
 )
 
@@ -122,7 +128,6 @@ def test_coil_maps_are_normalised_and_distinct(backend):
 
 
 def test_encoding_operators_pass_the_complex_dot_test(backend):
-    rng = np.random.default_rng(1)
     maps = coil_sensitivities(GRID, 3, backend, dtype=backend.xp.complex128)
     mask = to_fft_order(sampling_mask(GRID.shape[1:], "variable_density", 2.0, 0.2, backend.rng(3), backend), backend)
     batch = (2,) + GRID.shape
@@ -136,7 +141,6 @@ def test_encoding_operators_pass_the_complex_dot_test(backend):
         encoding_operator(GRID.shape, backend, mask=mask, n_batch=2),
         encoding_operator(GRID.shape, backend),
     ]
-    del rng
     for op in ops:
         # complex128: a matched adjoint scores ~1e-16; a wrong one O(1).
         assert check_adjoint(op, dtype=backend.xp.complex128) < 1e-12, op
@@ -176,7 +180,6 @@ def test_cg_sense_beats_zero_filled_on_undersampled_multicoil_data(backend):
 def test_single_coil_cg_sense_is_scaled_zero_filling(backend):
     # One uniform coil: E^H E is the projection onto the sampled encodes, so CG-SENSE converges
     # in one step to the zero-filled complex image divided by 1 + lambda (no de-aliasing).
-    xp = backend.xp
     image, _ = _object(backend, GRID)
     mask = to_fft_order(sampling_mask(GRID.shape[1:], "random", 2.0, 0.2, backend.rng(4), backend), backend)
     kspace = encoding_operator(GRID.shape, backend, mask=mask).apply(image[None, ...])
@@ -184,4 +187,58 @@ def test_single_coil_cg_sense_is_scaled_zero_filling(backend):
     cg = cg_sense(kspace, backend, mask=mask, iterations=3, regularization=lam)
     zf = backend.fft.ifftn(kspace[:, 0, ...], axes=(-3, -2, -1), norm="ortho") / (1 + lam)
     np.testing.assert_allclose(backend.to_host(cg), backend.to_host(zf), rtol=0, atol=1e-12)  # complex128 rounding
-    assert math.isfinite(nrmse(xp.abs(cg), xp.abs(image), backend))
+
+
+def test_iron_estimate_is_nan_where_there_is_no_estimate(backend):
+    xp = backend.xp
+    # voxels: ordinary, masked, fit at the lower clip, at the upper clip, baseline void (lung-like
+    # R2*_0 = 1000 1/s at TE_1 = 2 ms: R2*_0 TE_1 = 2), just below the void limit.
+    fit = backend.asarray([91.4, 91.4, 0.0, R2STAR_RANGE_PER_S[1], 1100.0, 1050.0], dtype=xp.float64)
+    baseline = backend.asarray([35.7, 35.7, 35.7, 35.7, 1000.0, 995.0], dtype=xp.float64)
+    mask = backend.asarray([True, False, True, True, True, True], dtype=xp.bool)
+    got = backend.to_host(iron_estimate_mM(fit, baseline, 55.7, backend, mask=mask, first_echo_ms=2.0))
+    expected = np.array([(91.4 - 35.7) / 55.7, np.nan, np.nan, np.nan, np.nan, 55.0 / 55.7])
+    np.testing.assert_allclose(got, expected, rtol=1e-14, equal_nan=True)  # float64 division only
+    assert BASELINE_VOID_DECAY == 2.0
+
+
+def test_fit_r2star_floor_aware_fit_is_exact_without_noise(backend):
+    # With a noise floor the fit subtracts the RSS excess power (1 - 1/C) rms^2 from S^2: on a
+    # noiseless RSS-like magnitude sqrt(S^2 + (1 - 1/C) rms^2) it recovers R2* exactly, while the
+    # plain fit of that magnitude is biased low by the floor.
+    xp = backend.xp
+    tes = [2.0, 5.0, 8.0, 11.0, 14.0, 17.0, 20.0, 23.0]
+    r2s = np.array([30.0, 120.0, 300.0])
+    rms, channels = 0.01, 8
+    signal = 1.0 * np.exp(-np.outer(np.array(tes) * 1e-3, r2s))
+    floored = np.sqrt(signal**2 + (1 - 1 / channels) * rms**2)
+    mag = backend.asarray(floored, dtype=xp.float64)
+    aware = backend.to_host(fit_r2star(mag, tes, backend, noise_floor=rms, rss_channels=channels))
+    plain = backend.to_host(fit_r2star(mag, tes, backend))
+    # Echoes kept: predicted S > 3 rms = 0.03, i.e. TE < ln(33) / R2* (all for 30 and 120 1/s,
+    # up to 11 ms for 300 1/s): exact to float64 rounding of log/exp.
+    np.testing.assert_allclose(aware, r2s, rtol=1e-9)
+    assert np.all(plain[1:] < r2s[1:] * (1 - 1e-3))  # 120 and 300 1/s: -0.13 % and -3 % (30 1/s: -0.02 %)
+
+
+def test_noise_statistics_of_one_channel_are_rayleigh_and_keep_noise_out_of_the_mask(backend):
+    # Noise alone through one coil and the zero-filled recon: each magnitude is Rayleigh with
+    # mean sigma sqrt(pi/2), sd sigma sqrt(2 - pi/2) and RMS sigma sqrt(2).
+    xp = backend.xp
+    sigma, shape = 2.0, (12, 12, 12)
+    zeros = xp.zeros((NOISE_REALISATIONS, 1) + shape, dtype=xp.complex128, device=backend.device)
+    noise = noise_statistics(zero_filled(add_kspace_noise(zeros, sigma, backend.rng(3, 1), backend), backend), backend)
+    mean, sd, rms = (backend.to_host(a) for a in (noise.mean, noise.sd, noise.rms))
+    # 8 x 1728 samples: the grid averages have SEs of 0.3-0.5 %; 2 % leaves room for the edge
+    # voxels' heavier weight. Local (216-sample) maps vary by ~4 % (mean) about them.
+    assert mean.mean() == pytest.approx(sigma * np.sqrt(np.pi / 2), rel=0.02)
+    assert rms.mean() == pytest.approx(sigma * np.sqrt(2.0), rel=0.02)
+    assert sd.mean() == pytest.approx(sigma * np.sqrt(2 - np.pi / 2), rel=0.03)
+    assert np.std(mean) < 0.1 * mean.mean()
+    # Another noise image is never detected as signal (Rayleigh tail at mean + 7 sd: ~4e-8 per
+    # voxel); a voxel at 10 sigma is.
+    other = zero_filled(add_kspace_noise(zeros[:1, ...], sigma, backend.rng(3, 2), backend), backend)[0, ...]
+    spot = np.zeros(shape)
+    spot[5, 0, 0] = 10.0 * sigma
+    detected = backend.to_host(signal_mask(other + backend.asarray(spot, dtype=xp.float64), noise, backend))
+    assert detected[5, 0, 0] and detected.sum() == 1

@@ -61,7 +61,19 @@ def test_images_and_sidecars(nirf_dataset):
         assert side["ExposureTime_s"] == 0.1 and side["ExcitationIrradiance_mW_per_cm2"] == 10.0
         assert side["ExcitationWavelength_nm"] == 785.0 and side["EmissionBand_nm"] == [810.0, 870.0]
         assert side["Dye"] == "ICG" and side["ImagedAgents"] == ["spion"] and side["ImageAxes"] == ["x", "z"]
-        assert side["Camera"]["Preset"] == "silicon_ccd" and side["Camera"]["ReadNoise_e"] == 5.0
+        camera = side["Camera"]
+        assert camera["Preset"] == "silicon_ccd" and camera["ReadNoisePerSensorPixel_e"] == 5.0
+        # 1 mm voxels on 13 um pixels at M0 = 1/6: 12.8 -> 13 x 13 binned sensor pixels.
+        assert camera["Binning"] == [13, 13] and camera["BinnedSensorPixels"] == 169
+        assert camera["ReadNoise_e"] == pytest.approx(13 * 5.0)
+        assert camera["SaturationLevel_e"] == side["SaturationLevel_e"] == pytest.approx(169 * camera["FullWellPerSensorPixel_e"])
+        assert camera["ImageWithinFieldOfView"] is True
+        # Nothing saturates with the defaults, and the sidecar says so.
+        assert side["SaturatedPixels"] == acq.saturated_pixels[k] == 0
+        assert side["PeakExpected_e"] < side["SaturationLevel_e"]
+        # The NIR-I PSF is pure diffusion theory; the optical model says the NIR-II part is hand-tuned.
+        assert side["PSFModel"]["f0_WeaklyScatteredFraction"] == 0.0
+        assert "hand-tuned, uncalibrated" in side["OpticalModel"]
         assert set(side["ReferenceTissueOptics"]) >= {"excitation_mu_eff_per_mm", "emission_mu_eff_per_mm"}
         # Every numeric parameter carries its unit in its name (or a Units field says it).
         for key, value in side.items():
@@ -104,7 +116,7 @@ def test_truth_files(nirf_dataset):
     measured = nib.load(out / "sub-01" / "nirf" / "sub-01_acq-24h_nirf.nii.gz").get_fdata()
     clean = nib.load(folder / "sub-01_acq-24h_desc-noisefree_nirf.nii.gz").get_fdata()
     background = nib.load(folder / "sub-01_desc-background_nirf.nii.gz").get_fdata()
-    sd = np.sqrt(clean + acq.camera.read_noise_e**2)
+    sd = np.sqrt(clean + acq.setup.read_noise_e**2)
     assert np.all(np.abs(measured - clean) < 6 * sd)  # 6 sigma over ~2000 pixels
     assert np.all(clean >= background * (1 - 1e-6))  # dye only adds light
     # Dye concentration = carrier x dye_nmol_per_mg / 1000 (ICG, 5 nmol/mg).
@@ -114,6 +126,22 @@ def test_truth_files(nirf_dataset):
     np.testing.assert_allclose(dye.get_fdata(), carrier * 5.0 / 1000.0, rtol=1e-6, atol=1e-9)
     meta = json.loads((folder / "sub-01_desc-spionDye_conc.json").read_text())
     assert meta["Units"] == "nmol/mL" and meta["SampleTimes_h"] == list(subject.delivery.times_h)
+
+
+def test_nir2_sidecar_carries_the_psf_parameters(tmp_path):
+    scenario = load_scenario(
+        "mouse_targeted_spion",
+        ['modalities.nirf.view="dorsal"', 'modalities.nirf.window="NIR-II"', "phantom.voxel_size_mm=1.0",
+         'modalities.enabled=["nirf"]', "schedule.times_h=[24.0]"],
+    )
+    subject = simulate(scenario, backend="numpy")
+    write_subject(subject, tmp_path / "ds")
+    side = json.loads((tmp_path / "ds" / "sub-01" / "nirf" / "sub-01_acq-24h_nirf.json").read_text())
+    psf = side["PSFModel"]
+    assert "uncalibrated" in psf["Status"]
+    assert (psf["f0_WeaklyScatteredFraction"], psf["k_DecayLength_transport_mean_free_paths"],
+            psf["c_ConeFWHMPerDepth_mm_per_mm"]) == (0.15, 1.0, 1.0)  # data/optics.toml [psf.NIR-II]
+    assert side["Camera"]["Preset"] == "ingaas" and side["Camera"]["Binning"] == [8, 8]
 
 
 @pytest.mark.validator

@@ -20,7 +20,28 @@ number from 1)::
 
 The iron estimate is a measurement, not truth, so it is not in ``derivatives/truth``: it
 lives in the derivative ``mri-iron`` (its own ``dataset_description.json``, linked to the raw
-dataset), next to the mask of the voxels its R2* fit used.
+dataset), next to the mask of the voxels its R2* fit used. It is NaN (no estimate) outside
+that mask, where the fit hit a clip limit, and where the baseline is already a void.
+
+**Sessions as acq-<t>.** The schedule times of one subject are written as ``acq-<t>`` of a
+single session, so one dataset holds a whole time course with one set of truth files. BIDS
+would also allow one session per time, ``sub-<id>/ses-<t>/anat/...``; that is the
+alternative if a downstream tool expects ``ses-`` for longitudinal data.
+
+**Truth names.** The true R2* and R1 of a session are ``..._acq-<t>_desc-true_R2starmap``
+and ``..._desc-true_R1map`` under ``derivatives/truth``: ``desc-true`` keeps them from
+sharing a name with the raw fitted ``sub-<id>/anat/..._acq-<t>_R2starmap``.
+
+**Acceleration keys.** The (ky, kz) masks are two-dimensional and not separable into an
+in-plane (ky) and an out-of-plane (kz) factor. ``ParallelReductionFactorInPlane`` is the
+total reduction ``N_total / N_acquired``: the BIDS definition ("the denominator of the
+fraction of k-space encoded for each slice") applied to the slices of the hybrid space
+perpendicular to the fully sampled readout x, each of which is reconstructed from its own
+(ky, kz) plane. ``ParallelReductionFactorOutOfPlane`` (the second phase-encode axis of a
+separable 3-D pattern) is left out rather than invented; ``Acceleration``,
+``UndersamplingPattern`` and the stored mask say the rest. ``CalibrationFraction`` and
+``CalibrationEncodes`` report the box actually used (0 when fully sampled) in both the raw
+sidecars and ``sourcedata/.../*_kspace.json``.
 
 **Why .npy for k-space.** NIfTI-1 has a complex64 type but few tools read it, and the
 validator-visible tree has no place for raw k-space. ``.npy`` stores complex64 exactly and
@@ -38,11 +59,15 @@ from imagingsim.io.atomic import atomic_write_bytes, atomic_write_text
 from imagingsim.io.bids import BIDS_VERSION, LICENSE, TIME_REFERENCE, generated_by, write_json
 from imagingsim.io.nifti import write_nifti
 from imagingsim.modalities.mri_result import MRIAcquisition
+from imagingsim.modalities.mri_sampling import calibration_size
 from imagingsim.recon.mri import (
+    BASELINE_VOID_DECAY,
     NOISE_FLOOR_MULTIPLE,
+    NOISE_NEIGHBOURHOOD,
+    NOISE_REALISATIONS,
     R2STAR_RANGE_PER_S,
     SIGNAL_MASK_FRACTION,
-    SIGNAL_MASK_NOISE_MULTIPLE,
+    SIGNAL_MASK_NOISE_SDS,
 )
 
 #: The derivative holding the iron estimate (not truth: a measurement from the R2* maps).
@@ -152,10 +177,12 @@ def _protocol_fields(acq: MRIAcquisition) -> dict:
         "NumberOfReceiveCoils": acq.n_coils,
         "UndersamplingPattern": spec.undersampling,
         "Acceleration": acq.acceleration,
-        "CalibrationFraction": spec.calibration_fraction if spec.undersampling != "none" else 0.0,
+        "ParallelReductionFactorInPlane": acq.acceleration,
+        **_calibration_fields(acq),
         "ReconstructionMethod": _RECON_NAMES[acq.recon_method].format(it=spec.cg_iterations, lam=spec.cg_regularization),
         "NoiseDefinition": "sd of each of the real and imaginary parts of the complex Gaussian k-space (and image) "
-                           "noise, = noise_percent / 100 x the mean noiseless first-echo magnitude in muscle",
+                           "noise, = noise_percent / 100 x the mean noiseless pre-contrast first-echo magnitude in "
+                           "muscle (NoiseReferenceSignal): the same in every session",
         "NoisePercent": spec.noise_percent,
         "ContrastAgents": [
             {"Agent": a.name, "RelaxivityTable": a.table, "IronMassFraction": a.iron_mass_fraction,
@@ -177,6 +204,16 @@ def _protocol_fields(acq: MRIAcquisition) -> dict:
     return fields
 
 
+def _calibration_fields(acq: MRIAcquisition) -> dict:
+    """The calibration box actually used: 0 (and a 0 x 0 box) when fully sampled."""
+    spec = acq.spec
+    if spec.undersampling == "none":
+        return {"CalibrationFraction": 0.0, "CalibrationEncodes": [0, 0]}
+    shape = tuple(int(n) for n in acq.mask.shape)
+    return {"CalibrationFraction": spec.calibration_fraction,
+            "CalibrationEncodes": list(calibration_size(shape, spec.calibration_fraction))}
+
+
 _RECON_NAMES = {
     "zero_filled": "zero-filled inverse FFT, root-sum-of-squares coil combination",
     "cg_sense": "CG-SENSE, {it} conjugate-gradient iterations, Tikhonov lambda {lam} (relative to the largest "
@@ -190,7 +227,7 @@ def _session_fields(acq: MRIAcquisition, k: int) -> dict:
         "SessionTime_h": acq.times_h[k],
         "ReferenceTime": TIME_REFERENCE,
         "NoiseSD": acq.noise_sd[k],
-        "MuscleFirstEchoSignal": acq.muscle_signal[k],
+        "NoiseReferenceSignal": acq.noise_reference_signal,
     }
 
 
@@ -203,11 +240,16 @@ def _r2star_fields(acq: MRIAcquisition, echo_files: list[str]) -> dict:
         "ManufacturersModelName": MODEL_NAME,
         "BasedOn": echo_files,
         "EstimationAlgorithm": (
-            "log-linear weighted least squares of log|S| against TE with weights |S|^2; echoes after the second "
-            f"below {NOISE_FLOOR_MULTIPLE} noise sd left out (Rician floor); clipped to "
+            "log-linear weighted least squares of log|S| against TE. Noise floor: "
+            f"{NOISE_REALISATIONS} noise-only k-spaces (same sigma, mask, coils and reconstruction) reconstructed, "
+            "and the mean, sd and RMS of their magnitude taken per voxel over the realisations and the "
+            f"{2 * NOISE_NEIGHBOURHOOD + 1}^3 neighbourhood. Root-sum-of-squares excess floor (1 - 1/C) RMS^2 "
+            "subtracted from |S|^2 (C coils for zero-filled, 1 for CG-SENSE). Two passes: echoes after the second "
+            "kept where |S| (first pass, weights |S|^2), then the first pass's predicted signal (second pass, "
+            f"weights predicted^2) exceed {NOISE_FLOOR_MULTIPLE} x the noise RMS. Clipped to "
             f"[{R2STAR_RANGE_PER_S[0]}, {R2STAR_RANGE_PER_S[1]}] 1/s; 0 where the first-echo magnitude is below "
-            f"max({SIGNAL_MASK_NOISE_MULTIPLE} noise sd, {SIGNAL_MASK_FRACTION} x its maximum) (air and signal "
-            "voids, whose R2* exceeds what the echo train can measure)"
+            f"max(noise mean + {SIGNAL_MASK_NOISE_SDS} noise sd, {SIGNAL_MASK_FRACTION} x its maximum) (air and "
+            "signal voids, whose R2* exceeds what the echo train can measure)"
         ),
         "EchoTimes_s": [t * 1e-3 for t in acq.echo_times_ms],
     }
@@ -224,9 +266,9 @@ def _write_truth_session(truth: Path, base: str, grid, acq: MRIAcquisition, k: i
         (f"{base}_desc-ironBound_conc", acq.true_bound_iron_mM, "mM",
          ("The cell-associated (receptor-bound, internalised, MPS-sequestered) part of the iron, whose effective "
           f"r2* is ClusteredIronR2starFactor = {acq.spec.clustered_iron_r2star_factor} times that in solution.")),
-        (f"{base}_R2starmap", acq.true_r2star_per_s, "1/s",
+        (f"{base}_desc-true_R2starmap", acq.true_r2star_per_s, "1/s",
          "R2* the signal was computed from: baseline at the field + r2* (free + factor x bound iron)."),
-        (f"{base}_R1map", acq.true_r1_per_s, "1/s", "R1 the signal was computed from: baseline + r1 x iron."),
+        (f"{base}_desc-true_R1map", acq.true_r1_per_s, "1/s", "R1 the signal was computed from: baseline + r1 x iron."),
     ):
         write_nifti(truth / f"{stem}.nii.gz", _host(backend, array[k, ...]), grid, description=f"imagingsim truth {stem}")
         write_json(truth / f"{stem}.json", {"Description": description, "Units": units, **common})
@@ -242,9 +284,13 @@ def _write_estimate(folder: Path, base: str, grid, acq: MRIAcquisition, k: int, 
             "Iron estimated from the fitted R2* map: (R2* - R2*_0) / r2*, with R2*_0 the pre-contrast baseline at "
             "the field (which stands in for the pre-contrast scan a real study would acquire) and r2* the solution "
             f"relaxivity of {agent.name} ({agent.table}). Cell-associated, clustered iron has a higher effective "
-            "r2*, so it is overestimated by up to ClusteredIronR2starFactor. 0 where the R2* fit was masked."
+            "r2*, so it is overestimated by up to ClusteredIronR2starFactor. NaN (no estimate) where the R2* fit "
+            "was masked (desc-r2starFit_mask = 0), where the fit hit a clip limit of "
+            f"[{R2STAR_RANGE_PER_S[0]}, {R2STAR_RANGE_PER_S[1]}] 1/s (a bound, not a value), and where the baseline "
+            f"is already a void (R2*_0 x TE_1 >= {BASELINE_VOID_DECAY}: lung, cortical bone)."
         ),
         "Units": "mM",
+        "NoEstimateValue": "NaN",
         "r2star_per_mM_s": agent.relaxivity.r2star_per_mM_s,
         "ClusteredIronR2starFactor": acq.spec.clustered_iron_r2star_factor,
         "Sources": [f"bids:raw:{base.split('_')[0]}/anat/{base}_R2starmap.nii.gz"],
@@ -253,7 +299,11 @@ def _write_estimate(folder: Path, base: str, grid, acq: MRIAcquisition, k: int, 
     mask = np.asarray(backend.to_host(acq.fit_mask[k, ...])).astype(np.uint8)
     write_nifti(folder / f"{base}_desc-r2starFit_mask.nii.gz", mask, grid, description="imagingsim R2* fit mask")
     write_json(folder / f"{base}_desc-r2starFit_mask.json", {
-        "Description": "Voxels whose R2* was fitted (1); 0 elsewhere (air and signal voids).",
+        "Description": (
+            "Voxels whose R2* was fitted (1): first-echo magnitude above the noise-floor detection threshold and "
+            "the fraction of the maximum; 0 elsewhere (air and signal voids). The iron estimate is NaN where this "
+            "is 0, and also where the fit is clipped or the baseline is a void."
+        ),
         "Sources": [f"bids:raw:{base.split('_')[0]}/anat/{base}_R2starmap.nii.gz"],
         **session,
     })
@@ -272,7 +322,9 @@ def _write_estimate_dataset(root: Path, scenario, acq: MRIAcquisition) -> None:
 
 Iron concentration (mM) estimated from the fitted R2* maps of the raw dataset
 (`sub-*/anat/*_R2starmap.nii.gz`): (R2* - R2*_0) / r2*, one map per MRI session
-(`acq-<time>`), and the mask of voxels the R2* fit used.
+(`acq-<time>`), and the mask of voxels the R2* fit used. The estimate is NaN where there
+is none: outside the fit mask, where the R2* fit hit a clip limit, and where the
+pre-contrast signal is already a void (lung, cortical bone).
 
 - R2*_0 is the pre-contrast R2* of the phantom at {acq.spec.field_T} T, which stands in for the
   pre-contrast scan a real study would acquire (`derivatives/truth/.../mri/*_desc-baseline_R2starmap`).
@@ -301,6 +353,7 @@ def _raw_record(acq: MRIAcquisition, sub: str, grid, n_sampled: int) -> dict:
         "Files": files,
         "Sessions": {label: {"SessionTime_h": t, "SessionTime_s": t * 3600.0, "NoiseSD": sd}
                      for label, t, sd in zip(acq.time_labels, acq.times_h, acq.noise_sd)},
+        "NoiseReferenceSignal": acq.noise_reference_signal,
         "Axes": "kspace[e, c, i, j, l]: echo e (EchoTimes_s[e]), coil c, and the k-space sample of spatial frequency "
                 "(i - nx // 2, j - ny // 2, l - nz // 2) / FOV along x (readout), y and z (phase encodes): centred",
         "FFTConvention": (
@@ -312,8 +365,9 @@ def _raw_record(acq: MRIAcquisition, sub: str, grid, n_sampled: int) -> dict:
             "m_e = M0 sin(a) (1 - E1) / (1 - cos(a) E1) exp(-TE_e R2*) exp(i 2 pi df TE_e), E1 = exp(-TR R1); "
             "kspace = mask * (FFT(S_c m_e) + noise)"
         ),
-        "Noise": "complex Gaussian, sd NoiseSD (per session) in each of the real and imaginary parts, at acquired "
-                 "encodes only; the same sd per voxel in image space (orthonormal FFT)",
+        "Noise": "complex Gaussian, sd NoiseSD in each of the real and imaginary parts, at acquired encodes only; the "
+                 "same sd per voxel in image space (orthonormal FFT). NoiseSD = NoisePercent / 100 x "
+                 "NoiseReferenceSignal (mean pre-contrast first-echo magnitude in muscle): the same in every session",
         "NoiseSD": list(acq.noise_sd),
         "NoisePercent": spec.noise_percent,
         "EchoTimes_s": [t * 1e-3 for t in acq.echo_times_ms],
@@ -325,9 +379,10 @@ def _raw_record(acq: MRIAcquisition, sub: str, grid, n_sampled: int) -> dict:
         "UndersamplingPattern": spec.undersampling,
         "RequestedAcceleration": spec.acceleration,
         "Acceleration": acq.acceleration,
+        "ParallelReductionFactorInPlane": acq.acceleration,
         "AcquiredPhaseEncodes": n_sampled,
         "TotalPhaseEncodes": int(grid.shape[1] * grid.shape[2]),
-        "CalibrationFraction": spec.calibration_fraction,
+        **_calibration_fields(acq),
         "ReconstructionMethod": _RECON_NAMES[acq.recon_method].format(it=spec.cg_iterations, lam=spec.cg_regularization),
         "ImageGrid": {
             "shape": list(grid.shape),

@@ -24,6 +24,7 @@ from imagingsim.io.bids import TIME_REFERENCE, write_json, write_tsv
 from imagingsim.io.nifti import write_nifti
 from imagingsim.modalities.nirf import AXIS_NAMES, NIRF_NOISE_STREAM, VIEWS, time_label
 from imagingsim.modalities.nirf_result import DEPTH_COLUMNS, NIRFAcquisition
+from imagingsim.modalities.nirf_tables import optics_table
 
 IMAGE_UNITS = "photoelectrons"
 
@@ -55,6 +56,12 @@ def write_nirf(stage: Path, scenario, phantom, acquisition: NIRFAcquisition, bac
             "AcquisitionTime_h": t,
             "AcquisitionTime_s": 3600.0 * t,
             "NoiseGenerator": f"backend.rng(subject seed, {NIRF_NOISE_STREAM:#x}, {k})",
+            "SaturatedPixels": acq.saturated_pixels[k],
+            "SaturatedPixelsDescription": (
+                "pixels of this image clipped at SaturationLevel_e (0: none saturated); the noise-free truth is "
+                "not clipped"
+            ),
+            "PeakExpected_e": acq.peak_expected_e[k],
         })
     _write_depth_table(raw / f"{sub}_depthsensitivity", acq)
 
@@ -68,7 +75,8 @@ def write_nirf(stage: Path, scenario, phantom, acquisition: NIRFAcquisition, bac
         write_json(f"{base}.json", {
             "Description": (
                 "Noise-free expected value of the measured NIRF image at this time: dye fluorescence + "
-                "tissue autofluorescence + dark current, before Poisson and read noise."
+                "tissue autofluorescence + dark current, before Poisson and read noise and not clipped at the "
+                "camera's saturation level."
             ),
             "Units": IMAGE_UNITS,
             "AcquisitionTime_h": t,
@@ -85,7 +93,7 @@ def write_nirf(stage: Path, scenario, phantom, acquisition: NIRFAcquisition, bac
         ),
         "Units": IMAGE_UNITS,
         "AutofluorescenceScale": acq.autofluorescence_scale,
-        "DarkCurrent_e": acq.camera.dark_current_e_per_s * acq.exposure_s,
+        "DarkCurrent_e": acq.setup.dark_current_e_per_s * acq.exposure_s,
     })
     times_s = [3600.0 * t for t in acq.times_h]
     for name, conc in acq.dye_nmol_per_ml.items():
@@ -110,15 +118,19 @@ def write_nirf(stage: Path, scenario, phantom, acquisition: NIRFAcquisition, bac
 def _sidecar(acq: NIRFAcquisition, phantom, sub: str) -> dict:
     """The sidecar fields shared by every image of one acquisition (units in the key names)."""
     view_axis, far_side = VIEWS[acq.view]
-    cam = acq.camera
+    cam, setup = acq.camera, acq.setup
+    pixel_mm = [phantom.grid.voxel_size_mm[a] for a in range(3) if a != view_axis]
+    extent_mm = [n * d for n, d in zip((phantom.grid.shape[a] for a in range(3) if a != view_axis), pixel_mm)]
+    psf = optics_table().psf[acq.window]
     dye, band = acq.dye, acq.band
     others = {a: d for a, d in acq.dye_agents.items() if a not in acq.imaged_agents}
     return {
         "Modality": "NIRF (planar near-infrared fluorescence imaging, simulated)",
         "Units": IMAGE_UNITS,
         "UnitsDescription": (
-            "photoelectrons per pixel: a Poisson draw of the expected photoelectrons (signal + dark current) plus "
-            "Gaussian read noise, so values may be < 0"
+            "photoelectrons per image pixel (Camera.Binning sensor pixels summed): a Poisson draw of the expected "
+            "photoelectrons (signal + dark current) plus Gaussian read noise (values may be < 0), clipped at "
+            "SaturationLevel_e"
         ),
         "Manufacturer": cam.manufacturer,
         "ManufacturersModelName": cam.model,
@@ -135,7 +147,7 @@ def _sidecar(acq: NIRFAcquisition, phantom, sub: str) -> dict:
         "Window": acq.window,
         "ImageAxes": list(acq.image_axes),
         "ImageAxesDescription": "array axes i, j of the one-voxel-thick NIfTI follow these world axes, increasing",
-        "PixelSize_mm": [phantom.grid.voxel_size_mm[a] for a in range(3) if a != view_axis],
+        "PixelSize_mm": pixel_mm,
         "ImagePlanePosition_mm": acq.image_grid.origin_mm[view_axis],
         "ImagePlaneDescription": (
             f"the NIfTI is one voxel thick along {AXIS_NAMES[view_axis]}, at the outermost body voxel facing the camera"
@@ -159,16 +171,41 @@ def _sidecar(acq: NIRFAcquisition, phantom, sub: str) -> dict:
         "ExcitationIrradiance_mW_per_cm2": acq.irradiance_mW_per_cm2,
         "TransmittedPhotonIrradiance_photons_per_s_per_mm2": acq.photons_per_s_per_mm2,
         "AutofluorescenceScale": acq.autofluorescence_scale,
+        "SaturationLevel_e": setup.saturation_e,
         "Camera": {
             "Preset": cam.preset,
             "Description": cam.description,
+            "Source": cam.source,
             "QuantumEfficiencyAtEmission": cam.qe(acq.emission_nm),
-            "ReadNoise_e": cam.read_noise_e,
-            "DarkCurrent_e_per_s": cam.dark_current_e_per_s,
+            "SensorPixel_um": cam.sensor_pixel_um,
+            "SensorFormat_px": list(cam.sensor_format_px),
+            "FullWellPerSensorPixel_e": cam.full_well_e,
+            "ADCBitDepth": cam.adc_bits,
+            "ADCGain_e_per_ADU": cam.adc_gain_e_per_adu,
+            "ReadNoisePerSensorPixel_e": cam.read_noise_e,
+            "DarkCurrentPerSensorPixel_e_per_s": cam.dark_current_e_per_s,
+            "Binning": list(setup.binning),
+            "BinningDescription": (
+                "sensor pixels per image pixel along ImageAxes (software binning: every sensor pixel is read out)"
+            ),
+            "BinnedSensorPixels": setup.n_binned,
+            "ReadNoise_e": setup.read_noise_e,
+            "ReadNoiseDescription": "per image pixel: sqrt(BinnedSensorPixels) x ReadNoisePerSensorPixel_e",
+            "DarkCurrent_e_per_s": setup.dark_current_e_per_s,
+            "SaturationLevel_e": setup.saturation_e,
+            "SaturationDescription": (
+                "per image pixel: BinnedSensorPixels x min(full well, (2^ADCBitDepth - 1) x ADCGain_e_per_ADU)"
+            ),
+            "Magnification": setup.magnification,
             "LensFocalLength_mm": cam.lens_focal_length_mm,
             "LensFNumber": cam.lens_f_number,
-            "WorkingDistance_mm": cam.working_distance_mm,
-            "CollectionEfficiency": cam.collection_efficiency,
+            "NominalWorkingDistance_mm": cam.working_distance_mm,
+            "WorkingDistance_mm": setup.working_distance_mm,
+            "WorkingDistanceDescription": "thin-lens object distance at which Binning sensor pixels span one voxel",
+            "FieldOfView_mm": list(setup.field_of_view_mm),
+            "ImageExtent_mm": extent_mm,
+            "ImageWithinFieldOfView": setup.covers(tuple(extent_mm)),
+            "CollectionEfficiency": setup.collection_efficiency,
             "OpticsTransmission": cam.optics_transmission,
             "PhotoelectronsPerExitingPhoton": acq.photoelectrons_per_photon,
         },
@@ -180,10 +217,20 @@ def _sidecar(acq: NIRFAcquisition, phantom, sub: str) -> dict:
             "excitation fluence vs depth; fluorescence source = fluence x ln(10) x extinction x concentration x "
             "quantum yield x in-band fraction (+ tissue autofluorescence); emitted light reaches the surface with the "
             "exitance profile of a buried point source (image source at -(z + 2 zb)); optics averaged along each "
-            "column, one PSF per depth layer (FFT convolution); NIR-II adds a calibrated narrow component of weakly "
-            "scattered light. See imagingsim.modalities.nirf."
+            "column, one PSF per depth layer (FFT convolution). The diffuse excitation source has strength 1 per "
+            "transmitted photon (not the albedo mu_s'/mu_t': fluence high by mu_a/mu_s', 4 % in muscle at 810 nm); "
+            "autofluorescence depends on tissue and emission window, not on the excitation wavelength. NIR-II adds "
+            "a hand-tuned, uncalibrated (check) component of weakly scattered light (PSFModel), not fitted to any "
+            "measurement. See imagingsim.modalities.nirf."
         ),
-        "NoiseModel": "Poisson(expected photoelectrons + dark current x exposure) + Gaussian read noise",
+        "PSFModel": psf.sidecar() if psf.weakly_scattered_fraction > 0 else {
+            "Status": "pure diffusion theory (no weakly scattered component)",
+            "f0_WeaklyScatteredFraction": 0.0,
+        },
+        "NoiseModel": (
+            "min(Poisson(expected photoelectrons, dark current included) + sqrt(N) x read noise x N(0, 1), "
+            "SaturationLevel_e), N = Camera.BinnedSensorPixels; no blooming, no ADC quantisation noise"
+        ),
         "ReferenceTime": TIME_REFERENCE,
         "SpatialReference": f"bids:raw:{sub}/anat/{sub}_T1map.nii.gz",
     }
@@ -193,16 +240,18 @@ def _write_depth_table(base: Path, acq: NIRFAcquisition) -> None:
     columns = list(DEPTH_COLUMNS)
     write_tsv(f"{base}.tsv", columns, [[row[c] for c in columns] for row in acq.depth_sensitivity])
     meaning = {
-        "depth_mm": "depth of a point source below the surface facing the camera",
+        "depth_mm": "depth of a point source below the surface facing the camera (transillumination: only depths "
+        "inside the slab)",
         "excitation_fluence_per_irradiance": "excitation fluence rate at that depth per incident irradiance (epi: from "
         "the camera side; trans: from the opposite side of a slab of the mean body thickness)",
-        "escape_fraction": "fraction of the photons emitted at that depth that leave the surface (all directions)",
+        "escape_fraction": "fraction of the photons emitted at that depth that leave the surface (all directions; "
+        "NIR-II includes the weakly scattered part)",
         "psf_fwhm_mm": "FWHM of the surface image of the point source",
         "peak_pixel_fraction": "fraction of the escaping light that falls in the pixel above the source",
         "photoelectrons_per_emitted_photon": "detected photoelectrons per photon emitted at that depth",
         "photoelectrons_per_fmol": "whole-image photoelectrons from 1 fmol of the dye at that depth in one exposure",
         "detection_limit_fmol": "dye amount whose peak pixel equals 3 background noise sd (reference tissue "
-        "autofluorescence, dark current, read noise)",
+        "autofluorescence, dark current, binned read noise)",
     }
     write_json(f"{base}.json", {
         "Description": (

@@ -75,14 +75,15 @@ MRI_TRUTH_FILES: tuple[TruthFile, ...] = (
         "mM",
     ),
     TruthFile(
-        "sub-<id>/mri/sub-<id>_acq-<label>_R2starmap",
+        "sub-<id>/mri/sub-<id>_acq-<label>_desc-true_R2starmap",
         (".nii.gz", ".json"),
         "True R2* at the MRI session acq-<label>, at the scenario's field: baseline + r2* (free + factor x bound "
-        "iron). The raw sub-<id>/anat/*_R2starmap is the fit of the simulated images.",
+        "iron). desc-true sets it apart from the raw sub-<id>/anat/*_acq-<label>_R2starmap, the fit of the "
+        "simulated images.",
         "1/s",
     ),
     TruthFile(
-        "sub-<id>/mri/sub-<id>_acq-<label>_R1map",
+        "sub-<id>/mri/sub-<id>_acq-<label>_desc-true_R1map",
         (".nii.gz", ".json"),
         "True R1 at the MRI session acq-<label>, at the scenario's field: baseline + r1 x iron.",
         "1/s",

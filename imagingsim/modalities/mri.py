@@ -17,14 +17,26 @@ Model (one session per schedule time ``t_k``; physics in :mod:`~imagingsim.modal
   :mod:`~imagingsim.modalities.mri_sampling`).
 - **Noise.** Complex Gaussian noise is added to the acquired k-space samples, sd ``sigma``
   in each of the real and imaginary parts, with ``sigma = noise_percent / 100`` times the
-  mean noiseless first-echo magnitude in muscle (``Label.SOFT_TISSUE``; the whole body when
-  there is no muscle) at that session: BrainWeb's definition. The FFT being orthonormal,
-  the image noise has the same sd per voxel and magnitude images are Rician (single coil).
-  Generator ``(seed, MRI_NOISE_STREAM, k)`` for session ``k``.
+  mean noiseless **pre-contrast** first-echo magnitude in muscle (``Label.SOFT_TISSUE``; the
+  whole body when there is no muscle): BrainWeb's definition, fixed once from the baseline
+  so that every session has the same ``sigma`` (the noise of a scanner does not follow the
+  contrast agent). The FFT being orthonormal, the image noise has the same sd per voxel;
+  magnitude images are Rician with one coil and chi-distributed (a higher floor) after a
+  root-sum-of-squares of several. Generator ``(seed, MRI_NOISE_STREAM, k)`` for session ``k``.
 - **Reconstruction** (:mod:`imagingsim.recon.mri`). ``recon = "auto"``: CG-SENSE when
-  undersampled, else zero-filled inverse FFT with root-sum-of-squares coil combination.
-  Then the R2* fit over echoes (log-linear WLS, weights S^2) inside a signal mask, and the
-  iron estimate ``(R2* - R2*_0) / r2*`` with the solution r2* of the first iron agent.
+  undersampled with more than one coil, else zero-filled inverse FFT with
+  root-sum-of-squares coil combination (:func:`resolve_recon`; :func:`check_mri` rejects an
+  explicit ``"cg_sense"`` on undersampled single-coil data, where it is only zero filling
+  scaled by ``1 / (1 + lambda)``).
+- **Noise floor.** :data:`~imagingsim.recon.mri.NOISE_REALISATIONS` noise-only k-spaces
+  (the same ``sigma``, mask and coils; generator ``(seed, MRI_NOISE_FLOOR_STREAM)``) go
+  through the same reconstruction once per study; their local magnitude statistics
+  (:func:`~imagingsim.recon.mri.noise_statistics`) set the R2* fit's signal mask and echo
+  cut-off, so the thresholds follow the coil count (RSS floor) and the g-factor (SENSE).
+- **R2\\* and iron.** The R2* fit over echoes (log-linear WLS, RSS excess floor subtracted,
+  echoes cut and weighted by a first pass's predicted signal; :func:`~imagingsim.recon.mri.fit_r2star`)
+  inside the signal mask, and the iron estimate ``(R2* - R2*_0) / r2*`` with the solution r2* of the
+  first iron agent, NaN where the fit is masked or clipped or the baseline is a void.
   ``R2*_0`` is the simulation's own baseline at the field: it stands in for the
   pre-contrast scan a real study would acquire. The estimate uses the solution relaxivity,
   so cell-associated iron (effective r2* ``f`` times higher) is overestimated by up to
@@ -45,15 +57,31 @@ from imagingsim.modalities.mri_physics import (
     spoiled_gre,
 )
 from imagingsim.modalities.mri_result import MRIAcquisition, time_label
-from imagingsim.modalities.mri_sampling import coil_sensitivities, n_acquired, sampling_mask, to_fft_order
+from imagingsim.modalities.mri_sampling import (
+    calibration_size,
+    coil_sensitivities,
+    n_acquired,
+    sampling_mask,
+    to_fft_order,
+)
 from imagingsim.phantom.model import Label
-from imagingsim.recon.mri import cg_sense, encoding_operator, fit_r2star, iron_estimate_mM, signal_mask, zero_filled
+from imagingsim.recon.mri import (
+    NOISE_REALISATIONS,
+    cg_sense,
+    encoding_operator,
+    fit_r2star,
+    iron_estimate_mM,
+    noise_statistics,
+    signal_mask,
+    zero_filled,
+)
 from imagingsim.scenario import Scenario
 
 #: Random streams: generator keys (seed, stream[, session]).
 MRI_NOISE_STREAM = 0x3A1
 MRI_MASK_STREAM = 0x3A2
 MRI_B0_STREAM = 0x3A3
+MRI_NOISE_FLOOR_STREAM = 0x3A4
 
 
 def add_kspace_noise(kspace, sigma, rng, backend: Backend, *, mask=None):
@@ -94,10 +122,61 @@ def reference_signal(first_echo_magnitude, labels, backend: Backend):
 
 
 def resolve_recon(spec) -> str:
-    """The reconstruction ``spec.recon`` asks for (``auto``: CG-SENSE when undersampled)."""
+    """The reconstruction ``spec.recon`` asks for.
+
+    ``auto`` is CG-SENSE when the data are undersampled **and** there is more than one coil,
+    else the zero-filled inverse FFT: with one coil CG-SENSE has no coil diversity to unfold
+    the aliasing and returns the zero-filled image divided by ``1 + lambda``
+    (:func:`~imagingsim.recon.mri.cg_sense`), so zero filling is the honest name for it.
+    """
     if spec.recon == "auto":
-        return "cg_sense" if spec.undersampling != "none" else "zero_filled"
+        return "cg_sense" if spec.undersampling != "none" and spec.n_coils > 1 else "zero_filled"
     return spec.recon
+
+
+def check_mri(scenario: Scenario) -> None:
+    """Fail fast, before the phantom and delivery, on MRI settings that only the grid can check.
+
+    Checks ``modalities.mri`` against the phantom grid the scenario will build (the anatomy's
+    field of view at ``phantom.voxel_size_mm``), without building it.
+
+    Raises
+    ------
+    ValueError
+        One line naming the field:
+
+        - ``modalities.mri.calibration_fraction``: the fully sampled calibration box holds
+          more phase encodes than the acceleration acquires;
+        - ``modalities.mri.recon``: ``"cg_sense"`` asked for explicitly on undersampled
+          single-coil data (CG-SENSE is then zero filling scaled by ``1 / (1 + lambda)``,
+          not a de-aliasing); ``recon = "auto"`` picks zero filling in that case instead
+          (:func:`resolve_recon`).
+    """
+    from imagingsim.phantom.anatomy import get_anatomy
+
+    spec = scenario.modalities.mri
+    grid = get_anatomy(scenario.phantom.anatomy).grid(scenario.phantom.voxel_size_mm)
+    check_mri_spec(spec, tuple(int(n) for n in grid.shape[1:]))
+
+
+def check_mri_spec(spec, phase_encodes: tuple[int, int]) -> None:
+    """:func:`check_mri` for a given ``(ny, nz)`` phase-encode matrix (also run by :func:`acquire_mri`)."""
+    if spec.undersampling == "none":
+        return
+    target = n_acquired(phase_encodes, spec.acceleration)
+    cy, cz = calibration_size(phase_encodes, spec.calibration_fraction)
+    if cy * cz > target:
+        raise ValueError(
+            f"modalities.mri.calibration_fraction: the {cy}x{cz} calibration box holds more than the {target} "
+            f"phase encodes that acceleration {spec.acceleration:g} acquires on the {phase_encodes[0]}x"
+            f"{phase_encodes[1]} (ky, kz) matrix; lower calibration_fraction or acceleration"
+        )
+    if spec.n_coils == 1 and spec.recon == "cg_sense":
+        raise ValueError(
+            f"modalities.mri.recon: \"cg_sense\" with n_coils = 1 and {spec.undersampling} undersampling only scales "
+            "the zero-filled image by 1 / (1 + lambda) (no coil diversity to unfold aliasing); use n_coils > 1 or "
+            "recon = \"zero_filled\" (\"auto\" picks it)"
+        )
 
 
 def acquire_mri(phantom, delivery, scenario: Scenario, backend: Backend, seed: int, *, dtype=None) -> MRIAcquisition:
@@ -138,6 +217,7 @@ def acquire_mri(phantom, delivery, scenario: Scenario, backend: Backend, seed: i
 
     grid = phantom.grid
     _, ny, nz = grid.shape
+    check_mri_spec(spec, (ny, nz))
     echo_times = [float(t) for t in spec.echo_times_ms]
     n_echoes = len(echo_times)
     agents = iron_agents(delivery, spec.field_T)
@@ -158,10 +238,37 @@ def acquire_mri(phantom, delivery, scenario: Scenario, backend: Backend, seed: i
     undersampled = spec.undersampling != "none"
     method = resolve_recon(spec)
     forward = encoding_operator(grid.shape, backend, coil_maps=coil_maps, n_batch=n_echoes)
+
+    def reconstruct(kspace):
+        """Magnitude images ``(B, nx, ny, nz)`` of k-space ``(B, C, nx, ny, nz)`` by ``method``."""
+        if method == "cg_sense":
+            image = cg_sense(kspace, backend, mask=mask if undersampled else None, coil_maps=coil_maps,
+                             iterations=spec.cg_iterations, regularization=spec.cg_regularization)
+            return xp.astype(xp.abs(image), rdtype)
+        return xp.astype(zero_filled(kspace, backend), rdtype)
+
+    # BrainWeb noise reference: the pre-contrast first-echo magnitude of muscle. Fixed before
+    # any session, so the noise does not follow the contrast agent.
+    baseline_first_echo = spoiled_gre(m0, r1_0, r2star_0, repetition_time_ms=spec.repetition_time_ms,
+                                      echo_times_ms=echo_times[:1], flip_angle_deg=spec.flip_angle_deg)
+    reference = reference_signal(xp.abs(baseline_first_echo[0, ...]), phantom.labels, backend)
+    sigma = (spec.noise_percent / 100.0) * reference
+    del baseline_first_echo
     lap("setup")
 
+    noise = None
+    if spec.noise_percent > 0 and n_echoes >= 2:
+        # The noise floor of this coil set, mask and recon: reconstruct noise alone (own stream).
+        zeros = xp.zeros((NOISE_REALISATIONS,) + tuple(forward.out_shape[1:]), dtype=cdtype, device=backend.device)
+        noise_only = add_kspace_noise(zeros, sigma, backend.rng(seed, MRI_NOISE_FLOOR_STREAM), backend,
+                                      mask=mask if undersampled else None)
+        del zeros
+        noise = noise_statistics(reconstruct(noise_only), backend)
+        del noise_only
+    lap("noise_floor")
+
     out: dict[str, list] = {k: [] for k in ("kspace", "magnitude", "r2star", "fit_mask", "iron_estimate", "r1",
-                                             "r2star_true", "iron", "bound", "sigma", "reference")}
+                                             "r2star_true", "iron", "bound")}
     for k in range(len(delivery.times_h)):
         iron = [
             (agent.relaxivity, iron_mM(item.carrier_ug_per_ml[..., k], agent.iron_mass_fraction),
@@ -171,8 +278,6 @@ def acquire_mri(phantom, delivery, scenario: Scenario, backend: Backend, seed: i
         r1, r2star, total, bound = relaxation_with_iron(r1_0, r2star_0, iron, spec.clustered_iron_r2star_factor)
         images = spoiled_gre(m0, r1, r2star, repetition_time_ms=spec.repetition_time_ms, echo_times_ms=echo_times,
                              flip_angle_deg=spec.flip_angle_deg, offresonance_hz=offresonance, dtype=cdtype)
-        reference = reference_signal(xp.abs(images[0, ...]), phantom.labels, backend)
-        sigma = (spec.noise_percent / 100.0) * reference
         lap("signal")
         clean = forward.apply(images)
         del images
@@ -184,23 +289,18 @@ def acquire_mri(phantom, delivery, scenario: Scenario, backend: Backend, seed: i
             kspace = clean * xp.astype(mask, rdtype) if undersampled else clean
         del clean
         lap("noise")
-        if method == "cg_sense":
-            image = cg_sense(kspace, backend, mask=mask if undersampled else None, coil_maps=coil_maps,
-                             iterations=spec.cg_iterations, regularization=spec.cg_regularization)
-            magnitude = xp.abs(image)
-            del image
-        else:
-            magnitude = zero_filled(kspace, backend)
-        magnitude = xp.astype(magnitude, rdtype)
+        magnitude = reconstruct(kspace)
         lap(f"recon_{method}")
         if n_echoes >= 2:
-            fit_mask = signal_mask(magnitude[0, ...], sigma, backend)
-            fitted = fit_r2star(magnitude, echo_times, backend, mask=fit_mask, noise_sd=sigma)
+            fit_mask = signal_mask(magnitude[0, ...], noise, backend)
+            fitted = fit_r2star(magnitude, echo_times, backend, mask=fit_mask,
+                                noise_floor=None if noise is None else noise.rms,
+                                rss_channels=spec.n_coils if method == "zero_filled" else 1)
             out["fit_mask"].append(fit_mask)
             out["r2star"].append(xp.astype(fitted, xp.float32))
             if agents:
                 estimate = iron_estimate_mM(fitted, r2star_0, agents[0][0].relaxivity.r2star_per_mM_s, backend,
-                                            mask=fit_mask)
+                                            mask=fit_mask, first_echo_ms=echo_times[0])
                 out["iron_estimate"].append(xp.astype(estimate, xp.float32))
         lap("r2star_fit")
         out["kspace"].append(kspace)
@@ -209,15 +309,13 @@ def acquire_mri(phantom, delivery, scenario: Scenario, backend: Backend, seed: i
         out["r2star_true"].append(xp.astype(r2star, xp.float32))
         out["iron"].append(xp.astype(total, xp.float32))
         out["bound"].append(xp.astype(bound, xp.float32))
-        out["sigma"].append(xp.astype(sigma, xp.float64))
-        out["reference"].append(reference)
 
     def stacked(key):
         return xp.stack(out[key], axis=0) if out[key] else None
 
     # One explicit synchronisation for the scalars the sidecars report.
-    host = backend.to_host(xp.stack(out["sigma"] + out["reference"])).tolist()
-    n_sessions = len(out["sigma"])
+    sigma_host, reference_host = backend.to_host(xp.stack([xp.astype(sigma, xp.float64), reference])).tolist()
+    n_sessions = len(delivery.times_h)
     result = MRIAcquisition(
         spec=spec,
         times_h=tuple(float(t) for t in delivery.times_h),
@@ -227,8 +325,9 @@ def acquire_mri(phantom, delivery, scenario: Scenario, backend: Backend, seed: i
         mask=mask,
         coil_maps=coil_maps,
         offresonance_hz=None if offresonance is None else xp.astype(offresonance, xp.float32),
-        noise_sd=tuple(float(v) for v in host[:n_sessions]),
-        muscle_signal=tuple(float(v) for v in host[n_sessions:]),
+        noise_sd=(float(sigma_host),) * n_sessions,
+        noise_reference_signal=float(reference_host),
+        noise_floor_rms=None if noise is None else xp.astype(noise.rms, xp.float32),
         acceleration=float(acceleration),
         recon_method=method,
         magnitude=stacked("magnitude"),
@@ -247,12 +346,52 @@ def acquire_mri(phantom, delivery, scenario: Scenario, backend: Backend, seed: i
     return result
 
 
+def roi_iron_mM(acquisition: MRIAcquisition, roi, backend: Backend):
+    """Mean true and estimated iron in a region, per session (the estimate over voxels that have one).
+
+    Parameters
+    ----------
+    acquisition : MRIAcquisition
+        With an iron estimate (``iron_estimate_mM`` not None).
+    roi : device bool array ``(nx, ny, nz)``
+        The region, e.g. ``phantom.tumour_index > 0``.
+    backend : Backend
+
+    Returns
+    -------
+    true_mM, estimate_mM, estimated_fraction : tuples of float, one value per session
+        Mean true iron over the region (mM); mean of the finite iron estimate over the
+        region (mM; NaN when no voxel has one); fraction of the region's voxels with an
+        estimate (the others are masked, clipped or baseline voids).
+    """
+    xp = backend.xp
+    if acquisition.iron_estimate_mM is None:
+        raise ValueError("roi_iron_mM: the acquisition has no iron estimate (no iron agent, or one echo)")
+    region = xp.astype(roi, xp.float64)
+    estimate = xp.astype(acquisition.iron_estimate_mM, xp.float64)
+    has = xp.isfinite(estimate) & roi
+    axes = (1, 2, 3)
+    n_roi = xp.sum(region)
+    n_est = xp.sum(xp.astype(has, xp.float64), axis=axes)
+    sums = xp.stack([
+        xp.sum(xp.astype(acquisition.true_iron_mM, xp.float64) * region, axis=axes) / xp.maximum(n_roi, 1.0),
+        xp.sum(xp.where(has, estimate, 0.0), axis=axes) / xp.where(n_est > 0, n_est, xp.nan),
+        n_est / xp.maximum(n_roi, 1.0),
+    ])
+    true, est, fraction = backend.to_host(sums).tolist()  # one explicit synchronisation
+    return tuple(true), tuple(est), tuple(fraction)
+
+
 __all__ = [
     "MRI_B0_STREAM",
     "MRI_MASK_STREAM",
+    "MRI_NOISE_FLOOR_STREAM",
     "MRI_NOISE_STREAM",
     "acquire_mri",
     "add_kspace_noise",
+    "check_mri",
+    "check_mri_spec",
     "reference_signal",
     "resolve_recon",
+    "roi_iron_mM",
 ]

@@ -37,9 +37,15 @@ class MRIAcquisition:
         The B0 off-resonance map, Hz (None when ``b0_offresonance_hz`` is 0).
     noise_sd : tuple of float
         Per session, the sd of each of the real and imaginary parts of the k-space noise
-        (= in image space, orthonormal FFT), in the units of the images.
-    muscle_signal : tuple of float
-        Per session, the mean noiseless first-echo magnitude in muscle (the noise reference).
+        (= in image space, orthonormal FFT), in the units of the images. The same in every
+        session: ``noise_percent / 100 x noise_reference_signal``.
+    noise_reference_signal : float
+        Mean pre-contrast (baseline) noiseless first-echo magnitude in muscle (the whole
+        body without muscle): the BrainWeb noise reference, independent of the agent.
+    noise_floor_rms : device array ``(nx, ny, nz)``, float32, or None
+        RMS magnitude of the reconstructed noise alone (local average; see
+        :func:`~imagingsim.recon.mri.noise_statistics`): the floor the R2* fit's echo
+        cut-off uses. None without noise or with a single echo.
     acceleration : float
         Achieved ``N_total / N_acquired`` over (ky, kz).
     recon_method : str
@@ -51,8 +57,10 @@ class MRIAcquisition:
     fit_mask : device array ``(T, nx, ny, nz)``, bool, or None
         Voxels fitted.
     iron_estimate_mM : device array ``(T, nx, ny, nz)``, float32, or None
-        ``(R2* - R2*_0) / r2*`` with the first iron agent's solution r2* (0 outside the
-        mask); None without an iron agent or with a single echo.
+        ``(R2* - R2*_0) / r2*`` with the first iron agent's solution r2*; NaN outside the
+        fit mask, where the fit hit a clip limit and where the baseline is a void
+        (:func:`~imagingsim.recon.mri.iron_estimate_mM`); None without an iron agent or
+        with a single echo.
     true_r1_per_s, true_r2star_per_s : device arrays ``(T, nx, ny, nz)``, float32
         The relaxation rates the signal was computed from.
     true_iron_mM, true_bound_iron_mM : device arrays ``(T, nx, ny, nz)``, float32
@@ -72,7 +80,8 @@ class MRIAcquisition:
     coil_maps: Any = field(repr=False)
     offresonance_hz: Any = field(repr=False)
     noise_sd: tuple[float, ...]
-    muscle_signal: tuple[float, ...]
+    noise_reference_signal: float
+    noise_floor_rms: Any = field(repr=False)
     acceleration: float
     recon_method: str
     magnitude: Any = field(repr=False)

@@ -13,7 +13,7 @@ Model
   as truth). Dye concentration, nmol/mL = carrier ug/mL x dye_nmol_per_mg / 1000.
 - **Optics.** Absorption and reduced scattering at the excitation line and at the emission
   band centre: the phantom's 810 nm maps times per-tissue spectral ratios
-  (:func:`~imagingsim.modalities.nirf_optics.optical_maps`, ``data/optics.toml``).
+  (:func:`~imagingsim.modalities.nirf_tables.optical_maps`, ``data/optics.toml``).
   Refractive index 1.4; air outside.
 - **Geometry.** Voxel layers along the view axis. Each image pixel is a column of voxels;
   its depth origin is the first non-air voxel seen from the camera (the body surface), and
@@ -28,18 +28,25 @@ Model
   (``trans``, then depth counts from that surface and the medium is still treated as
   semi-infinite: the camera-side boundary is ignored); fluence rate
   ``phi_x(z) = E' [exp(-mu_eff |z - z0|) - exp(-mu_eff (z + z0 + 2 zb))] / (2 D mu_eff)``.
+  The diffuse source has strength 1 per transmitted photon, not the transport albedo
+  ``mu_s' / mu_t'`` (0.96 in muscle at 810 nm): the fluence is high by ``mu_a / mu_s'``
+  (4 % there).
 - **Fluorescence source** (photons/s/mm^3 into the emission band):
-  ``q = phi_x x ln(10) x extinction x concentration x quantum yield x in-band fraction``,
+  ``S = phi_x x ln(10) x extinction x concentration x quantum yield x in-band fraction``,
   plus tissue autofluorescence ``phi_x x af(tissue, window) x autofluorescence`` (the
-  scenario multiplier). First Born approximation: the dye does not change the tissue optics
-  (at 165 nM ICG, ln(10) eps c = 0.006/mm against a tissue mu_a of 0.03-0.04/mm).
+  scenario multiplier). ``af`` depends on the tissue and the emission window only, not on
+  the excitation line (the same for a 660 nm and an 808 nm laser; real autofluorescence
+  falls towards longer excitation wavelengths, so it is too low for Cy5.5 and about right
+  for ICG, which set the NIR-I values). First Born approximation: the dye does not change
+  the tissue optics (at 165 nM ICG, ln(10) eps c = 0.006/mm against a tissue mu_a of
+  0.03-0.04/mm).
 - **Emission.** A source voxel at depth ``z`` sends the fraction
   ``T(z) = exp(-mu_eff z) [1 - exp(-2 mu_eff zb)] / (4 A D mu_eff)`` of its photons out of
   the surface, spread by the surface exitance profile of a buried point source with its
   image at ``-(z + 2 zb)`` (Haskell et al. 1994; Boas 2002). Its FWHM grows with depth
   (muscle, 810 nm: 2.6 / 4.5 / 8.3 / 12.9 mm at 1 / 2 / 5 / 10 mm). The image is the sum over
   layers of each layer's source convolved (real FFTs on the backend,
-  :class:`~imagingsim.modalities.nirf_optics.DepthBlur`) with its PSF.
+  :class:`~imagingsim.operators.LayeredBlur`) with its PSF.
 - **Heterogeneity.** Optical properties are depth-averaged along each column: the
   excitation fluence and ``T`` of a voxel use the mean ``mu_a`` and ``mu_s'`` of the body
   voxels of its column between the illuminated (resp. camera-side) surface and the voxel,
@@ -52,17 +59,26 @@ Model
   approximated.
 - **NIR-I vs NIR-II.** In NIR-I the PSF is pure diffusion theory. In NIR-II (1000-1700 nm)
   scattering is weaker and diffusion theory is not valid within a few transport mean free
-  paths: there the PSF is a calibrated (empirical, not fitted) mixture of a narrow Gaussian
-  cone of weakly scattered light and the diffusion profile
-  (:class:`~imagingsim.modalities.nirf_optics.PSFParameters`). Diffusion theory is also
-  approximate for NIR-I sources shallower than ~1 transport mean free path (1.4 mm in
-  muscle at 810 nm).
-- **Camera.** Photons leaving each pixel x lens collection (Lambertian, ``sin^2 theta``)
-  x optics transmission x QE(emission) x exposure = expected photoelectrons; plus dark
-  current x exposure. Measured image = Poisson(expected) + Gaussian read noise (e-), drawn
-  from ``backend.rng(seed, NIRF_NOISE_STREAM, k)`` for time ``k``. No saturation, no
-  excitation leakage through the filter, no lens blur or vignetting. Presets: silicon CCD
-  (NIR-I), InGaAs (NIR-II), ``data/cameras.toml``.
+  paths: there a hand-tuned, uncalibrated (check) fraction
+  ``q(z) = f0 exp(-(mu_a + mu_s') z / k)`` of the emitted photons leaves weakly scattered,
+  in a narrow Gaussian of FWHM ``c z``, and the rest follows diffusion theory, so a voxel
+  sends ``E(z) = q + (1 - q) T(z)`` out
+  (:mod:`~imagingsim.modalities.nirf_optics`, parameters
+  :class:`~imagingsim.modalities.nirf_tables.PSFParameters`, written to the sidecar).
+  Diffusion theory is also approximate for NIR-I sources shallower than ~1 transport mean
+  free path (1.4 mm in muscle at 810 nm).
+- **Camera** (:class:`~imagingsim.modalities.nirf_tables.CameraSetup`). One image pixel
+  is one phantom voxel, imaged on ``n_u x n_v`` sensor pixels: ``n = round(voxel x M0 /
+  pixel pitch)`` at the preset's nominal magnification ``M0``, the lens refocused so that
+  they span the voxel exactly. Photons leaving each pixel x lens collection (Lambertian,
+  ``sin^2 theta`` at that working distance) x optics transmission x QE(emission) x
+  exposure = expected photoelectrons; plus ``N = n_u n_v`` x dark current x exposure.
+  Measured image = Poisson(expected) + ``sqrt(N)`` x read noise x N(0, 1) (software
+  binning), clipped at ``N`` x min(full well, ADC full scale) (saturation; the count of
+  clipped pixels goes to the sidecar), drawn from ``backend.rng(seed, NIRF_NOISE_STREAM,
+  k)`` for time ``k``. No blooming, no ADC quantisation noise (0.33 e^2 per sensor pixel),
+  no excitation leakage through the filter, no lens blur or vignetting. Presets: silicon
+  CCD (NIR-I), InGaAs (NIR-II), ``data/cameras.toml``.
 - **Image.** ``[u, v]`` along the two world axes of the image plane in increasing order
   (dorsal/ventral: x, z; left/right: y, z), so that with a one-voxel-thick grid at the body
   surface (``NIRFAcquisition.image_grid``) the NIfTI affine places each pixel in the world.
@@ -75,31 +91,32 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from imagingsim.backend import Backend
+from imagingsim.backend import Backend, backend_of
 from imagingsim.grid import ImageGrid
 from imagingsim.modalities.nirf_optics import (
-    LIGHT_M_PER_S,
-    PLANCK_J_S,
-    Camera,
-    DepthBlur,
-    Fluorophore,
-    autofluorescence_map,
-    camera_for_window,
     diffusion,
-    escape_fraction,
-    escape_within,
-    fluorophore,
     layer_kernels,
-    optical_maps,
-    optics_table,
+    peak_pixel_fraction,
     plane_fluence,
     psf_fwhm_mm,
     specular_reflection,
-    tissue_optics,
+    total_escape,
 )
 from imagingsim.modalities.nirf_result import DEPTH_COLUMNS, NIRFAcquisition
+from imagingsim.modalities.nirf_tables import (
+    LIGHT_M_PER_S,
+    PLANCK_J_S,
+    CameraSetup,
+    Fluorophore,
+    autofluorescence_map,
+    camera_for_window,
+    fluorophore,
+    optical_maps,
+    optics_table,
+    tissue_optics,
+)
 from imagingsim.noise import gaussian_noise, poisson_counts
-from imagingsim.operators.blur import FWHM_PER_SIGMA
+from imagingsim.operators.layered_blur import LayeredBlur
 from imagingsim.scenario import Scenario, time_label
 
 #: Random stream of NIRF camera noise: the generator key is (seed, NIRF_NOISE_STREAM, time index).
@@ -157,19 +174,27 @@ def photon_irradiance(irradiance_mW_per_cm2: float, wavelength_nm: float) -> flo
     return irradiance_mW_per_cm2 * 1e-5 / (PLANCK_J_S * LIGHT_M_PER_S / (wavelength_nm * 1e-9))
 
 
-def camera_noise(expected_e, read_noise_e: float, rng):
-    """A measured image: ``Poisson(expected_e) + read_noise_e x N(0, 1)``, photoelectrons.
+def camera_noise(expected_e, read_noise_e: float, rng, *, saturation_e: float | None = None):
+    """A measured image: ``min(Poisson(expected_e) + read_noise_e x N(0, 1), saturation_e)``, photoelectrons.
 
     Parameters
     ----------
     expected_e : device array
-        Expected photoelectrons (signal + dark current), >= 0.
+        Expected photoelectrons (signal + dark current) per image pixel, >= 0.
     read_noise_e : float
-        Read noise, electrons rms.
+        Read noise of an image pixel, electrons rms (binned: ``sqrt(N)`` x a sensor pixel's,
+        :attr:`~imagingsim.modalities.nirf_tables.CameraSetup.read_noise_e`).
     rng : imagingsim.backend.Generator
         ``backend.rng(seed, NIRF_NOISE_STREAM, k)``.
+    saturation_e : float, optional
+        Saturation level of an image pixel, electrons
+        (:attr:`~imagingsim.modalities.nirf_tables.CameraSetup.saturation_e`); a saturated
+        pixel reads exactly this value. None: no saturation.
     """
-    return gaussian_noise(poisson_counts(expected_e, rng), read_noise_e, rng)
+    measured = gaussian_noise(poisson_counts(expected_e, rng), read_noise_e, rng)
+    if saturation_e is None:
+        return measured
+    return backend_of(measured).xp.clip(measured, None, saturation_e)
 
 
 @dataclass(frozen=True, eq=False)
@@ -188,8 +213,8 @@ class SurfaceModel:
     excitation : device array ``(L, nu, nv)``
         Fluence rate per unit transmitted irradiance at each layer voxel.
     escape : device array ``(L, nu, nv)``
-        Column escape fraction ``T`` of each layer voxel.
-    blur : DepthBlur
+        Column escape fraction ``E`` (``T`` in NIR-I) of each layer voxel.
+    blur : LayeredBlur
         Layer PSFs (fractions of the escaping light per pixel).
     voxel_volume_mm3 : float
     thickness : device array ``(nu, nv)``, int64
@@ -206,7 +231,7 @@ class SurfaceModel:
     valid: Any
     excitation: Any
     escape: Any
-    blur: DepthBlur
+    blur: LayeredBlur
     voxel_volume_mm3: float
     thickness: Any
     surface: Any
@@ -268,7 +293,8 @@ class SurfaceModel:
         excitation = plane_fluence(ex_depth, diffusion(ex_a, ex_s, n_ref, xp), xp) * valid
         em_a = column_mean(emission_optics[0], _FALLBACK_MU_A)
         em_s = column_mean(emission_optics[1], _FALLBACK_MU_S_PRIME)
-        escape = escape_fraction(depth, diffusion(em_a, em_s, n_ref, xp), xp) * valid
+        params = optics_table().psf[window]
+        escape = total_escape(depth, em_a, em_s, diffusion(em_a, em_s, n_ref, xp), params, xp) * valid
 
         count = xp.sum(valid, axis=(1, 2))
         layer_a = xp.where(count > 0, xp.sum(em_a * valid, axis=(1, 2)) / xp.clip(count, 1.0, None), _FALLBACK_MU_A)
@@ -276,7 +302,7 @@ class SurfaceModel:
         nu, nv = body.shape[1], body.shape[2]
         half = (min(nu - 1, math.ceil(MAX_PSF_RADIUS_MM / du)), min(nv - 1, math.ceil(MAX_PSF_RADIUS_MM / dv)))
         kernels = layer_kernels(depth[:, 0, 0], layer_a, layer_s, (du, dv), half, window, backend)
-        blur = DepthBlur(kernels, (n_layers, nu, nv), backend)
+        blur = LayeredBlur(kernels, (n_layers, nu, nv), backend)
         silhouette = xp.astype(has, xp.float64)
         return cls(index, valid, excitation, escape, blur, dd * du * dv, thickness, surface, silhouette, layer_a,
                    layer_s, backend)
@@ -306,11 +332,26 @@ class SurfaceModel:
 # --- the set-up's depth response -----------------------------------------------------------
 
 
-def depth_sensitivity(dye: Fluorophore, window: str, cam: Camera, *, exposure_s: float, irradiance_mW_per_cm2: float,
-                      autofluorescence_scale: float, pixel_mm: tuple[float, float], mode: str = "epi",
+def depth_sensitivity(dye: Fluorophore, window: str, setup: CameraSetup, *, exposure_s: float,
+                      irradiance_mW_per_cm2: float, autofluorescence_scale: float, mode: str = "epi",
                       thickness_mm: float | None = None,
                       depths_mm=SENSITIVITY_DEPTHS_MM) -> tuple[list[dict[str, float]], float, dict[str, float]]:
     """Response of the set-up to a point source vs depth in the reference tissue (host floats).
+
+    Parameters
+    ----------
+    dye, window : Fluorophore, str
+        The imaging channel.
+    setup : CameraSetup
+        Camera, binning and image pixel (its ``pixel_mm``).
+    exposure_s, irradiance_mW_per_cm2, autofluorescence_scale : float
+        Scenario settings (s, mW/cm^2, multiplier).
+    mode : {"epi", "trans"}
+    thickness_mm : float, optional
+        Slab thickness for ``trans``, mm: the excitation enters at that depth, and depths at
+        or beyond it (outside the slab) are left out of the table.
+    depths_mm : sequence of float
+        Candidate depths, mm.
 
     Returns
     -------
@@ -321,55 +362,57 @@ def depth_sensitivity(dye: Fluorophore, window: str, cam: Camera, *, exposure_s:
         equals 3 background noise sd.
     background_noise_e : float
         Noise sd of a pixel of dye-free reference tissue (autofluorescence + dark shot noise
-        and read noise), photoelectrons.
+        and binned read noise), photoelectrons.
     reference : dict
         The reference tissue's optics at both wavelengths.
     """
     table = optics_table()
     n = table.refractive_index
     ref = table.reference_tissue
+    params = table.psf[window]
     band = dye.windows[window]
     ex_a, ex_s = tissue_optics(ref, dye.excitation_nm)
     em_a, em_s = tissue_optics(ref, band.centre_nm)
     ex, em = diffusion(ex_a, ex_s, n), diffusion(em_a, em_s, n)
     transmitted = 1.0 - specular_reflection(n)
     photons = photon_irradiance(irradiance_mW_per_cm2, dye.excitation_nm) * transmitted
-    gain = cam.collection_efficiency * cam.optics_transmission * cam.qe(band.centre_nm)
+    gain = setup.collection_efficiency * setup.camera.optics_transmission * setup.camera.qe(band.centre_nm)
     per_fmol = math.log(10.0) * dye.extinction_M_per_cm * 1e-10 * dye.quantum_yield * band.in_band_fraction
     trans = mode == "trans" and thickness_mm is not None
 
     def fluence(z: float) -> float:  # per unit transmitted irradiance
         return plane_fluence(max(thickness_mm - z, 0.0) if trans else z, ex)
 
-    # Autofluorescence of dye-free reference tissue, per pixel: integral of phi af T dz.
+    def escape(z: float) -> float:
+        return total_escape(z, em_a, em_s, em, params)
+
+    # Autofluorescence of dye-free reference tissue, per pixel: integral of phi af E dz.
     af = table.autofluorescence_per_mm[window][ref] * autofluorescence_scale
     dz, extent = 0.01, (thickness_mm if trans else 60.0)
     steps = int(extent / dz)
-    af_integral = sum(fluence((i + 0.5) * dz) * escape_fraction((i + 0.5) * dz, em) for i in range(steps)) * dz * af
-    pixel_area = pixel_mm[0] * pixel_mm[1]
-    background = photons * gain * exposure_s * af_integral * pixel_area + cam.dark_current_e_per_s * exposure_s
-    noise = math.sqrt(background + cam.read_noise_e**2)
+    af_integral = sum(fluence((i + 0.5) * dz) * escape((i + 0.5) * dz) for i in range(steps)) * dz * af
+    pixel_area = setup.pixel_mm[0] * setup.pixel_mm[1]
+    background = photons * gain * exposure_s * af_integral * pixel_area + setup.dark_current_e_per_s * exposure_s
+    noise = math.sqrt(background + setup.read_noise_e**2)
 
-    params = table.psf[window]
-    disc = math.sqrt(pixel_area / math.pi)
     rows = []
     for d in depths_mm:
-        escape = escape_fraction(d, em)
-        f_w = params.weak_fraction(d, em_s)
-        sigma = max(params.cone_fwhm_per_depth * d, 1e-6) / FWHM_PER_SIGMA
-        peak = (1.0 - f_w) * escape_within(d, disc, em) / escape + f_w * (1.0 - math.exp(-0.5 * (disc / sigma) ** 2))
-        signal = photons * fluence(d) * per_fmol * escape * gain * exposure_s
+        if trans and d >= thickness_mm:
+            continue  # outside the slab
+        e = escape(d)
+        peak = peak_pixel_fraction(d, em_a, em_s, pixel_area, window)
+        signal = photons * fluence(d) * per_fmol * e * gain * exposure_s
         rows.append({
             "depth_mm": d,
             "excitation_fluence_per_irradiance": transmitted * fluence(d),
-            "escape_fraction": escape,
+            "escape_fraction": e,
             "psf_fwhm_mm": psf_fwhm_mm(d, em_a, em_s, window),
             "peak_pixel_fraction": peak,
-            "photoelectrons_per_emitted_photon": escape * gain,
+            "photoelectrons_per_emitted_photon": e * gain,
             "photoelectrons_per_fmol": signal,
             "detection_limit_fmol": 3.0 * noise / (signal * peak) if signal > 0 else math.inf,
         })
-    assert set(rows[0]) == set(DEPTH_COLUMNS)
+    assert not rows or set(rows[0]) == set(DEPTH_COLUMNS)
     reference = {
         "tissue": ref.bids_name,
         "refractive_index": n,
@@ -475,14 +518,15 @@ def acquire_nirf(phantom, delivery, scenario: Scenario, backend: Backend, seed: 
     def frame(volume):
         return to_camera_frame(volume, spec.view, xp)
 
+    setup = cam.setup(voxel[1:])
     model = surface_model(phantom, spec.view, spec.mode, dye.excitation_nm, band.centre_nm, window, backend)
     lap("setup")
 
     n_ref = optics_table().refractive_index
     photons = photon_irradiance(spec.irradiance_mW_per_cm2, dye.excitation_nm) * (1.0 - specular_reflection(n_ref))
-    gain = cam.collection_efficiency * cam.optics_transmission * cam.qe(band.centre_nm)
+    gain = setup.collection_efficiency * cam.optics_transmission * cam.qe(band.centre_nm)
     to_electrons = photons * gain * spec.exposure_s
-    dark = cam.dark_current_e_per_s * spec.exposure_s
+    dark = setup.dark_current_e_per_s * spec.exposure_s
     autofluorescence = frame(autofluorescence_map(phantom.labels, window, backend) * spec.autofluorescence)
     background = xp.clip(model.fluorescence(autofluorescence) * to_electrons, 0.0, None) + dark
     lap("autofluorescence")
@@ -501,7 +545,16 @@ def acquire_nirf(phantom, delivery, scenario: Scenario, backend: Backend, seed: 
         # FFT round-off leaves ~1e-16 relative negatives where there is no dye.
         mean = xp.clip(signal, 0.0, None) + background
         expected.append(mean)
-        measured.append(camera_noise(mean, cam.read_noise_e, backend.rng(seed, NIRF_NOISE_STREAM, k)))
+        measured.append(camera_noise(mean, setup.read_noise_e, backend.rng(seed, NIRF_NOISE_STREAM, k),
+                                     saturation_e=setup.saturation_e))
+    images = xp.stack(measured, axis=-1)
+    expected_stack = xp.stack(expected, axis=-1)
+    # One synchronisation for all times: saturated pixels (clipped to the level) and the peak.
+    counts = xp.sum(xp.astype(images >= setup.saturation_e, xp.float64), axis=(0, 1))
+    peaks = xp.max(xp.reshape(expected_stack, (-1, n_times)), axis=0)
+    host = backend.to_host(xp.concat([counts, peaks]))
+    saturated = tuple(int(v) for v in host[:n_times])
+    peak_expected = tuple(float(v) for v in host[n_times:])
     lap("images")
 
     nd = grid.shape[view_axis]
@@ -514,8 +567,8 @@ def acquire_nirf(phantom, delivery, scenario: Scenario, backend: Backend, seed: 
         mean = xp.sum(xp.astype(model.thickness, xp.float64) * columns) / xp.sum(columns)
         thickness_mm = backend.scalar(mean) * voxel[0]
     rows, noise, reference = depth_sensitivity(
-        dye, window, cam, exposure_s=spec.exposure_s, irradiance_mW_per_cm2=spec.irradiance_mW_per_cm2,
-        autofluorescence_scale=spec.autofluorescence, pixel_mm=voxel[1:], mode=spec.mode, thickness_mm=thickness_mm,
+        dye, window, setup, exposure_s=spec.exposure_s, irradiance_mW_per_cm2=spec.irradiance_mW_per_cm2,
+        autofluorescence_scale=spec.autofluorescence, mode=spec.mode, thickness_mm=thickness_mm,
     )
     lap("depth_sensitivity")
 
@@ -530,6 +583,7 @@ def acquire_nirf(phantom, delivery, scenario: Scenario, backend: Backend, seed: 
         dye=dye,
         band=band,
         camera=cam,
+        setup=setup,
         excitation_nm=dye.excitation_nm,
         emission_nm=band.centre_nm,
         exposure_s=spec.exposure_s,
@@ -540,8 +594,10 @@ def acquire_nirf(phantom, delivery, scenario: Scenario, backend: Backend, seed: 
         dye_agents={item.agent.name: label.dye for item, label in labelled},
         image_axes=(AXIS_NAMES[u_axis], AXIS_NAMES[v_axis]),
         image_grid=ImageGrid(tuple(shape), grid.voxel_size_mm, tuple(origin)),
-        images_e=xp.astype(xp.stack(measured, axis=-1), xp.float32),
-        expected_e=xp.astype(xp.stack(expected, axis=-1), xp.float32),
+        images_e=xp.astype(images, xp.float32),
+        expected_e=xp.astype(expected_stack, xp.float32),
+        saturated_pixels=saturated,
+        peak_expected_e=peak_expected,
         background_e=xp.astype(background, xp.float32),
         dye_nmol_per_ml={name: xp.astype(m, xp.float32) for name, m in dye_maps.items()},
         photons_per_s_per_mm2=photons,
@@ -569,6 +625,7 @@ __all__ = [
     "imaging_channel",
     "photon_irradiance",
     "surface_model",
-    "tumour_contrast",
+    "time_label",
     "to_camera_frame",
+    "tumour_contrast",
 ]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imagingsim.grid import ImageGrid
-from imagingsim.modalities.nirf_optics import Camera, EmissionBand, Fluorophore
+from imagingsim.modalities.nirf_tables import Camera, CameraSetup, EmissionBand, Fluorophore
 
 #: Columns of :attr:`NIRFAcquisition.depth_sensitivity`, with their units.
 DEPTH_COLUMNS: dict[str, str] = {
@@ -39,6 +39,9 @@ class NIRFAcquisition:
     band : EmissionBand
         Emission filter band of ``window`` for ``dye``.
     camera : Camera
+    setup : CameraSetup
+        The camera imaging the phantom's voxels: binning, magnification, binned read noise,
+        dark current and saturation level.
     excitation_nm, emission_nm : float
         Wavelengths at which the excitation and emission tissue optics are evaluated, nm.
     exposure_s, irradiance_mW_per_cm2, autofluorescence_scale : float
@@ -54,9 +57,15 @@ class NIRFAcquisition:
     image_grid : ImageGrid
         Grid of the images as 3-D volumes (one voxel along the view axis).
     images_e : device array ``(nu, nv, T)``, float32
-        Measured images, photoelectrons (Poisson shot noise + Gaussian read noise; may be < 0).
+        Measured images, photoelectrons (Poisson shot noise + Gaussian read noise, clipped at
+        ``setup.saturation_e``; may be < 0).
     expected_e : device array ``(nu, nv, T)``, float32
-        Noise-free expected images (dye + autofluorescence + dark current), photoelectrons.
+        Noise-free expected images (dye + autofluorescence + dark current), photoelectrons;
+        not clipped at saturation.
+    saturated_pixels : tuple of int
+        Per time, the number of measured pixels clipped at ``setup.saturation_e``.
+    peak_expected_e : tuple of float
+        Per time, the largest expected pixel value, photoelectrons.
     background_e : device array ``(nu, nv)``, float32
         The expected autofluorescence + dark-current part (the same at every time).
     dye_nmol_per_ml : dict of str -> device array ``(nx, ny, nz, T)``, float32
@@ -81,6 +90,7 @@ class NIRFAcquisition:
     dye: Fluorophore
     band: EmissionBand
     camera: Camera
+    setup: CameraSetup
     excitation_nm: float
     emission_nm: float
     exposure_s: float
@@ -93,6 +103,8 @@ class NIRFAcquisition:
     image_grid: ImageGrid
     images_e: Any
     expected_e: Any
+    saturated_pixels: tuple[int, ...]
+    peak_expected_e: tuple[float, ...]
     background_e: Any
     dye_nmol_per_ml: dict[str, Any]
     photons_per_s_per_mm2: float

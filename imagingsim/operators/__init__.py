@@ -8,5 +8,6 @@ and FBP reconstructions take them as they are.
 
 from imagingsim.operators.base import Composition, Diagonal, FrameWise, LinearOperator, Reshape, check_adjoint
 from imagingsim.operators.blur import Blur
+from imagingsim.operators.layered_blur import LayeredBlur
 
-__all__ = ["Blur", "Composition", "Diagonal", "FrameWise", "LinearOperator", "Reshape", "check_adjoint"]
+__all__ = ["Blur", "Composition", "Diagonal", "FrameWise", "LayeredBlur", "LinearOperator", "Reshape", "check_adjoint"]
