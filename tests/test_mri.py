@@ -439,8 +439,9 @@ def test_check_mri_fails_fast_naming_the_field(monkeypatch):
 
 
 def test_no_iron_agent_gives_no_estimate():
-    scenario = load_scenario(None, ["phantom.voxel_size_mm=2.0", 'modalities.enabled=["mri"]', "schedule.times_h=[1.0]",
-                                    "modalities.mri.echo_times_ms=[3.0]"])
+    # The renal dendrimer scenario has a 64Cu label only (no iron oxide).
+    scenario = load_scenario("mouse_dendrimer_renal", ["phantom.voxel_size_mm=2.0", 'modalities.enabled=["mri"]',
+                                                       "schedule.times_h=[1.0]", "modalities.mri.echo_times_ms=[3.0]"])
     subject = simulate(scenario, backend="numpy")
     acq = subject.acquisitions["mri"]
     assert acq.iron_agents == () and acq.iron_estimate_mM is None and acq.r2star_per_s is None  # one echo: no fit
