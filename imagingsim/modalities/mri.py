@@ -45,8 +45,6 @@ Model (one session per schedule time ``t_k``; physics in :mod:`~imagingsim.modal
 
 from __future__ import annotations
 
-import time
-
 from imagingsim.backend import Backend
 from imagingsim.modalities.mri_physics import (
     baseline_relaxation,
@@ -64,6 +62,7 @@ from imagingsim.modalities.mri_sampling import (
     sampling_mask,
     to_fft_order,
 )
+from imagingsim.modalities.stages import StageTimer
 from imagingsim.phantom.model import Label
 from imagingsim.recon.mri import (
     NOISE_REALISATIONS,
@@ -206,14 +205,8 @@ def acquire_mri(phantom, delivery, scenario: Scenario, backend: Backend, seed: i
     spec = scenario.modalities.mri
     cdtype = dtype or xp.complex64
     rdtype = xp.float32 if cdtype == xp.complex64 else xp.float64
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = timings.get(name, 0.0) + now - clock
-        clock = now
+    timer = StageTimer()
+    lap = timer.lap
 
     grid = phantom.grid
     _, ny, nz = grid.shape
@@ -340,7 +333,7 @@ def acquire_mri(phantom, delivery, scenario: Scenario, backend: Backend, seed: i
         true_bound_iron_mM=stacked("bound"),
         baseline_r1_per_s=xp.astype(r1_0, xp.float32),
         baseline_r2star_per_s=xp.astype(r2star_0, xp.float32),
-        timings_s=timings,
+        timings_s=timer.seconds,
     )
     lap("collect")
     return result

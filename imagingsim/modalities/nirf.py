@@ -87,7 +87,6 @@ Model
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,6 +114,7 @@ from imagingsim.modalities.nirf_tables import (
     optics_table,
     tissue_optics,
 )
+from imagingsim.modalities.stages import StageTimer
 from imagingsim.noise import gaussian_noise, poisson_counts
 from imagingsim.operators.layered_blur import LayeredBlur
 from imagingsim.scenario import Scenario, time_label
@@ -499,14 +499,8 @@ def acquire_nirf(phantom, delivery, scenario: Scenario, backend: Backend, seed: 
     """
     xp = backend.xp
     spec = scenario.modalities.nirf
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = now - clock
-        clock = now
+    timer = StageTimer()
+    lap = timer.lap
 
     dye, window, band, labelled, imaged = imaging_channel(scenario, delivery)
     cam = camera_for_window(window)
@@ -606,7 +600,7 @@ def acquire_nirf(phantom, delivery, scenario: Scenario, backend: Backend, seed: 
         depth_sensitivity=rows,
         background_noise_e=noise,
         surface_index=surface_index,
-        timings_s=timings,
+        timings_s=timer.seconds,
     )
 
 

@@ -47,8 +47,6 @@ Model (one frame ``k`` per schedule time ``t_k``, length ``D``; t = 0 is the sce
 
 from __future__ import annotations
 
-import time
-
 from imagingsim.attenuation import linear_attenuation_per_mm
 from imagingsim.backend import Backend
 from imagingsim.modalities.pet_physics import Nuclide, decay_integral_s, nuclide
@@ -61,6 +59,7 @@ from imagingsim.modalities.pet_system import (
     reconstruct_pet,
     resolution_kernel,
 )
+from imagingsim.modalities.stages import StageTimer
 from imagingsim.noise import check_nonnegative, poisson_counts
 from imagingsim.operators import Blur, FrameWise
 from imagingsim.projectors import ParallelBeamGeometry
@@ -155,14 +154,8 @@ def acquire_pet(phantom, delivery, scenario: Scenario, backend: Backend, seed: i
     """
     xp = backend.xp
     spec = scenario.modalities.pet
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = now - clock
-        clock = now
+    timer = StageTimer()
+    lap = timer.lap
 
     scanner = scanner_params(spec)
     tracer = scenario.pet_tracer()
@@ -294,7 +287,7 @@ def acquire_pet(phantom, delivery, scenario: Scenario, backend: Backend, seed: i
         counts_per_unit_projection=tuple(n_k),
         total_counts=total_counts,
         suv_scale_g_per_bq=suv,
-        timings_s=timings,
+        timings_s=timer.seconds,
     )
 
 
