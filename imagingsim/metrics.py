@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from imagingsim.backend import Backend
 
 
@@ -29,14 +31,28 @@ def roi_mean(image, mask, backend: Backend) -> tuple[float, ...]:
     return tuple(float(v) / n for v in backend.to_host(sums).tolist())
 
 
-def nrmse(estimate, truth, backend: Backend, mask=None) -> float:
-    """Root-mean-square error normalised by the RMS of the truth (inside ``mask`` if given)."""
+def nrmse(estimate, reference, backend: Backend, *, mask=None) -> float:
+    """``||estimate - reference|| / ||reference||`` over ``mask`` (real or complex; one host sync).
+
+    Parameters
+    ----------
+    estimate, reference : device arrays of one shape
+    backend : Backend
+    mask : device bool array, optional
+        Region to compare (everything when None).
+
+    Returns
+    -------
+    float
+        The normalised root-mean-square error (inf for an all-zero reference).
+    """
     xp = backend.xp
-    diff = xp.astype(estimate, xp.float64) - xp.astype(truth, xp.float64)
-    ref = xp.astype(truth, xp.float64)
+    diff = xp.abs(estimate - reference) ** 2
+    ref = xp.abs(reference) ** 2
     if mask is not None:
-        diff, ref = diff[mask], ref[mask]
-    return (backend.scalar(xp.sum(diff * diff)) / backend.scalar(xp.sum(ref * ref))) ** 0.5
+        diff, ref = xp.where(mask, diff, 0.0), xp.where(mask, ref, 0.0)
+    value = backend.to_host(xp.stack([xp.sum(diff), xp.sum(ref)])).tolist()
+    return math.sqrt(value[0] / value[1]) if value[1] > 0 else math.inf
 
 
 __all__ = ["nrmse", "roi_mean"]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from imagingsim.grid import ImageGrid
+from imagingsim.metrics import nrmse
 from imagingsim.modalities.mri import add_kspace_noise
 from imagingsim.modalities.mri_sampling import (
     calibration_size,
@@ -28,7 +29,6 @@ from imagingsim.recon.mri import (
     fit_r2star,
     iron_estimate_mM,
     noise_statistics,
-    nrmse,
     signal_mask,
     zero_filled,
 )

@@ -69,7 +69,6 @@ Noise floor and R2* fit
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -485,17 +484,6 @@ def iron_estimate_mM(r2star_per_s, baseline_r2star_per_s, r2star_per_mM_s: float
     return xp.where(valid, xp.astype(estimate, xp.float64), xp.nan)
 
 
-def nrmse(estimate, reference, backend: Backend, *, mask=None) -> float:
-    """``||estimate - reference|| / ||reference||`` over ``mask`` (one host synchronisation)."""
-    xp = backend.xp
-    diff = xp.abs(estimate - reference) ** 2
-    ref = xp.abs(reference) ** 2
-    if mask is not None:
-        diff, ref = xp.where(mask, diff, 0.0), xp.where(mask, ref, 0.0)
-    value = backend.to_host(xp.stack([xp.sum(diff), xp.sum(ref)])).tolist()
-    return math.sqrt(value[0] / value[1]) if value[1] > 0 else math.inf
-
-
 __all__ = [
     "BASELINE_VOID_DECAY",
     "NOISE_FLOOR_MULTIPLE",
@@ -513,7 +501,6 @@ __all__ = [
     "fit_r2star",
     "iron_estimate_mM",
     "noise_statistics",
-    "nrmse",
     "signal_mask",
     "zero_filled",
 ]
