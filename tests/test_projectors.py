@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 from skimage.transform import radon
 
-from imagingsim.backend import backend_of
+from imagingsim.backend import backend_of, get_backend
 from imagingsim.operators import check_adjoint
 from imagingsim.projectors import (
     ParallelBeamGeometry,
@@ -346,3 +346,24 @@ def test_projectors_stay_on_the_device(backend):
         assert out.dtype == backend.xp.float32  # the default projector dtype
     assert backend.transfers.downloads == 0 and backend.transfers.uploads == 0
     assert backend.transfers.round_trips == (5 if backend.name == "strict" else 0)
+
+
+def test_matrix_cache_is_bounded_in_bytes(monkeypatch):
+    from imagingsim.projectors import parallel
+
+    backend = get_backend("numpy")
+    parallel.clear_matrix_cache()
+    small = [ParallelBeamGeometry.covering((16, 16), (1.0, 1.0), n) for n in (8, 9, 10)]
+    first = ParallelProjector(small[0], 1, backend)
+    assert ParallelProjector(small[0], 1, backend).matrix is first.matrix  # reused, not rebuilt
+    # A limit of 0 MB keeps only the most recent matrix: memory stays bounded however many
+    # geometries a long run meets.
+    monkeypatch.setenv("IMAGINGSIM_MATRIX_CACHE_MB", "0")
+    for geometry in small[1:]:
+        ParallelProjector(geometry, 1, backend)
+    assert len(parallel._CACHE) == 1
+    assert ParallelProjector(small[0], 1, backend).matrix is not first.matrix  # evicted, rebuilt
+    monkeypatch.setenv("IMAGINGSIM_MATRIX_CACHE_MB", "lots")
+    with pytest.raises(ValueError, match="IMAGINGSIM_MATRIX_CACHE_MB"):
+        ParallelProjector(small[1], 1, backend)
+    parallel.clear_matrix_cache()

@@ -8,8 +8,9 @@ The adjoint is the stored transpose (CSR too), so it is exactly matched and as f
 
 from __future__ import annotations
 
-import functools
 import math
+import os
+from collections import OrderedDict
 
 from imagingsim.backend import Backend
 from imagingsim.operators import LinearOperator
@@ -98,9 +99,50 @@ class PixelBackprojector(LinearOperator):
         return xp.reshape(self.matrix.adjoint(xp.reshape(xp.astype(x, self.dtype, copy=False), (-1, nz))), self.in_shape)
 
 
+#: Bytes of system matrices kept for reuse (least recently used ones are dropped first);
+#: ``IMAGINGSIM_MATRIX_CACHE_MB`` overrides it. A long run over many geometries (e.g. subjects
+#: with different grids) thus holds at most this much, whatever the number of geometries.
+DEFAULT_MATRIX_CACHE_MB = 2048
+
+
+class _MatrixCache:
+    """A least-recently-used cache of system matrices bounded by their size in bytes."""
+
+    def __init__(self):
+        self._entries: OrderedDict = OrderedDict()
+
+    def get(self, key, build, bytes_per_entry: int):
+        """The matrix of ``key``, built by ``build()`` on a miss; old entries dropped to fit."""
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key][0]
+        matrix = build()
+        # Value + column index per stored entry, twice (the transpose, once built).
+        self._entries[key] = (matrix, 2 * matrix.nnz * bytes_per_entry)
+        while len(self._entries) > 1 and sum(size for _, size in self._entries.values()) > _cache_limit_bytes():
+            self._entries.popitem(last=False)
+        return matrix
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def _cache_limit_bytes() -> int:
+    configured = os.environ.get("IMAGINGSIM_MATRIX_CACHE_MB", "").strip()
+    if configured and not configured.isdigit():
+        raise ValueError(f"IMAGINGSIM_MATRIX_CACHE_MB: must be a whole number of MB >= 0, got {configured!r}")
+    return int(configured or DEFAULT_MATRIX_CACHE_MB) * 2**20
+
+
+_CACHE = _MatrixCache()
+
+
 def clear_matrix_cache() -> None:
     """Free the cached system matrices (they can take hundreds of MB for large geometries)."""
-    _system_matrix.cache_clear()
+    _CACHE.clear()
 
 
 def _dtype_name(backend: Backend, dtype) -> str:
@@ -111,8 +153,16 @@ def _dtype_name(backend: Backend, dtype) -> str:
     raise ValueError(f"projector dtype must be float32 or float64, got {dtype}")
 
 
-@functools.lru_cache(maxsize=48)
 def _system_matrix(kind: str, geometry: ParallelBeamGeometry, backend: Backend, dtype_name: str):
+    """The cached matrix of ``kind`` ("joseph" or "pixel"), built on first use."""
+    return _CACHE.get(
+        (kind, geometry, backend, dtype_name),
+        lambda: _build_matrix(kind, geometry, backend, dtype_name),
+        bytes_per_entry=(4 if dtype_name == "float32" else 8) + 4,
+    )
+
+
+def _build_matrix(kind: str, geometry: ParallelBeamGeometry, backend: Backend, dtype_name: str):
     xp = backend.xp
     builder = _joseph_rows if kind == "joseph" else _pixel_rows
     # Blocks are cast to the stored dtypes before they are joined: the joined arrays are the
