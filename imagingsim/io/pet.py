@@ -46,7 +46,21 @@ _RECON_CORRECTIONS = {
 
 
 def write_pet(stage: Path, scenario, phantom, acquisition: PETAcquisition, backend) -> None:
-    """Write one PET acquisition into a dataset being built at ``stage`` (see module docstring)."""
+    """Write one PET acquisition into a dataset being built at ``stage`` (see module docstring).
+
+    Parameters
+    ----------
+    stage : Path
+        Root of the dataset being built (the atomic staging directory).
+    scenario : Scenario
+        Supplies the subject id.
+    phantom : Phantom
+        Grid of the images and body mass (SUV).
+    acquisition : PETAcquisition
+        Images, raw sinograms and metadata (:func:`imagingsim.modalities.pet.acquire_pet`).
+    backend : Backend
+        For the explicit device -> host copies.
+    """
     sub = f"sub-{scenario.subject_id}"
     trc = acquisition.tracer.name
     base = f"{sub}_trc-{trc}"

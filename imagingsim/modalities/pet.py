@@ -76,6 +76,18 @@ def scatter_and_randoms(trues, geometry: ParallelBeamGeometry, slice_mm: float, 
                         randoms_fraction: float, backend: Backend):
     """Smooth scatter and uniform randoms for expected trues ``(views, bins, nz, n_frames)``.
 
+    Parameters
+    ----------
+    trues : device array ``(n_views, n_bins, nz, n_frames)``
+        Expected true coincidences per bin, counts.
+    geometry : ParallelBeamGeometry
+        Supplies the radial span (n_bins x bin_size_mm) that sets the scatter blur.
+    slice_mm : float
+        Slice thickness, mm (the axial blur is in mm).
+    scatter_fraction, randoms_fraction : float
+        ``S / (T + S)`` and ``R / (T + S + R)``, each in [0, 0.9].
+    backend : Backend
+
     Returns
     -------
     scatter : device array, shape of ``trues``

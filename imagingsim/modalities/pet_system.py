@@ -217,6 +217,18 @@ def reconstruct_pet(method: str, prompts, background, system: PETSystem, scanner
                     psf_in_model: bool = True):
     """Reconstruct all frames with ``method`` ("osem", "mlem", "fbp"), then post-filter.
 
+    Parameters
+    ----------
+    method : {"osem", "mlem", "fbp"}
+    prompts, background : device arrays ``(n_views, n_bins, nz, n_frames)``
+        Measured prompts and expected scatter + randoms, counts.
+    system : PETSystem
+        Projector, attenuation, calibration and resolution model of the acquisition.
+    scanner : ScannerParams
+        Iterations, subsets, FBP filter and cut-off, post-filter FWHM (mm).
+    psf_in_model : bool, keyword-only
+        Include the resolution model in OSEM/MLEM (ignored by FBP).
+
     Returns
     -------
     device array, float32, ``(nx, ny, nz, n_frames)``, Bq/mL
