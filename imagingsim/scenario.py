@@ -22,7 +22,7 @@ NAME_PATTERN = r"^[A-Za-z0-9]+$"  # BIDS entity values: letters and digits only
 MAX_TIME_H = 24.0 * 60  # 60 days: past 89Zr's useful window, far past any nanocarrier study
 
 #: Modalities that this version can simulate; later modules register themselves here.
-AVAILABLE_MODALITIES: tuple[str, ...] = ("pet", "mri", "nirf")
+AVAILABLE_MODALITIES: tuple[str, ...] = ("pet", "mri", "nirf", "spect", "ct")
 
 
 class ScenarioError(ValueError):
@@ -105,6 +105,8 @@ class PhantomSpec(_Model):
 NUCLIDES = ("F18", "Zr89", "Cu64", "Ga68", "Tc99m", "In111", "Lu177")
 #: Nuclides that decay by positron emission (imaged by PET; data/radionuclides.toml).
 POSITRON_EMITTERS = ("F18", "Zr89", "Cu64", "Ga68")
+#: Single-photon emitters imaged by SPECT (photopeaks in data/radionuclides.toml).
+SPECT_EMITTERS = ("Tc99m", "In111", "Lu177")
 DYES = ("ICG", "IRDye800CW", "Cy55", "NIRII")
 
 
@@ -365,6 +367,81 @@ class NIRFSpec(_Model):
     )
 
 
+class SPECTSpec(_Model):
+    """SPECT acquisition and reconstruction; a field left unset takes the system preset's value.
+
+    One acquisition starts at each schedule time from the tracer's injection on. Presets,
+    collimators and their sources: data/spect_systems.toml.
+    """
+
+    system: Literal["preclinical", "clinical"] = "preclinical"
+    tracer: Annotated[str, Field(pattern=NAME_PATTERN, max_length=32)] | None = Field(
+        None, description="Agent whose single-photon label is imaged; default: the first agent with one."
+    )
+    collimator: Annotated[str, Field(pattern=NAME_PATTERN, max_length=32)] | None = Field(
+        None, description="Collimator of data/spect_systems.toml; default: the preset's for the nuclide's energies."
+    )
+    n_views: Annotated[int, Field(ge=8, le=512)] | None = Field(None, description="Views over 360 degrees.")
+    acquisition_time_s: Annotated[float, Field(gt=0.0, le=86400.0)] | None = Field(
+        None, description="Duration of the whole acquisition (all views), s."
+    )
+    orbit_radius_mm: Annotated[float, Field(gt=0.0, le=1000.0)] | None = Field(
+        None, description="Rotation axis to collimator face, mm; default: just clears the image box."
+    )
+    voxel_binning: Annotated[int, Field(ge=1, le=8)] | None = Field(
+        None, description="Reconstruction voxel = this many phantom voxels along each axis (detector pixels too)."
+    )
+    energy_window_percent: Annotated[float, Field(gt=0.0, le=60.0)] = Field(
+        20.0, description="Full width of each photopeak window, percent of the photopeak energy."
+    )
+    scatter: Literal["fraction", "tew"] = Field(
+        "fraction",
+        description="fraction: known expected scatter as the reconstruction background; tew: estimated from "
+        "two narrow side windows (triple energy window).",
+    )
+    scatter_fraction: Annotated[float, Field(ge=0.0, le=0.9)] | None = Field(
+        None, description="Scatter / (primary + scatter) in each photopeak window."
+    )
+    recon: Annotated[list[Literal["ac_cdr", "ac", "cdr", "none"]], Field(min_length=1, max_length=4)] = Field(
+        default_factory=lambda: ["ac_cdr", "none"],
+        description="OSEM variants by what the system model includes: ac = attenuation, cdr = collimator-"
+        "detector response (scatter is always in the background).",
+    )
+    iterations: Annotated[int, Field(ge=1, le=200)] | None = None
+    subsets: Annotated[int, Field(ge=1, le=64)] | None = None
+    post_filter_fwhm_mm: Annotated[float, Field(ge=0.0, le=30.0)] | None = None
+    decay_correction: Literal["injection", "none"] = "injection"
+
+    @field_validator("recon")
+    @classmethod
+    def _unique_recon(cls, recon):
+        if len(set(recon)) != len(recon):
+            raise ValueError(f"recon variants listed twice: {recon}")
+        return recon
+
+
+class CTSpec(_Model):
+    """Polyenergetic parallel-beam CT, one scan per schedule time; unset fields from the preset.
+
+    Presets and their sources: data/ct_systems.toml.
+    """
+
+    system: Literal["preclinical", "clinical"] = "preclinical"
+    kvp: Annotated[float, Field(ge=20.0, le=150.0)] | None = Field(None, description="Tube voltage, kV.")
+    tube_current_time_mAs: Annotated[float, Field(gt=0.0, le=5000.0)] | None = Field(
+        None, description="Tube current-time product of the whole scan, mAs."
+    )
+    added_filtration_mm_Al: Annotated[float, Field(ge=0.0, le=20.0)] | None = None
+    added_filtration_mm_Cu: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
+    n_views: Annotated[int, Field(ge=8, le=4096)] | None = Field(None, description="Views over 180 degrees.")
+    water_precorrection: bool = Field(
+        True, description="Linearise the projections for water before FBP (removes most beam-hardening cupping)."
+    )
+    fbp_filter: Literal["ramp", "shepp-logan", "hann"] | None = None
+    fbp_cutoff: Annotated[float, Field(gt=0.0, le=1.0)] | None = Field(None, description="Fraction of Nyquist.")
+    noise: bool = Field(True, description="Poisson photon noise (false: the expected counts).")
+
+
 class ModalitiesSpec(_Model):
     """Which modality forward models run, and their settings."""
 
@@ -372,6 +449,8 @@ class ModalitiesSpec(_Model):
     pet: PETSpec = Field(default_factory=PETSpec)
     mri: MRISpec = Field(default_factory=MRISpec)
     nirf: NIRFSpec = Field(default_factory=NIRFSpec)
+    spect: SPECTSpec = Field(default_factory=SPECTSpec)
+    ct: CTSpec = Field(default_factory=CTSpec)
 
     @field_validator("enabled")
     @classmethod
@@ -440,6 +519,35 @@ class Scenario(_Model):
             )
         return self
 
+    @model_validator(mode="after")
+    def _spect_has_a_tracer(self):
+        if "spect" not in self.modalities.enabled and self.modalities.spect.tracer is None:
+            return self
+        emitters = [a.name for a in self.agents if spect_nuclide(a) is not None]
+        tracer = self.modalities.spect.tracer
+        allowed = ", ".join(emitters) or "none (label an agent with " + "/".join(SPECT_EMITTERS) + ")"
+        if tracer is not None and tracer not in emitters:
+            raise ValueError(
+                f"modalities.spect.tracer {tracer!r} is not an agent with a single-photon label; allowed: {allowed}"
+            )
+        if "spect" in self.modalities.enabled:
+            if not emitters:
+                raise ValueError(
+                    f"modalities.enabled has 'spect' but no agent has a single-photon label ({', '.join(SPECT_EMITTERS)})"
+                )
+            injection_h = self.spect_tracer().injection_time_h
+            if self.schedule.times_h[-1] < injection_h:
+                raise ValueError(
+                    f"modalities.spect: no schedule time at or after the SPECT tracer's injection ({injection_h:g} h)"
+                )
+        return self
+
+    def spect_tracer(self) -> AgentSpec:
+        """The agent SPECT images and decay-corrects for (see :class:`SPECTSpec`)."""
+        name = self.modalities.spect.tracer
+        emitters = [a for a in self.agents if spect_nuclide(a) is not None]
+        return next(a for a in emitters if name is None or a.name == name)
+
     def pet_tracer(self) -> AgentSpec:
         """The agent PET is named after and decay-corrected for (see :class:`PETSpec`)."""
         name = self.modalities.pet.tracer
@@ -461,6 +569,14 @@ def positron_nuclide(agent: AgentSpec) -> str | None:
     """The positron-emitting nuclide labelling ``agent``, or None."""
     for label in agent.labels:
         if label.kind == "radionuclide" and label.nuclide in POSITRON_EMITTERS:
+            return label.nuclide
+    return None
+
+
+def spect_nuclide(agent: AgentSpec) -> str | None:
+    """The single-photon nuclide labelling ``agent`` (SPECT), or None."""
+    for label in agent.labels:
+        if label.kind == "radionuclide" and label.nuclide in SPECT_EMITTERS:
             return label.nuclide
     return None
 

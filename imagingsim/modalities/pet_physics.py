@@ -39,6 +39,9 @@ class Nuclide:
     mean_positron_range_mm, max_positron_range_mm : float
         Mean 3-D distance from emission to annihilation in water, and its maximum, mm
         (0 for nuclides that emit no positron).
+    photon_energies_keV, photon_yields : tuple of float
+        Main gamma lines (SPECT photopeaks) and photons per decay; empty for pure positron
+        emitters.
     """
 
     name: str
@@ -47,6 +50,8 @@ class Nuclide:
     beta_plus_fraction: float
     mean_positron_range_mm: float = 0.0
     max_positron_range_mm: float = 0.0
+    photon_energies_keV: tuple[float, ...] = ()
+    photon_yields: tuple[float, ...] = ()
 
     @property
     def decay_constant_per_s(self) -> float:
@@ -67,6 +72,8 @@ def nuclide_table() -> dict[str, Nuclide]:
             beta_plus_fraction=float(row["beta_plus_fraction"]),
             mean_positron_range_mm=float(row.get("mean_positron_range_mm", 0.0)),
             max_positron_range_mm=float(row.get("max_positron_range_mm", 0.0)),
+            photon_energies_keV=tuple(float(e) for e in row.get("photon_energies_keV", ())),
+            photon_yields=tuple(float(y) for y in row.get("photon_yields", ())),
         )
         for name, row in table.items()
     }

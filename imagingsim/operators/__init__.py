@@ -6,8 +6,17 @@ backend. Modalities assemble their system models from them (``A = D @ P @ B``) a
 and FBP reconstructions take them as they are.
 """
 
-from imagingsim.operators.base import Composition, Diagonal, FrameWise, LinearOperator, Reshape, check_adjoint
+from imagingsim.operators.base import (
+    Composition,
+    Diagonal,
+    FrameWise,
+    LinearOperator,
+    Reshape,
+    Sum,
+    check_adjoint,
+)
 from imagingsim.operators.blur import Blur
 from imagingsim.operators.layered_blur import LayeredBlur
 
-__all__ = ["Blur", "Composition", "Diagonal", "FrameWise", "LayeredBlur", "LinearOperator", "Reshape", "check_adjoint"]
+__all__ = ["Blur", "Composition", "Diagonal", "FrameWise", "LayeredBlur", "LinearOperator", "Reshape",
+           "Sum", "check_adjoint"]
