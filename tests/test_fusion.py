@@ -1,0 +1,184 @@
+"""PET/MRI fusion: overlay colours, RGB NIfTI, and the fusion derivative (totals kept within 1 %).
+
+The 1 % bound is issue 5's acceptance bound (see tests/test_resample.py): the resampler is
+exact to float rounding when the MRI field of view covers the PET activity.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from imagingsim.backend import get_backend
+from imagingsim.grid import ImageGrid
+from imagingsim.io.fusion import fuse, overlay_rgb, write_pet_mri_fusion, write_rgb_nifti
+from imagingsim.io.nifti import read_nifti
+from imagingsim.io.resample import volume_integral
+
+PET_GRID = ImageGrid((16, 14, 12), (1.0, 1.0, 1.2), (-7.5, -6.5, -6.6))
+MRI_GRID = ImageGrid((40, 36, 34), (0.45, 0.45, 0.5), (-8.6, -7.7, -8.1))  # finer, shifted, covers PET
+
+
+def _axes(grid):
+    return [
+        (o + v * np.arange(n)).reshape([n if a == axis else 1 for a in range(3)])
+        for axis, (n, v, o) in enumerate(zip(grid.shape, grid.voxel_size_mm, grid.origin_mm))
+    ]
+
+
+def _pet_frame(scale: float) -> np.ndarray:
+    x, y, z = _axes(PET_GRID)
+    organ = 800.0 * np.exp(-((x - 1.0) ** 2 + (y + 1.0) ** 2 + z**2) / 6.0)
+    tumour = 3000.0 * (((x + 3.2) ** 2 + (y - 2.1) ** 2 + (z - 1.3) ** 2) < 1.5**2)
+    return (scale * (organ + tumour) + 5.0).astype(np.float32)
+
+
+def _mri_magnitude() -> np.ndarray:
+    x, y, z = _axes(MRI_GRID)
+    body = ((x / 7.5) ** 2 + (y / 6.5) ** 2 + (z / 7.5) ** 2) < 1.0
+    return (body * (1.0 + 0.2 * np.cos(x))).astype(np.float32)
+
+
+def _fake_subject(mri_times_h=(4.0, 24.0, 48.0)):
+    """Scenario, phantom, PET (frames at 1, 4, 24 h) and MRI sessions as the writers see them."""
+    scenario = SimpleNamespace(subject_id="01", name="fusion_test", seed=3)
+    phantom = SimpleNamespace(grid=PET_GRID)
+    frames = np.stack([_pet_frame(s) for s in (1.0, 0.7, 0.4)], axis=-1)
+    pet = SimpleNamespace(
+        tracer=SimpleNamespace(name="lipo", injection_time_h=0.0),
+        images_bq_per_ml={"osem": frames, "fbp": frames * 1.1},
+        frame_start_s=(3600.0, 4 * 3600.0, 24 * 3600.0),
+        frame_duration_s=(600.0, 600.0, 900.0),
+        decay_corrected=True,
+    )
+    magnitude = np.stack([np.stack([_mri_magnitude() * (1.0 - 0.1 * k), _mri_magnitude() * 0.5]) for k in range(3)])
+    mri = SimpleNamespace(
+        times_h=tuple(mri_times_h),
+        time_labels=tuple(f"{t:g}h" for t in mri_times_h),
+        magnitude=magnitude,  # (T, E, nx, ny, nz)
+    )
+    return scenario, phantom, pet, mri
+
+
+# --- overlay -----------------------------------------------------------------------------
+
+
+def test_overlay_is_uint8_deterministic_and_grey_without_activity():
+    anatomy = _mri_magnitude()
+    activity = np.zeros(anatomy.shape)
+    rgb = overlay_rgb(anatomy, activity, anatomy_window=(0.0, 1.2))
+    assert rgb.dtype == np.uint8 and rgb.shape == anatomy.shape + (3,)
+    assert np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])
+    x, y, z = _axes(MRI_GRID)
+    activity = 1000.0 * np.exp(-(x**2 + y**2 + z**2) / 4.0)
+    first = overlay_rgb(anatomy, activity, anatomy_window=(0.0, 1.2))
+    assert first.tobytes() == overlay_rgb(anatomy.copy(), activity.copy(), anatomy_window=(0.0, 1.2)).tobytes()
+    assert first.min() >= 0 and first.max() <= 255
+    centre = first[20, 18, 17]
+    assert centre[0] > centre[2]  # hot: red above blue where the activity is
+
+
+def test_overlay_hot_end_is_white_and_threshold_leaves_anatomy():
+    anatomy = np.full((3,), 0.5)
+    rgb = overlay_rgb(anatomy, np.array([0.0, 0.05, 1.0]), anatomy_window=(0.0, 1.0), activity_max=1.0, alpha=1.0)
+    assert rgb[0].tolist() == rgb[1].tolist() == [128, 128, 128]  # below the 10 % threshold: grey
+    assert rgb[2].tolist() == [255, 255, 255]
+
+
+@pytest.mark.parametrize("kwargs", [{"alpha": 1.5}, {"anatomy_window": (1.0, 1.0)}, {"threshold": 1.0}])
+def test_overlay_rejects_bad_settings(kwargs):
+    with pytest.raises(ValueError):
+        overlay_rgb(np.zeros(3), np.zeros(3), **kwargs)
+
+
+# --- fuse and RGB NIfTI -------------------------------------------------------------------------
+
+
+def test_fuse_keeps_the_total_activity():
+    activity = _pet_frame(1.0)
+    resampled, rgb, totals = fuse(activity, PET_GRID, _mri_magnitude(), MRI_GRID)
+    assert resampled.shape == MRI_GRID.shape and resampled.dtype == np.float32
+    assert rgb.shape == MRI_GRID.shape + (3,) and rgb.dtype == np.uint8
+    assert totals["before_Bq"] == pytest.approx(volume_integral(activity, PET_GRID))
+    assert totals["after_Bq"] == pytest.approx(volume_integral(resampled, MRI_GRID))
+    assert abs(totals["ratio"] - 1.0) < 0.01
+
+
+@pytest.mark.parametrize("frames", [None, 2])
+def test_rgb_nifti_reads_back_in_nibabel_and_simpleitk(tmp_path, frames):
+    shape = PET_GRID.shape + ((frames,) if frames else ()) + (3,)
+    rgb = np.random.default_rng(0).integers(0, 256, size=shape, dtype=np.uint8)
+    times = [0.0, 60.0] if frames else None
+    path = write_rgb_nifti(tmp_path / "o.nii.gz", rgb, PET_GRID, frame_times_s=times)
+    img = nib.load(path)
+    assert img.header["datatype"] == 128 and int(img.header["qform_code"]) == int(img.header["sform_code"]) == 1
+    np.testing.assert_allclose(img.affine, np.array(PET_GRID.affine), atol=1e-6)
+    back = np.asarray(img.dataobj)
+    np.testing.assert_array_equal(np.stack([back["R"], back["G"], back["B"]], axis=-1), rgb)
+    simg = sitk.ReadImage(str(path))
+    assert simg.GetNumberOfComponentsPerPixel() == 3
+    array = sitk.GetArrayFromImage(simg)  # [(t,) z, y, x, rgb]
+    i, j, k = 3, 5, 7
+    itk_voxel = array[..., k, j, i, :] if frames is None else array[:, k, j, i, :]
+    np.testing.assert_array_equal(itk_voxel, rgb[i, j, k])
+    assert path.read_bytes() == write_rgb_nifti(tmp_path / "p.nii.gz", rgb, PET_GRID, frame_times_s=times).read_bytes()
+
+
+# --- the derivative ----------------------------------------------------------------------------
+
+
+def test_fusion_derivative_keeps_the_pet_total(tmp_path):
+    scenario, phantom, pet, mri = _fake_subject()
+    written = write_pet_mri_fusion(tmp_path, scenario, phantom, pet, mri, get_backend("numpy"),
+                                   pet_grid=PET_GRID, mri_grid=MRI_GRID)
+    root = tmp_path / "derivatives" / "fusion"
+    description = json.loads((root / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative" and description["GeneratedBy"][0]["Name"] == "imagingsim"
+    assert "space-MRI_pet" in (root / "README").read_text()
+    assert all(p.exists() for p in written)
+    for method in ("osem", "fbp"):
+        stem = root / "sub-01" / "pet" / f"sub-01_trc-lipo_rec-{method}"
+        data, affine = read_nifti(f"{stem}_space-MRI_pet.nii.gz")
+        assert data.shape == MRI_GRID.shape + (2,)  # PET frames at 4 h and 24 h have MRI sessions
+        np.testing.assert_allclose(affine, np.array(MRI_GRID.affine), atol=1e-6)
+        sidecar = json.loads(Path(f"{stem}_space-MRI_pet.json").read_text())
+        assert sidecar["Units"] == "Bq/mL" and sidecar["AcquisitionLabels"] == ["4h", "24h"]
+        assert sidecar["SourceFrames"] == [1, 2] and sidecar["FrameTimesStart"] == [4 * 3600.0, 24 * 3600.0]
+        assert sidecar["Sources"][0] == f"bids:raw:sub-01/pet/sub-01_trc-lipo_rec-{method}_pet.nii.gz"
+        source = pet.images_bq_per_ml[method]
+        for n, frame in enumerate((1, 2)):
+            before = volume_integral(source[..., frame], PET_GRID)
+            after = volume_integral(data[..., n], MRI_GRID)  # measured from the file, not the sidecar
+            assert abs(after / before - 1.0) < 0.01
+            assert sidecar["TotalActivityBefore_Bq"][n] == pytest.approx(before, rel=1e-6)
+            assert sidecar["TotalActivityRatio"][n] == pytest.approx(after / before, rel=1e-6)
+        overlay = nib.load(f"{stem}_desc-fusedMRI_overlay.nii.gz")
+        assert overlay.shape == MRI_GRID.shape + (2,) and overlay.header["datatype"] == 128
+
+
+def test_fusion_writes_nothing_without_a_common_time(tmp_path):
+    scenario, phantom, pet, mri = _fake_subject(mri_times_h=(2.0, 48.0, 96.0))
+    assert write_pet_mri_fusion(tmp_path, scenario, phantom, pet, mri, get_backend("numpy")) == []
+    assert not (tmp_path / "derivatives").exists()
+
+
+def test_fusion_of_a_simulated_subject(tmp_path):
+    from imagingsim.pipeline import simulate
+    from imagingsim.scenario import load_scenario
+
+    scenario = load_scenario(None, ["phantom.voxel_size_mm=1.0", "schedule.times_h=[1.0, 24.0]",
+                                    'modalities.enabled=["pet", "mri"]'])
+    subject = simulate(scenario, backend="numpy")
+    pet, mri = subject.acquisitions["pet"], subject.acquisitions["mri"]
+    written = write_pet_mri_fusion(tmp_path, scenario, subject.phantom, pet, mri, subject.backend)
+    assert len(written) == 4 * len(pet.images_bq_per_ml) + 2
+    for path in written:
+        if path.name.endswith("space-MRI_pet.json"):
+            ratios = json.loads(path.read_text())["TotalActivityRatio"]
+            assert len(ratios) == 2 and all(abs(r - 1.0) < 0.01 for r in ratios)
