@@ -135,6 +135,10 @@ def _summarise(subject, out_dir: Path, files: list[Path], seconds: float) -> Non
             _summarise_mri(subject)
         if "nirf" in subject.acquisitions:
             _summarise_nirf(subject)
+        if "spect" in subject.acquisitions:
+            _summarise_spect(subject)
+    if "ct" in subject.acquisitions:
+        _summarise_ct(subject)
     out.print(f"done in {seconds:.1f} s")
 
 
@@ -177,6 +181,27 @@ def _summarise_nirf(subject) -> None:
         f"  NIRF {acq.dye.name} ({acq.window}, {acq.view} view): tumour/body contrast [{_fixed(contrast)}], "
         f"pixel noise {acq.background_noise_e:.3g} e-"
     )
+
+
+def _summarise_spect(subject) -> None:
+    """Tumour activity recovered by each SPECT reconstruction variant vs the truth, per acquisition."""
+    from imagingsim.modalities.spect import roi_activity_bq_per_ml
+
+    acq, be = subject.acquisitions["spect"], subject.backend
+    truth, images = roi_activity_bq_per_ml(acq, subject.phantom.tumour_index > 0, be)
+    out.print(f"  SPECT {acq.tracer.name} ({acq.nuclide}, {acq.params.collimator.name}): tumour mean kBq/mL, "
+              f"true \\[{_kilo(truth)}]")
+    for variant, values in images.items():
+        out.print(f"    {variant}: \\[{_kilo(values)}]")
+
+
+def _summarise_ct(subject) -> None:
+    """Mean HU of the main tissues in the first CT scan."""
+    from imagingsim.modalities.ct import tissue_hu
+
+    acq = subject.acquisitions["ct"]
+    values = tissue_hu(acq, subject.phantom, subject.backend)
+    out.print(f"  CT {acq.params.kvp:g} kVp: mean HU " + ", ".join(f"{k} {v:.0f}" for k, v in values.items()))
 
 
 def _fixed(values) -> str:

@@ -7,6 +7,7 @@ direction, no back-and-forth). The CLI and any scale-out only call these functio
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -99,10 +100,18 @@ def simulate(
     phantom = timed("phantom", build_phantom, scenario.phantom, be, seed)
     delivery = timed("delivery", simulate_delivery, phantom, list(scenario.agents), scenario.schedule.times_h, be)
     acquisitions = {}
-    for modality in scenario.modalities.enabled:
+    for modality in acquisition_order(scenario.modalities.enabled):
         acquire = _ACQUIRE[modality]()
-        acquisitions[modality] = timed(modality, acquire, phantom, delivery, scenario, be, seed)
+        inputs = {name: acquisitions[name] for name in _INPUTS.get(modality, ()) if name in acquisitions}
+        acquisitions[modality] = timed(modality, functools.partial(acquire, **inputs), phantom, delivery, scenario,
+                                       be, seed)
     return Subject(scenario, be, seed, phantom, delivery, acquisitions, timings)
+
+
+def acquisition_order(enabled) -> list[str]:
+    """The enabled modalities in the order they run: each after those whose results it uses."""
+    ordered = [m for m in enabled if not _INPUTS.get(m)]
+    return ordered + [m for m in enabled if _INPUTS.get(m)]
 
 
 def check_modalities(scenario: Scenario) -> None:
@@ -121,6 +130,14 @@ def check_modalities(scenario: Scenario) -> None:
         from imagingsim.modalities.mri import check_mri
 
         check_mri(scenario)
+    if "spect" in scenario.modalities.enabled:
+        from imagingsim.modalities.spect import check_spect
+
+        check_spect(scenario)
+    if "ct" in scenario.modalities.enabled:
+        from imagingsim.modalities.ct import check_ct
+
+        check_ct(scenario)
 
 
 def _pet_acquire():
@@ -141,9 +158,25 @@ def _nirf_acquire():
     return acquire_nirf
 
 
-#: Modality name -> loader of its ``acquire(phantom, delivery, scenario, backend, seed)``
+def _spect_acquire():
+    from imagingsim.modalities.spect import acquire_spect
+
+    return acquire_spect
+
+
+def _ct_acquire():
+    from imagingsim.modalities.ct import acquire_ct
+
+    return acquire_ct
+
+
+#: Modality name -> loader of its ``acquire(phantom, delivery, scenario, backend, seed, **inputs)``
 #: (imported lazily so a ground-truth-only run never imports the tomography stack).
-_ACQUIRE = {"pet": _pet_acquire, "mri": _mri_acquire, "nirf": _nirf_acquire}
+_ACQUIRE = {"pet": _pet_acquire, "mri": _mri_acquire, "nirf": _nirf_acquire, "spect": _spect_acquire,
+            "ct": _ct_acquire}
+#: Modality -> the acquisitions it takes as keyword inputs when they are enabled too (SPECT
+#: corrects attenuation with the CT of the same subject).
+_INPUTS = {"spect": ("ct",)}
 
 
 def _modality_writers(subject: Subject) -> list[Callable[[Path], Any]]:
@@ -156,6 +189,15 @@ def _modality_writers(subject: Subject) -> list[Callable[[Path], Any]]:
                 stage, subject.scenario, subject.phantom, acquisition, subject.backend
             )
         )
+    for (functional, anatomical), loader in _FUSIONS.items():
+        if functional in subject.acquisitions and anatomical in subject.acquisitions:
+            fuse = loader()
+            writers.append(
+                lambda stage, fuse=fuse, f=functional, a=anatomical: fuse(
+                    stage, subject.scenario, subject.phantom, subject.acquisitions[f], subject.acquisitions[a],
+                    subject.backend,
+                )
+            )
     return writers
 
 
@@ -177,8 +219,35 @@ def _nirf_writer():
     return write_nirf
 
 
+def _spect_writer():
+    from imagingsim.io.spect import write_spect
+
+    return write_spect
+
+
+def _ct_writer():
+    from imagingsim.io.ct import write_ct
+
+    return write_ct
+
+
+def _pet_mri_fusion():
+    from imagingsim.io.fusion import write_pet_mri_fusion
+
+    return write_pet_mri_fusion
+
+
+def _spect_ct_fusion():
+    from imagingsim.io.fusion import write_spect_ct_fusion
+
+    return write_spect_ct_fusion
+
+
 #: Modality name -> loader of its ``write(stage, scenario, phantom, acquisition, backend)``.
-_WRITERS = {"pet": _pet_writer, "mri": _mri_writer, "nirf": _nirf_writer}
+_WRITERS = {"pet": _pet_writer, "mri": _mri_writer, "nirf": _nirf_writer, "spect": _spect_writer, "ct": _ct_writer}
+#: (functional, anatomical) -> loader of ``fuse(stage, scenario, phantom, functional_acq, anatomical_acq,
+#: backend)``, run when both are acquired: the functional images resampled onto the anatomical grid.
+_FUSIONS = {("pet", "mri"): _pet_mri_fusion, ("spect", "ct"): _spect_ct_fusion}
 
 
 def write_subject(subject: Subject, out_dir: str | Path, *, overwrite: bool = False) -> list[Path]:

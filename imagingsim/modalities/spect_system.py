@@ -73,12 +73,12 @@ def bin_pixels(projection, factor: int, backend: Backend):
 
 
 def block_mean(volume, factor: int, backend: Backend):
-    """Mean over ``factor^3`` blocks of a padded volume ``(nx, ny, nz)`` (exact binning)."""
+    """Mean over ``factor^3`` blocks of a padded volume ``(nx, ny, nz, ...)`` (exact binning)."""
     xp = backend.xp
     if factor == 1:
         return volume
-    nx, ny, nz = volume.shape
-    blocks = xp.reshape(volume, (nx // factor, factor, ny // factor, factor, nz // factor, factor))
+    (nx, ny, nz), rest = volume.shape[:3], tuple(volume.shape[3:])
+    blocks = xp.reshape(volume, (nx // factor, factor, ny // factor, factor, nz // factor, factor) + rest)
     return xp.mean(blocks, axis=(1, 3, 5))
 
 
