@@ -135,6 +135,34 @@ NIRF_TRUTH_FILES: tuple[TruthFile, ...] = (
     ),
 )
 
-MODALITY_TRUTH_FILES: tuple[TruthFile, ...] = PET_TRUTH_FILES + MRI_TRUTH_FILES + NIRF_TRUTH_FILES
+#: Truth files of the SPECT writer (:mod:`imagingsim.io.spect`).
+SPECT_TRUTH_FILES: tuple[TruthFile, ...] = (
+    TruthFile(
+        "sub-<id>/spect/sub-<id>_trc-<agent>_desc-expected_activity",
+        (".nii.gz", ".json"),
+        "4-D [x, y, z, acquisition] ground truth of the SPECT images of tracer <agent>, on the phantom grid (the "
+        "images lie on a grid voxel_binning times coarser): its activity decay-corrected to the injection, or "
+        "the mean during each acquisition (sidecar ImageDecayCorrected). Written when SPECT is enabled.",
+        "Bq/mL",
+    ),
+    TruthFile(
+        "sub-<id>/spect/sub-<id>_desc-mu<label>_map",
+        (".nii.gz", ".json"),
+        "Linear attenuation coefficient of the phantom at SPECT photopeak <label> (e.g. 171keV, 245keV, 140keV): "
+        "the attenuation the projections were simulated with.",
+        "1/mm",
+    ),
+)
 
-__all__ = ["MODALITY_TRUTH_FILES", "MRI_TRUTH_FILES", "NIRF_TRUTH_FILES", "PET_TRUTH_FILES", "TruthFile"]
+MODALITY_TRUTH_FILES: tuple[TruthFile, ...] = (
+    PET_TRUTH_FILES + MRI_TRUTH_FILES + NIRF_TRUTH_FILES + SPECT_TRUTH_FILES
+)
+
+__all__ = [
+    "MODALITY_TRUTH_FILES",
+    "MRI_TRUTH_FILES",
+    "NIRF_TRUTH_FILES",
+    "PET_TRUTH_FILES",
+    "SPECT_TRUTH_FILES",
+    "TruthFile",
+]
