@@ -201,7 +201,8 @@ def _summarise_ct(subject) -> None:
 
     acq = subject.acquisitions["ct"]
     values = tissue_hu(acq, subject.phantom, subject.backend)
-    out.print(f"  CT {acq.params.kvp:g} kVp: mean HU " + ", ".join(f"{k} {v:.0f}" for k, v in values.items()))
+    out.print(f"  CT {acq.system.kvp:g} kVp, first scan: mean HU in the tissue interiors "
+              + ", ".join(f"{name} {hu:.0f}" for name, hu in values.items()))
 
 
 def _fixed(values) -> str:

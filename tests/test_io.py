@@ -446,6 +446,9 @@ DOCUMENTED_TRUTH_FILES = {
     "sub-<id>/nirf/sub-<id>_desc-<agent>Dye_conc": (".nii.gz", ".json"),
     "sub-<id>/spect/sub-<id>_trc-<agent>_desc-expected_activity": (".nii.gz", ".json"),
     "sub-<id>/spect/sub-<id>_desc-mu<label>_map": (".nii.gz", ".json"),
+    "sub-<id>/ct/sub-<id>_acq-<label>_desc-trueMu_map": (".nii.gz", ".json"),
+    "sub-<id>/ct/sub-<id>_acq-<label>_desc-gold_conc": (".nii.gz", ".json"),
+    "sub-<id>/ct/sub-<id>_acq-<label>_desc-iodine_conc": (".nii.gz", ".json"),
 }
 #: Written by modality writers (their own tests cover them), not by this fake subject.
 MODALITY_STEMS = {t.stem for t in MODALITY_TRUTH_FILES}

@@ -424,7 +424,7 @@ def write_spect_ct_fusion(stage: Path, scenario, phantom, spect, ct, backend) ->
     spect : SPECTAcquisition
         ``images_bq_per_ml`` on ``spect.grid``, ``schedule_indices``, frame times.
     ct : CTAcquisition
-        ``hu_images`` ``(nx, ny, nz, T)`` at the schedule times.
+        ``hu`` ``(nx, ny, nz, T)`` at every schedule time.
     backend : Backend
 
     Returns
@@ -436,7 +436,7 @@ def write_spect_ct_fusion(stage: Path, scenario, phantom, spect, ct, backend) ->
     root = Path(stage) / "derivatives" / FUSION_PIPELINE
     folder = root / sub / "spect"
     folder.mkdir(parents=True, exist_ok=True)
-    hu = np.asarray(backend.to_host(ct.hu_images), dtype=np.float32)
+    hu = np.asarray(backend.to_host(ct.hu), dtype=np.float32)
     anatomy = [hu[..., k] for k in spect.schedule_indices]
     injection_s = float(spect.tracer.injection_time_h) * 3600.0
     frame_times = [float(t) - injection_s for t in spect.frame_start_s]

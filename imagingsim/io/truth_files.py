@@ -154,11 +154,35 @@ SPECT_TRUTH_FILES: tuple[TruthFile, ...] = (
     ),
 )
 
+#: Truth files of the CT writer (:mod:`imagingsim.io.ct`).
+CT_TRUTH_FILES: tuple[TruthFile, ...] = (
+    TruthFile(
+        "sub-<id>/ct/sub-<id>_acq-<label>_desc-trueMu_map",
+        (".nii.gz", ".json"),
+        "True linear attenuation (tissues + contrast) at the CT's reference energy (sidecar), the map the HU "
+        "images estimate: HU = 1000 (mu - mu_water) / mu_water. Written when CT is enabled.",
+        "1/mm",
+    ),
+    TruthFile(
+        "sub-<id>/ct/sub-<id>_acq-<label>_desc-gold_conc",
+        (".nii.gz", ".json"),
+        "Gold concentration the CT forward model used (carrier x gold mass fraction), when an agent carries gold.",
+        "mg/mL",
+    ),
+    TruthFile(
+        "sub-<id>/ct/sub-<id>_acq-<label>_desc-iodine_conc",
+        (".nii.gz", ".json"),
+        "Iodine concentration the CT forward model used, when an agent carries iodine.",
+        "mg/mL",
+    ),
+)
+
 MODALITY_TRUTH_FILES: tuple[TruthFile, ...] = (
-    PET_TRUTH_FILES + MRI_TRUTH_FILES + NIRF_TRUTH_FILES + SPECT_TRUTH_FILES
+    PET_TRUTH_FILES + MRI_TRUTH_FILES + NIRF_TRUTH_FILES + SPECT_TRUTH_FILES + CT_TRUTH_FILES
 )
 
 __all__ = [
+    "CT_TRUTH_FILES",
     "MODALITY_TRUTH_FILES",
     "MRI_TRUTH_FILES",
     "NIRF_TRUTH_FILES",

@@ -287,8 +287,8 @@ def _ct_mu(ct, schedule_index: int, energy_keV: float, phantom_grid, grid, backe
     from imagingsim.modalities.ct import hu_to_mu_per_mm
 
     xp = backend.xp
-    k = ct.schedule_indices.index(schedule_index)
-    mu = hu_to_mu_per_mm(ct.hu_images[..., k], energy_keV, backend, hu_bone=ct.hu_bone)
+    # The CT scans every schedule time: its scan index is the schedule index.
+    mu = hu_to_mu_per_mm(ct.hu[..., schedule_index], energy_keV, backend, hu_bone=ct.hu_bone)
     host = resample_to_grid(backend.to_host(mu), phantom_grid, grid, quantity="concentration")
     return xp.astype(backend.from_host(host), xp.float32)
 
