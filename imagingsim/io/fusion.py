@@ -431,6 +431,8 @@ def write_spect_ct_fusion(stage: Path, scenario, phantom, spect, ct, backend) ->
     -------
     list of Path
     """
+    from imagingsim.io.spect import recon_label
+
     sub = f"sub-{scenario.subject_id}"
     trc = spect.tracer.name
     root = Path(stage) / "derivatives" / FUSION_PIPELINE
@@ -449,7 +451,7 @@ def write_spect_ct_fusion(stage: Path, scenario, phantom, spect, ct, backend) ->
         scale = max(float(np.max(fr[np.isfinite(fr)], initial=0.0)) for fr in frames)
         results = [fuse(fr, spect.grid, an, phantom.grid, anatomy_window=CT_WINDOW_HU, activity_max=scale)
                    for fr, an in zip(frames, anatomy)]
-        base = f"{sub}_trc-{trc}_rec-{variant}"
+        base = f"{sub}_trc-{trc}_rec-{recon_label(variant)}"
         image_path = folder / f"{base}_space-CT_spect.nii.gz"
         write_nifti(image_path, np.stack([r[0] for r in results], axis=-1), phantom.grid, frame_times_s=frame_times,
                     description=f"imagingsim SPECT {trc} {variant} on CT grid")
