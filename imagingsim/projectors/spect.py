@@ -15,6 +15,12 @@ Conventions (those of :mod:`imagingsim.projectors.geometry`, over 360 degrees):
   Gaussian of variance ``sigma(d)^2`` at distance ``d = R - u`` from the collimator face
   (:class:`CollimatorResponse`).
 
+Bilinear resampling itself spreads a point along the detector: by ``f (1 - f)`` pixels^2 for
+a sampling offset ``f`` at 0 and 90 degrees, and by 1/6 pixel^2 on average at oblique views.
+The final blur pass subtracts that spread (per view, clamped at 0), so the projected
+response has the configured ``sigma(d)`` at every angle, not only where the rotated grid
+falls on pixel centres.
+
 The depth-dependent blur uses incremental blurring (McCarthy & Miller, IEEE TMI 1991):
 planes are accumulated from the farthest to the nearest, and between two planes the
 accumulator is convolved with a small kernel whose variance is the increase of
@@ -28,6 +34,7 @@ adjoint.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -239,12 +246,52 @@ class SPECTProjector(LinearOperator):
         self._blocks = [list(range(lo, min(lo + _VIEWS_PER_BLOCK, n))) for lo in range(0, n, _VIEWS_PER_BLOCK)]
         self._matrices = [_rotation_matrix(geometry.views(b), backend, dtype_name) for b in self._blocks]
         self._attenuation = None if mu_per_mm is None else [self._attenuation_factors(m) for m in self._matrices]
-        self._passes = None if collimator is None else _blur_passes(geometry, self.slice_mm, collimator)
+        self._passes = None if collimator is None else self._blur_passes(collimator)
 
     def subset(self, views) -> SPECTProjector:
         """The projector for some views only (OSEM subsets)."""
         return SPECTProjector(self.geometry.views(list(views)), self.in_shape[2], self.slice_mm, self.backend,
                               mu_per_mm=self.mu_per_mm, collimator=self.collimator, dtype=self.dtype)
+
+    def with_response(self, collimator: CollimatorResponse | None) -> SPECTProjector:
+        """The same projector with another collimator response (None: ideal).
+
+        Shares the resampling matrices and the attenuation factors, which dominate the
+        memory and the set-up time; reconstructions with and without collimator modelling
+        thus build them once.
+        """
+        other = copy.copy(self)
+        other.collimator = collimator
+        other._passes = None if collimator is None else self._blur_passes(collimator)
+        return other
+
+    def _blur_passes(self, collimator: CollimatorResponse):
+        """Per-plane incremental passes, the per-block final passes and the margins.
+
+        ``increments[j]`` takes the accumulator from plane ``j - 1`` to plane ``j`` (variance
+        ``sigma(d_{j-1})^2 - sigma(d_j)^2``). The final passes of each view block apply
+        ``sigma(d_last)^2``, less the bilinear spread of each view along the bins (a
+        ``(views, 1, 1)`` weight array). The margins (bins, rows) hold 5 sigma of the widest
+        response (the farthest plane) plus one pixel.
+        """
+        xp, geometry = self.backend.xp, self.geometry
+        pixel, slice_mm = geometry.pixel_size_mm, self.slice_mm
+        variance = [collimator.sigma_mm(d) ** 2 for d in geometry.distance_mm]
+        increments = [()] + [_passes(variance[j - 1] - variance[j], variance[j - 1] - variance[j], pixel, slice_mm)
+                             for j in range(1, len(variance))]
+        finals = []
+        for views in self._blocks:
+            spread = [_bilinear_spread_px2(geometry, geometry.angles_deg[v]) * pixel**2 for v in views]
+            per_view = [_passes(variance[-1] - b, variance[-1], pixel, slice_mm) for b in spread]
+            n = max(len(p) for p in per_view)
+            # Every view gets n passes (fewer passes of more variance would do the same).
+            per_view = [_passes(variance[-1] - b, variance[-1], pixel, slice_mm, n_passes=n) for b in spread]
+            w_s = xp.asarray([[p[0][0]] for p in per_view], dtype=self.dtype, device=self.backend.device)
+            w_s = xp.reshape(w_s, (len(views), 1, 1))
+            finals.append(tuple((w_s, per_view[0][0][1]) for _ in range(n)))
+        widest = math.sqrt(max(variance))
+        margins = (math.ceil(5.0 * widest / pixel) + 1, math.ceil(5.0 * widest / slice_mm) + 1)
+        return increments, finals, margins
 
     def _rotated_shape(self, n_views: int) -> tuple[int, int, int, int]:
         return (n_views, self.geometry.n_bins, self.geometry.n_bins, self.in_shape[2])
@@ -269,7 +316,7 @@ class SPECTProjector(LinearOperator):
             rotated = xp.reshape(matrix.apply(flat), self._rotated_shape(len(views)))
             if self._attenuation is not None:
                 rotated = rotated * self._attenuation[k]
-            out.append(self._collapse(rotated))
+            out.append(self._collapse(rotated, k))
         return xp.concat(out, axis=0)
 
     def _adjoint(self, y):
@@ -278,26 +325,26 @@ class SPECTProjector(LinearOperator):
         y = xp.astype(y, self.dtype, copy=False)
         total = None
         for k, (views, matrix) in enumerate(zip(self._blocks, self._matrices)):
-            rotated = self._spread(y[views[0]:views[-1] + 1, ...])
+            rotated = self._spread(y[views[0]:views[-1] + 1, ...], k)
             if self._attenuation is not None:
                 rotated = rotated * self._attenuation[k]
             back = matrix.adjoint(xp.reshape(rotated, (-1, nz)))
             total = back if total is None else total + back
         return xp.reshape(total, self.in_shape)
 
-    def _collapse(self, rotated):
+    def _collapse(self, rotated, block: int):
         """Sum the depth planes ``(v, depth, bin, z) -> (v, bin, z)`` with the collimator blur, x mm."""
         xp = self.backend.xp
         step = self.geometry.pixel_size_mm
         if self._passes is None:
             return xp.sum(rotated, axis=1) * step
-        increments, final, margins = self._passes
+        increments, finals, margins = self._passes
         acc = _pad(rotated[:, 0, ...], margins, xp)
         for j in range(1, rotated.shape[1]):
             acc = _blur(acc, increments[j], xp) + _pad(rotated[:, j, ...], margins, xp)
-        return _crop(_blur(acc, final, xp), margins) * step
+        return _crop(_blur(acc, finals[block], xp), margins) * step
 
-    def _spread(self, projection):
+    def _spread(self, projection, block: int):
         """Adjoint of :meth:`_collapse`: ``(v, bin, z) -> (v, depth, bin, z)``."""
         xp = self.backend.xp
         step = self.geometry.pixel_size_mm
@@ -305,8 +352,8 @@ class SPECTProjector(LinearOperator):
         if self._passes is None:
             plane = projection * step
             return xp.stack([plane] * n_depth, axis=1)
-        increments, final, margins = self._passes
-        g = _blur(_pad(projection * step, margins, xp), final, xp)
+        increments, finals, margins = self._passes
+        g = _blur(_pad(projection * step, margins, xp), finals[block], xp)
         planes = [_crop(g, margins)]
         for j in range(n_depth - 1, 0, -1):
             g = _blur(g, increments[j], xp)
@@ -337,25 +384,30 @@ def _crop(a, margins: tuple[int, int]):
     return a[:, ms:a.shape[1] - ms, mz:a.shape[2] - mz]
 
 
-def _blur_passes(geometry: SPECTGeometry, slice_mm: float, collimator: CollimatorResponse):
-    """Three-tap pass weights ``(w_s, w_z)`` per plane step, for the final blur, and the margins.
+def _bilinear_spread_px2(geometry: SPECTGeometry, angle_deg: float) -> float:
+    """Variance (pixels^2) that bilinear resampling adds along the bins of a view.
 
-    ``increments[j]`` takes the accumulator from plane ``j - 1`` to plane ``j`` (variance
-    ``sigma(d_{j-1})^2 - sigma(d_j)^2``); ``final`` applies ``sigma(d_last)^2``. The margins
-    (bins, rows) hold 5 sigma of the widest response (the farthest plane) plus one pixel.
+    At 0 / 180 degrees the bins sample x at a fixed fractional offset ``f`` from the pixel
+    centres (``f = 0`` when ``nx`` and ``n_bins`` have the same parity, else 1/2), at 90 /
+    270 degrees y; interpolation at offset ``f`` spreads a point by ``f (1 - f)``. At oblique
+    views the offsets sweep [0, 1) along the ray: ``int_0^1 f (1 - f) df = 1/6``.
     """
-    pixel = geometry.pixel_size_mm
-    variance = [collimator.sigma_mm(d) ** 2 for d in geometry.distance_mm]
-    increments = [()] + [_passes(variance[j - 1] - variance[j], pixel, slice_mm) for j in range(1, len(variance))]
-    widest = math.sqrt(max(variance))
-    margins = (math.ceil(5.0 * widest / pixel) + 1, math.ceil(5.0 * widest / slice_mm) + 1)
-    return increments, _passes(variance[-1], pixel, slice_mm), margins
+    theta = math.radians(angle_deg)
+    nx, ny = geometry.image_shape
+    if abs(math.sin(theta)) < 1e-9:
+        f = ((nx - geometry.n_bins) / 2.0) % 1.0
+    elif abs(math.cos(theta)) < 1e-9:
+        f = ((ny - geometry.n_bins) / 2.0) % 1.0
+    else:
+        return 1.0 / 6.0
+    return f * (1.0 - f)
 
 
-def _passes(variance_mm2: float, pixel_mm: float, slice_mm: float) -> tuple[tuple[float, float], ...]:
-    """Equal three-tap passes adding ``variance_mm2`` along bins and along slices."""
-    var_s, var_z = max(variance_mm2, 0.0) / pixel_mm**2, max(variance_mm2, 0.0) / slice_mm**2
-    n = math.ceil(max(var_s, var_z) / _MAX_PASS_VARIANCE - 1e-12)
+def _passes(var_s_mm2: float, var_z_mm2: float, pixel_mm: float, slice_mm: float, *,
+            n_passes: int | None = None) -> tuple[tuple[float, float], ...]:
+    """Equal three-tap passes adding ``var_s_mm2`` along bins and ``var_z_mm2`` along slices."""
+    var_s, var_z = max(var_s_mm2, 0.0) / pixel_mm**2, max(var_z_mm2, 0.0) / slice_mm**2
+    n = n_passes or math.ceil(max(var_s, var_z) / _MAX_PASS_VARIANCE - 1e-12)
     return tuple((var_s / (2 * n), var_z / (2 * n)) for _ in range(n))
 
 
@@ -367,10 +419,15 @@ def _blur(a, passes, xp):
     return a
 
 
-def _three_tap(a, w: float, axis: int, xp):
-    """``(1 - 2w) a_i + w (a_{i-1} + a_{i+1})`` along ``axis``, zero outside (symmetric)."""
-    if w == 0.0 or a.shape[axis] < 2:
-        return a * (1.0 - 2.0 * w) if w else a
+def _three_tap(a, w, axis: int, xp):
+    """``(1 - 2w) a_i + w (a_{i-1} + a_{i+1})`` along ``axis``, zero outside (symmetric).
+
+    ``w`` is a float or a device array broadcasting against ``a`` (one weight per view).
+    """
+    if isinstance(w, float) and w == 0.0:
+        return a
+    if a.shape[axis] < 2:
+        return a * (1.0 - 2.0 * w)
     n = a.shape[axis]
     edge = list(a.shape)
     edge[axis] = 1
