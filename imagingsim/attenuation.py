@@ -53,4 +53,51 @@ def linear_attenuation_per_mm(phantom, energy_keV: float, backend: Backend):
     return mass_atten * phantom.properties["density_g_per_ml"] / 10.0
 
 
-__all__ = ["linear_attenuation_per_mm", "mass_attenuation_cm2_per_g"]
+#: Contrast labels of the scenario -> their element (xraydb symbol).
+CONTRAST_ELEMENTS = {"iodine": "I", "gold": "Au"}
+
+
+@functools.cache
+def element_mass_attenuation_cm2_per_g(symbol: str, energy_keV: float) -> float:
+    """Total mass attenuation coefficient of one element at ``energy_keV``, cm^2/g (xraydb)."""
+    return float(xraydb.mu_elam(symbol, 1000.0 * energy_keV, kind="total"))
+
+
+def contrast_density_g_per_ml(delivery, backend: Backend) -> dict:
+    """Density of each contrast element the agents carry, g/mL, ``(nx, ny, nz, T)`` (device).
+
+    Sums over agents labelled with gold (or iodine): carrier ug/mL x the label's mass
+    fraction x 1e-6 g/ug. Elements no agent carries are absent.
+    """
+    out: dict = {}
+    for item in delivery.agents:
+        for label in item.agent.labels:
+            if label.kind not in CONTRAST_ELEMENTS:
+                continue
+            fraction = label.gold_mass_fraction if label.kind == "gold" else label.iodine_mass_fraction
+            density = item.carrier_ug_per_ml * (fraction * 1e-6)
+            out[label.kind] = out[label.kind] + density if label.kind in out else density
+    return {kind: out[kind] for kind in CONTRAST_ELEMENTS if kind in out}
+
+
+def contrast_attenuation_per_mm(densities: dict, energy_keV: float, backend: Backend):
+    """Attenuation added by contrast elements at ``energy_keV``, 1/mm (None when there is no contrast).
+
+    ``densities`` as returned by :func:`contrast_density_g_per_ml`: g/mL x (mu/rho) cm^2/g
+    gives 1/cm, divided by 10 for 1/mm.
+    """
+    total = None
+    for kind, density in densities.items():
+        term = density * (element_mass_attenuation_cm2_per_g(CONTRAST_ELEMENTS[kind], float(energy_keV)) / 10.0)
+        total = term if total is None else total + term
+    return total
+
+
+__all__ = [
+    "CONTRAST_ELEMENTS",
+    "contrast_attenuation_per_mm",
+    "contrast_density_g_per_ml",
+    "element_mass_attenuation_cm2_per_g",
+    "linear_attenuation_per_mm",
+    "mass_attenuation_cm2_per_g",
+]

@@ -67,8 +67,10 @@ COLLIMATOR_RESPONSE_MODEL = (
 
 _ATTENUATION_SOURCES = {
     "ct": (
-        "the CT of the same time converted to mu at each photopeak energy with a bilinear HU -> mu map, resampled "
-        "onto the SPECT grid with SimpleITK"
+        "the CT of the same time converted to mu at each photopeak energy with a bilinear HU -> mu map (break point "
+        "at the HU the CT measures for cortical bone), resampled onto the SPECT grid by averaging over each SPECT "
+        "voxel (imagingsim.io.resample.resample_to_grid, which keeps the mu integral; a point-sampling resampler "
+        "such as SimpleITK's would alias), negative values clipped to 0 after resampling"
     ),
     "truth": (
         "the phantom's true mu map at each photopeak energy (xraydb tables, voxel densities), averaged over the "
@@ -172,14 +174,16 @@ def write_spect(stage: Path, scenario, phantom, acquisition: SPECTAcquisition, b
     for peak in acq.photopeaks:
         mu = np.asarray(backend.to_host(acq.mu_true_per_mm[peak.label]), dtype=np.float32)
         stem = truth / f"{sub}_desc-mu{peak.label}_map"
-        write_nifti(f"{stem}.nii.gz", mu, phantom.grid, description=f"imagingsim mu at {peak.label} 1/mm")
+        write_nifti(f"{stem}.nii.gz", mu, phantom.grid, frame_times_s=_since_injection(acq),
+                    description=f"imagingsim mu at {peak.label} 1/mm")
         write_json(
             f"{stem}.json",
             {
                 "Description": (
-                    f"Linear attenuation coefficient of the phantom at the {peak.energy_keV!r} keV photopeak "
-                    f"of {acq.nuclide} (xraydb Elam tables, ICRU compositions, voxel density): the attenuation "
-                    "the SPECT projections were simulated with."
+                    f"4-D [x, y, z, acquisition] linear attenuation coefficient at the {peak.energy_keV!r} keV "
+                    f"photopeak of {acq.nuclide} (xraydb Elam tables, ICRU compositions, voxel density, plus the "
+                    "gold and iodine of the delivery maps at each acquisition): the attenuation the SPECT "
+                    "projections were simulated with."
                 ),
                 "Units": "1/mm",
                 "PhotonEnergy_keV": peak.energy_keV,

@@ -148,8 +148,9 @@ SPECT_TRUTH_FILES: tuple[TruthFile, ...] = (
     TruthFile(
         "sub-<id>/spect/sub-<id>_desc-mu<label>_map",
         (".nii.gz", ".json"),
-        "Linear attenuation coefficient of the phantom at SPECT photopeak <label> (e.g. 171keV, 245keV, 140keV): "
-        "the attenuation the projections were simulated with.",
+        "4-D [x, y, z, acquisition] linear attenuation coefficient at SPECT photopeak <label> (e.g. 171keV, "
+        "245keV, 140keV), tissues plus gold and iodine at each acquisition: the attenuation the projections "
+        "were simulated with.",
         "1/mm",
     ),
 )

@@ -9,34 +9,39 @@ Model (one acquisition ``k`` per schedule time ``t_k`` from the tracer's injecti
   decay integral over the acquisition, ``D`` its length) or the mean activity during the
   acquisition (``f_k = 1``), as in PET.
 - **Projection.** For each photopeak ``p`` of the nuclide: the rotation-based projector
-  with the true ``mu(E_p)`` map of the phantom and the collimator-detector response at
+  with the true ``mu(E_p)`` map of the acquisition (tissues, plus gold and iodine from the
+  delivery maps at that time) and the collimator-detector response at
   ``E_p`` (:class:`~imagingsim.projectors.spect.SPECTProjector`), on the phantom grid,
   then ``f x f`` detector pixels summed (``voxel_binning``). Expected primary counts
   ``f_k c_p P_p(A)`` with ``c_p`` = efficiency x photons per decay x window share x view
   time x pixel area (:func:`~imagingsim.modalities.spect_system.counts_per_unit_projection`).
   The windows of all peaks are added into one projection set. Decay during an acquisition
-  is averaged over it (every view sees ``f_k``); septal penetration, gamma cross-talk
-  between windows and contrast agents' attenuation at SPECT energies are not modelled.
+  is averaged over it (every view sees ``f_k``); septal penetration, the energy dependence
+  of the intrinsic resolution and gamma cross-talk between windows (down-scatter of a
+  higher photopeak into a lower window) are not modelled. Windows may not overlap.
 - **Scatter.** ``SF / (1 - SF)`` times the primary counts of each window, spread by a broad
   Gaussian over bins and rows (FWHM a quarter of the detector width): a smooth background,
   not a Monte Carlo scatter simulation. ``scatter = "tew"`` also simulates two side windows
   per peak in which the scatter spectrum is linear (density ``(1 +/- tilt)`` times its mean
   at the lower and upper edges), draws their counts, and uses the triple-energy-window
   estimate ``(C_lower + C_upper) / W_side x W_peak / 2`` (unbiased for a linear spectrum),
-  smoothed, as the reconstruction background; otherwise the expected scatter is used.
+  smoothed, as the reconstruction background; otherwise the expected scatter is used. The
+  side windows hold scatter only (no photopeak tail, no down-scatter).
 - **Noise.** Counts ~ Poisson(primary + scatter) from ``backend.rng(seed, SPECT_NOISE_STREAM, k)``.
 - **Reconstruction.** OSEM on the grid ``voxel_binning`` times coarser than the phantom,
   with one model per variant: ``ac_cdr`` (attenuation and collimator response), ``ac``,
   ``cdr`` and ``none``. Attenuation correction uses the CT of the same time when CT is
-  acquired (bilinear HU -> mu at each photopeak, resampled onto the SPECT grid with
-  SimpleITK), else the true mu map averaged over the coarse voxels.
+  acquired (bilinear HU -> mu at each photopeak, resampled onto the SPECT grid by
+  :func:`imagingsim.io.resample.resample_to_grid`, which averages over each coarse voxel
+  and keeps the mu integral; SimpleITK's point-sampling resampler would alias), else the
+  true mu map averaged over the coarse voxels.
 """
 
 from __future__ import annotations
 
 import itertools
 
-from imagingsim.attenuation import linear_attenuation_per_mm
+from imagingsim.attenuation import contrast_attenuation_per_mm, contrast_density_g_per_ml, linear_attenuation_per_mm
 from imagingsim.backend import Backend
 from imagingsim.modalities.pet_physics import decay_integral_s, nuclide
 from imagingsim.modalities.spect_physics import SPECTParams, photopeaks, spect_params
@@ -49,6 +54,7 @@ from imagingsim.modalities.spect_system import (
     pad_to,
     peak_projectors,
     reconstruct_spect,
+    subset_projectors,
 )
 from imagingsim.modalities.stages import StageTimer
 from imagingsim.noise import poisson_counts
@@ -81,7 +87,9 @@ def check_spect(scenario: Scenario) -> None:
 
     spec = scenario.modalities.spect
     tracer = scenario.spect_tracer()
-    params = spect_params(spec, nuclide(spect_nuclide(tracer)))
+    data = nuclide(spect_nuclide(tracer))
+    params = spect_params(spec, data)
+    check_windows(photopeaks(data, params), params, tew=spec.scatter == "tew")
     SPECTGrids.build(get_anatomy(scenario.phantom.anatomy).grid(scenario.phantom.voxel_size_mm), params)
     times_s = [3600.0 * t for t in scenario.schedule.times_h if t >= tracer.injection_time_h]
     gaps = [b - a for a, b in itertools.pairwise(times_s)]
@@ -90,6 +98,29 @@ def check_spect(scenario: Scenario) -> None:
             f"modalities.spect.acquisition_time_s: {params.acquisition_time_s:g} s acquisitions would overlap; the "
             f"schedule times are as close as {min(gaps):g} s"
         )
+
+
+def check_windows(peaks, params: SPECTParams, *, tew: bool) -> None:
+    """Refuse photopeak windows (and TEW side windows) that overlap: their photons would count twice.
+
+    Raises
+    ------
+    ValueError
+        One line naming ``modalities.spect.energy_window_percent`` and the largest width
+        that keeps the windows apart.
+    """
+    side = [p.energy_keV * params.tew_side_window_percent / 100.0 if tew else 0.0 for p in peaks]
+    spans = sorted((p.window_keV[0] - w, p.window_keV[1] + w, p.energy_keV) for p, w in zip(peaks, side))
+    for (_, hi, e1), (lo, _, e2) in itertools.pairwise(spans):
+        if lo < hi:
+            # Windows of width W% (plus side windows) meet when E1 (1 + W/200) + s1 = E2 (1 - W/200) - s2.
+            gap = e2 - e1 - (e1 + e2) * params.tew_side_window_percent / 100.0 * tew
+            limit = 200.0 * gap / (e1 + e2)
+            raise ValueError(
+                f"modalities.spect.energy_window_percent: the windows of the {e1:g} and {e2:g} keV photopeaks"
+                f"{' (with their TEW side windows)' if tew else ''} overlap; must be < {limit:.3g} %, "
+                f"got {params.energy_window_percent:g}"
+            )
 
 
 def _smooth(sinogram, fwhm_mm: float, pixel_mm: float, slice_mm: float, backend: Backend):
@@ -146,11 +177,17 @@ def acquire_spect(phantom, delivery, scenario: Scenario, backend: Backend, seed:
     activity_factor = [i / duration if decay_corrected else 1.0 for i in integrals]
     c_fine = [counts_per_unit_projection(p, params, fine_pixel, fine_slice) for p in peaks]
 
-    mu_true = {p.label: linear_attenuation_per_mm(phantom, p.energy_keV, backend) for p in peaks}
-    fine_projectors = peak_projectors(
-        grids.fine, grids.padded_shape[2], fine_slice, peaks,
-        [pad_to(xp.astype(mu_true[p.label], xp.float32), grids.padded_shape, backend) for p in peaks], backend,
-    )
+    check_windows(peaks, params, tew=spec.scatter == "tew")
+    tissue_mu = {p.label: linear_attenuation_per_mm(phantom, p.energy_keV, backend) for p in peaks}
+    contrast = contrast_density_g_per_ml(delivery, backend)
+    frame_index = xp.asarray(frames, dtype=xp.int64, device=backend.device)
+    contrast = {kind: xp.take(density, frame_index, axis=3) for kind, density in contrast.items()}
+    # True mu per photopeak and acquisition: tissues, plus the contrast agents present then.
+    mu_true = {}
+    for p in peaks:
+        extra = contrast_attenuation_per_mm(contrast, p.energy_keV, backend)
+        stacked = xp.stack([tissue_mu[p.label]] * len(frames), axis=-1)
+        mu_true[p.label] = xp.astype(stacked if extra is None else stacked + extra, xp.float32)
     lap("setup")
 
     specific = specific_activity_bq_per_ug(tracer)
@@ -158,7 +195,14 @@ def acquire_spect(phantom, delivery, scenario: Scenario, backend: Backend, seed:
     expected_images, primaries, scatters, estimates, measured = [], [], [], [], []
     lower_counts, upper_counts = [], []
     span_mm = grids.coarse.n_bins * pixel
+    fine_projectors = None
     for k, schedule_index in enumerate(frames):
+        if fine_projectors is None or contrast:
+            # One projector set per acquisition when contrast moves the attenuation, else one.
+            fine_projectors = peak_projectors(
+                grids.fine, grids.padded_shape[2], fine_slice, peaks,
+                [pad_to(mu_true[p.label][..., k], grids.padded_shape, backend) for p in peaks], backend,
+            )
         activity = carrier[..., schedule_index] * specific
         # Photons come from the mean activity during the acquisition, A x I_k / D, whatever
         # the images' convention.
@@ -192,20 +236,26 @@ def acquire_spect(phantom, delivery, scenario: Scenario, backend: Backend, seed:
 
     c_coarse = [counts_per_unit_projection(p, params, pixel, slice_mm) for p in peaks]
     weights = [[c * a for c in c_coarse] for a in activity_factor]
-    images = {}
-    for variant in spec.recon:
-        attenuation, collimator = RECON_VARIANTS[variant]
-        frames_out = []
-        for k in range(len(frames)):
+    images = {variant: [] for variant in spec.recon}
+    for k in range(len(frames)):
+        # The resampling matrices and attenuation tables of each subset are built once per
+        # acquisition and shared by the variants with and without collimator modelling.
+        shared = {}
+        for attenuation in sorted({RECON_VARIANTS[v][0] for v in spec.recon}):
             mu_k = [mu_recon[p.label][..., k] for p in peaks]
-            image = reconstruct_spect(measured[k], estimates[k], weights[k], grids.coarse, slice_mm, peaks, mu_k,
-                                      params, backend, attenuation=attenuation, collimator=collimator)
+            shared[attenuation] = subset_projectors(grids.coarse, grids.grid.shape[2], slice_mm, peaks, mu_k, params,
+                                                    backend, attenuation=attenuation)
+        for variant in spec.recon:
+            attenuation, collimator = RECON_VARIANTS[variant]
+            image = reconstruct_spect(measured[k], estimates[k], weights[k], shared[attenuation], peaks, params,
+                                      collimator=collimator)
             if params.post_filter_fwhm_mm > 0:
                 image = Blur.gaussian(grids.grid.shape, grids.grid.voxel_size_mm, params.post_filter_fwhm_mm, backend,
                                       dtype=xp.float32).apply(xp.astype(image, xp.float32))
-            frames_out.append(xp.astype(image, xp.float32))
-        images[variant] = xp.stack(frames_out, axis=-1)
-        lap(f"recon_{variant}")
+            images[variant].append(xp.astype(image, xp.float32))
+        del shared
+    images = {variant: xp.stack(frames_out, axis=-1) for variant, frames_out in images.items()}
+    lap("recon")
 
     def stack(arrays):
         return xp.stack(arrays, axis=-1)
@@ -230,7 +280,7 @@ def acquire_spect(phantom, delivery, scenario: Scenario, backend: Backend, seed:
         images_bq_per_ml=images,
         recon_parameters={v: recon_parameters(v, params) for v in spec.recon},
         expected_image_bq_per_ml=stack(expected_images),
-        mu_true_per_mm={label: xp.astype(mu, xp.float32) for label, mu in mu_true.items()},
+        mu_true_per_mm=mu_true,
         mu_recon_per_mm=mu_recon,
         attenuation_source=attenuation_source,
         projections=projections,
@@ -273,7 +323,7 @@ def _attenuation_maps(phantom, grids: SPECTGrids, peaks, mu_true, frames, ct, ba
     for peak in peaks:
         if ct is None:
             coarse = block_mean(pad_to(mu_true[peak.label], grids.padded_shape, backend), grids.factor, backend)
-            maps[peak.label] = xp.astype(xp.stack([coarse] * len(frames), axis=-1), xp.float32)
+            maps[peak.label] = xp.astype(coarse, xp.float32)
         else:
             maps[peak.label] = xp.stack(
                 [_ct_mu(ct, k, peak.energy_keV, phantom.grid, grids.grid, backend) for k in frames], axis=-1

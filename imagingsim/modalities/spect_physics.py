@@ -131,10 +131,15 @@ def spect_params(spec: SPECTSpec, data: Nuclide) -> SPECTParams:
     """
     presets = spect_tables()["spect"]
     preset = presets[spec.system]
+    top = max(data.photon_energies_keV)
     if spec.collimator is not None:
         chosen = collimator(spec.collimator)
+        if chosen.max_energy_keV < top:
+            raise ValueError(
+                f"modalities.spect.collimator: {chosen.name} is rated up to {chosen.max_energy_keV:g} keV, below "
+                f"{data.name}'s {top:g} keV photopeak (its septa would be penetrated); choose one rated >= {top:g} keV"
+            )
     else:
-        top = max(data.photon_energies_keV)
         rated = [collimator(n) for n in preset["collimators"] if collimator(n).max_energy_keV >= top]
         if not rated:
             raise ValueError(

@@ -58,13 +58,15 @@ class SPECTAcquisition:
         Per variant: method name, iterations, subsets, what is modelled, post-filter.
     expected_image_bq_per_ml : device array ``(nx, ny, nz, T)`` on the phantom grid
         The activity the images estimate (ground truth).
-    mu_true_per_mm : dict of str -> device array ``(nx, ny, nz)``
-        True attenuation on the phantom grid at each photopeak (label ``"140keV"``), 1/mm.
+    mu_true_per_mm : dict of str -> device array ``(nx, ny, nz, T)``
+        True attenuation on the phantom grid at each photopeak (label ``"140keV"``) and
+        acquisition (tissues plus the contrast agents present then), 1/mm.
     mu_recon_per_mm : dict of str -> device array ``grid.shape + (T,)``
         Attenuation maps used for attenuation correction, per photopeak, on :attr:`grid`.
     attenuation_source : str
-        ``"ct"`` (bilinear HU -> mu of the CT at the same time, resampled with SimpleITK)
-        or ``"truth"`` (the true mu map, block-averaged; no CT was acquired).
+        ``"ct"`` (bilinear HU -> mu of the CT at the same time, averaged onto the SPECT grid
+        by :func:`imagingsim.io.resample.resample_to_grid`) or ``"truth"`` (the true mu
+        map, block-averaged; no CT was acquired).
     projections : device array ``(n_views, n_bins, nz, T)``
         Measured counts in the photopeak windows (Poisson draws).
     expected_primary, expected_scatter : device arrays, shape of :attr:`projections`

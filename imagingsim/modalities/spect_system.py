@@ -115,7 +115,7 @@ class SPECTGrids:
         """
         dx, dy, _ = phantom_grid.voxel_size_mm
         if dx != dy:
-            raise ValueError(f"SPECT needs square transaxial voxels, got {dx:g} x {dy:g} mm")
+            raise ValueError(f"phantom.voxel_size_mm: SPECT needs square transaxial voxels, got {dx:g} x {dy:g} mm")
         f = params.voxel_binning
         grid, padded = binned_grid(phantom_grid, f)
         try:
@@ -141,8 +141,21 @@ def system_model(projectors, weights) -> LinearOperator:
     return Sum(projectors, weights)
 
 
-def reconstruct_spect(counts, background, weights, geometry: SPECTGeometry, slice_mm: float, peaks, mu_maps,
-                      params: SPECTParams, backend: Backend, *, attenuation: bool, collimator: bool):
+def subset_projectors(geometry: SPECTGeometry, n_slices: int, slice_mm: float, peaks, mu_maps, params: SPECTParams,
+                      backend: Backend, *, attenuation: bool) -> list[tuple[list[int], list[SPECTProjector]]]:
+    """Per OSEM subset: its views and one projector per photopeak (ideal collimator).
+
+    Collimator modelling is added per variant with :meth:`SPECTProjector.with_response`,
+    which shares the resampling matrices and attenuation tables built here.
+    """
+    return [
+        (views, peak_projectors(geometry.views(views), n_slices, slice_mm, peaks, mu_maps, backend,
+                                attenuation=attenuation, collimator=False))
+        for views in geometry.subset_views(params.subsets)
+    ]
+
+
+def reconstruct_spect(counts, background, weights, subsets, peaks, params: SPECTParams, *, collimator: bool):
     """OSEM of one acquisition with the model ``sum_p w_p P_p`` and the scatter estimate as background.
 
     Parameters
@@ -151,32 +164,26 @@ def reconstruct_spect(counts, background, weights, geometry: SPECTGeometry, slic
         Measured counts and the scatter estimate.
     weights : sequence of float
         Counts per unit projection of each photopeak for this acquisition.
-    geometry : SPECTGeometry
-        Detector geometry on the reconstruction grid.
-    slice_mm : float
-        Reconstruction slice thickness, mm.
+    subsets : list of (views, projectors)
+        From :func:`subset_projectors` (with or without attenuation).
     peaks : sequence of Photopeak
-    mu_maps : sequence of device arrays ``(nx, ny, nz)``
-        Attenuation map of each peak on the reconstruction grid, 1/mm (unused without
-        attenuation modelling).
+        Their collimator responses, used when ``collimator``.
     params : SPECTParams
-        Iterations and subsets.
-    backend : Backend
-    attenuation, collimator : bool, keyword-only
-        What the system model includes.
+        Iterations.
+    collimator : bool, keyword-only
+        Model the collimator-detector response.
 
     Returns
     -------
     device array ``(nx, ny, nz)``, Bq/mL
     """
+    backend = subsets[0][1][0].backend
     xp = backend.xp
-    nz = counts.shape[2]
     models, data, backgrounds = [], [], []
-    for views in geometry.subset_views(params.subsets):
-        projectors = peak_projectors(geometry.views(views), nz, slice_mm, peaks, mu_maps, backend,
-                                     attenuation=attenuation, collimator=collimator)
+    for views, projectors in subsets:
+        terms = [p.with_response(peak.response if collimator else None) for p, peak in zip(projectors, peaks)]
         index = backend.asarray(views, dtype=xp.int64)
-        models.append(system_model(projectors, weights))
+        models.append(system_model(terms, weights))
         data.append(xp.take(counts, index, axis=0))
         backgrounds.append(xp.take(background, index, axis=0))
     return osem(data, models, backgrounds, params.iterations)
@@ -192,5 +199,6 @@ __all__ = [
     "pad_to",
     "peak_projectors",
     "reconstruct_spect",
+    "subset_projectors",
     "system_model",
 ]

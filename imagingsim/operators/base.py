@@ -122,6 +122,8 @@ class Sum(LinearOperator):
         for op in ops[1:]:
             if (op.in_shape, op.out_shape) != (first.in_shape, first.out_shape):
                 raise ValueError(f"Sum: {op!r} has shapes {op.in_shape} -> {op.out_shape}, not those of {first!r}")
+            if op.backend is not first.backend:
+                raise ValueError(f"Sum: {op!r} is on backend {op.backend.name}, {first!r} on {first.backend.name}")
         super().__init__(first.in_shape, first.out_shape, first.backend)
         self.ops = ops
         self.weights = [1.0] * len(ops) if weights is None else [float(w) for w in weights]
