@@ -441,16 +441,17 @@ def spect_osem_iteration(args) -> dict:
     n = activity.shape[0]
     n_subsets = 10
     geometry = SPECTGeometry.covering((n, n), pixel, n_views)
+    # The data first (its attenuation tables freed before the subsets' are built).
+    full = SPECTProjector(geometry, n, pixel, be, mu_per_mm=be.from_host(mu), collimator=response)
+    data = full.apply(be.from_host(activity))
+    del full
     clear_matrix_cache()
     start = time.perf_counter()
     subsets = geometry.subset_views(n_subsets)
     models = [Sum([SPECTProjector(geometry.views(v), n, pixel, be, mu_per_mm=be.from_host(mu), collimator=response)])
               for v in subsets]
     build = time.perf_counter() - start
-    full = SPECTProjector(geometry, n, pixel, be, mu_per_mm=be.from_host(mu), collimator=response)
-    data = full.apply(be.from_host(activity))
     data_subsets = [be.xp.take(data, be.asarray(v, dtype=be.xp.int64), axis=0) for v in subsets]
-    del full
     # One iteration after the sensitivity images (computed once per reconstruction).
     ours = best_of(lambda: osem(data_subsets, models, [None] * n_subsets, 1), 1)
     ours_two = best_of(lambda: osem(data_subsets, models, [None] * n_subsets, 2), 1)

@@ -543,5 +543,9 @@ derivative of the raw dataset (../../); only the pairs the scenario acquired are
   display only, the SPECT in a hot colour map over the CT of the same time (grey window -400 to
   600 HU).
 
+In the built-in scenarios PET, MRI and CT share the phantom grid, so PET-on-MRI is the identity
+resampling there (the resampler is general and tested across grids); SPECT is reconstructed
+on a coarser grid and really is resampled.
+
 The suffix `_overlay` and the RGB NIfTI are imagingsim conventions, not BIDS.
 """
