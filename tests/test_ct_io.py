@@ -26,8 +26,8 @@ CT_SIDECAR_KEYS = (
     "TubeVoltage_kVp", "TubeCurrentTimeProduct_mAs", "InherentFiltration_mmAl", "AddedFiltration_mmAl",
     "AddedFiltration_mmCu", "NumberOfViews", "ViewArc_deg", "BeamGeometry", "Detector", "DetectorBinSize_mm",
     "SliceThickness_mm", "SpectrumMeanEnergy_keV", "SpectrumEnergyRange_keV", "IncidentPhotonsPerDetectorBinPerView",
-    "ReferenceEnergy_keV", "WaterAttenuationAtReferenceEnergy_per_mm", "CorticalBoneHU",
-    "CalibrationWaterCylinderDiameter_mm", "WaterPrecorrection", "ReconMethodName", "ReconFilterType",
+    "ReferenceEnergy_keV", "WaterAttenuationAtReferenceEnergy_per_mm", "CorticalBoneHU", "CorticalBoneHUMonoenergetic",
+    "CorticalBoneCalibrationChord_mm", "CorticalBoneHUDefinition", "CalibrationWaterCylinderDiameter_mm", "WaterPrecorrection", "ReconMethodName", "ReconFilterType",
     "ReconFilterCutoff_fractionOfNyquist", "PhotonNoise", "ReferenceTime",
 )  # fmt: skip
 
@@ -84,6 +84,10 @@ def test_hu_images_and_sidecars(ct_dataset):
         assert sidecar["TubeVoltage_kVp"] == 50.0 and sidecar["NumberOfViews"] == 120
         assert sidecar["ReferenceEnergy_keV"] == pytest.approx(acq.effective_energy_keV, rel=1e-12)
         assert sidecar["ContrastElements"] == ["gold"] and sidecar["WaterPrecorrection"] is True
+        # Both bone CT numbers: the measured one (the bilinear break point) and the monoenergetic one.
+        assert sidecar["CorticalBoneHU"] == pytest.approx(acq.hu_bone, rel=1e-12)
+        assert sidecar["CorticalBoneHUMonoenergetic"] == pytest.approx(acq.hu_bone_monoenergetic, rel=1e-12)
+        assert sidecar["CorticalBoneHU"] < sidecar["CorticalBoneHUMonoenergetic"]
 
 
 def test_raw_counts_and_geometry_reproduce_the_model_inputs(ct_dataset):
@@ -95,6 +99,11 @@ def test_raw_counts_and_geometry_reproduce_the_model_inputs(ct_dataset):
                                     g["n_bins"], g["bin_size_mm"])
     assert geometry == acq.geometry  # the JSON rebuilds the projector's geometry exactly
     assert math.fsum(record["I0PerEnergyBin"]) == pytest.approx(record["IncidentPhotonsPerDetectorBinPerView"], rel=1e-12)
+    hu_scale = record["HU"]
+    assert hu_scale["WaterAttenuationAtReferenceEnergy_per_mm"] == pytest.approx(acq.mu_water_per_mm, rel=1e-12)
+    assert hu_scale["CorticalBoneHU"] == pytest.approx(acq.hu_bone, rel=1e-12)
+    assert hu_scale["CorticalBoneHUMonoenergetic"] == pytest.approx(acq.hu_bone_monoenergetic, rel=1e-12)
+    assert hu_scale["CorticalBoneCalibrationChord_mm"] == pytest.approx(acq.calibration.calibration_bone_mm)
     table_p = np.asarray(record["WaterPrecorrection"]["PolyenergeticLineIntegral"])
     assert np.all(np.diff(table_p) > 0)  # invertible
     assert (raw / "README").exists()
@@ -123,6 +132,9 @@ def test_truth_files_match_documented_patterns_and_the_acquisition(ct_dataset):
     np.testing.assert_array_equal(mu, np.asarray(acq.mu_true_per_mm)[..., 1])
     sidecar = json.loads((truth / "sub-01" / "ct" / "sub-01_acq-2h_desc-trueMu_map.json").read_text())
     assert sidecar["Units"] == "1/mm" and sidecar["PhotonEnergy_keV"] == pytest.approx(acq.effective_energy_keV)
+    # One key name for mu_water across the CT files (the HU image sidecar uses the same).
+    assert sidecar["WaterAttenuationAtReferenceEnergy_per_mm"] == pytest.approx(acq.mu_water_per_mm, rel=1e-12)
+    assert "WaterAttenuation_per_mm" not in sidecar
     gold = np.asarray(nib.load(truth / "sub-01" / "ct" / "sub-01_acq-2h_desc-gold_conc.nii.gz").dataobj)
     assert gold.max() == pytest.approx(5.0, rel=1e-6)  # mg/mL
     assert json.loads((truth / "sub-01" / "ct" / "sub-01_acq-1h_desc-gold_conc.json").read_text())["Units"] == "mg/mL"

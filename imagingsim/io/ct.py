@@ -30,6 +30,14 @@ from imagingsim.io.pet import GEOMETRY_CONVENTIONS
 from imagingsim.modalities.ct_result import CTAcquisition
 from imagingsim.scenario import time_label
 
+_BONE_HU_DEFINITION = (
+    "CorticalBoneHU: HU that cortical bone (ICRU 44, 1.92 g/mL) reads on this CT, the break point of the bilinear "
+    "HU -> mu conversion for attenuation correction: a central chord of CorticalBoneCalibrationChord_mm of bone in the "
+    "calibration water cylinder, polyenergetic line integral clipped at 1 photon, water pre-correction when "
+    "WaterPrecorrection, HU = 1000 (P(bone chord) - P(water chord)) / (chord x WaterAttenuationAtReferenceEnergy_per_mm). "
+    "CorticalBoneHUMonoenergetic: bone's HU at the monoenergetic ReferenceEnergy_keV (higher: the water pre-correction "
+    "does not undo bone's beam hardening)."
+)
 _FBP_FILTER_NAMES = {"ramp": "ramp filter", "shepp-logan": "Shepp-Logan filter", "hann": "Hann-windowed ramp filter"}
 _ELEMENT_NAMES = {"gold": "Au", "iodine": "I"}
 
@@ -115,6 +123,9 @@ def _sidecar_fields(acq: CTAcquisition, slice_mm: float) -> dict:
         "ReferenceEnergy_keV": cal.effective_energy_keV,
         "WaterAttenuationAtReferenceEnergy_per_mm": cal.mu_water_per_mm,
         "CorticalBoneHU": cal.hu_bone,
+        "CorticalBoneHUMonoenergetic": cal.hu_bone_monoenergetic,
+        "CorticalBoneCalibrationChord_mm": cal.calibration_bone_mm,
+        "CorticalBoneHUDefinition": _BONE_HU_DEFINITION,
         "CalibrationWaterCylinderDiameter_mm": cal.calibration_diameter_mm,
         "WaterPrecorrection": system.water_precorrection,
         "ReconMethodName": recon_method_name(acq),
@@ -127,7 +138,8 @@ def _sidecar_fields(acq: CTAcquisition, slice_mm: float) -> dict:
             "Simulated by imagingsim: polyenergetic Beer-Lambert projection of material and contrast-element "
             "basis maps (ICRU compositions, xraydb), Poisson counts, log clipped at 1 photon, FBP. The reference "
             "energy is where water attenuates as much as the mean uncorrected reconstruction of a water cylinder "
-            "of CalibrationWaterCylinderDiameter_mm. Raw counts and the full model are in sourcedata/."
+            "of CalibrationWaterCylinderDiameter_mm; CorticalBoneHU is bone's CT number through the same chain (see "
+            "CorticalBoneHUDefinition). Raw counts and the full model are in sourcedata/."
         ),
     }
 
@@ -140,11 +152,11 @@ def _write_truth(truth: Path, base: str, acq: CTAcquisition, time_h: float, mu, 
         "Description": (
             "True linear attenuation coefficient at the CT reference energy (tissues with ICRU compositions and "
             "voxel density, plus contrast elements), the quantity the CT reconstruction estimates; true HU = "
-            "1000 (mu - WaterAttenuation_per_mm) / WaterAttenuation_per_mm."
+            "1000 (mu - WaterAttenuationAtReferenceEnergy_per_mm) / WaterAttenuationAtReferenceEnergy_per_mm."
         ),
         "Units": "1/mm",
         "PhotonEnergy_keV": energy,
-        "WaterAttenuation_per_mm": acq.calibration.mu_water_per_mm,
+        "WaterAttenuationAtReferenceEnergy_per_mm": acq.calibration.mu_water_per_mm,
         "AcquisitionTime_h": time_h,
         "ReferenceTime": TIME_REFERENCE,
         "SpatialReference": spatial_reference,
@@ -192,18 +204,23 @@ def _geometry_record(acq: CTAcquisition, phantom, sub: str) -> dict:
                         "clipped at 1 photon so its log stays finite)",
         "WaterPrecorrection": {
             "Applied": system.water_precorrection,
-            "Rule": "p -> WaterAttenuation_per_mm x L(p), L(p) by linear interpolation in the table below",
+            "Rule": "p -> WaterAttenuationAtReferenceEnergy_per_mm x L(p), L(p) by linear interpolation in the table "
+                    "below (end segments extended)",
             "WaterLength_mm": list(cal.water_lengths_mm),
             "PolyenergeticLineIntegral": list(cal.water_line_integrals),
         },
         "Reconstruction": recon_method_name(acq),
         "HU": {
             "ReferenceEnergy_keV": cal.effective_energy_keV,
-            "WaterAttenuation_per_mm": cal.mu_water_per_mm,
+            "WaterAttenuationAtReferenceEnergy_per_mm": cal.mu_water_per_mm,
             "CalibrationMuWater_per_mm": cal.calibration_mu_water_per_mm,
             "CalibrationWaterCylinderDiameter_mm": cal.calibration_diameter_mm,
             "CorticalBoneHU": cal.hu_bone,
-            "Definition": "HU = 1000 (mu - WaterAttenuation_per_mm) / WaterAttenuation_per_mm",
+            "CorticalBoneHUMonoenergetic": cal.hu_bone_monoenergetic,
+            "CorticalBoneCalibrationChord_mm": cal.calibration_bone_mm,
+            "CorticalBoneHUDefinition": _BONE_HU_DEFINITION,
+            "Definition": "HU = 1000 (mu - WaterAttenuationAtReferenceEnergy_per_mm) / "
+                          "WaterAttenuationAtReferenceEnergy_per_mm",
         },
         "Spectrum": acq.spectrum.summary(),
         "I0PerEnergyBin": list(acq.i0_photons_per_energy),

@@ -38,6 +38,31 @@ Model (one scan ``k`` at each schedule time ``t_k``)
   ``mu_true_per_mm`` is stated at ``E_ref``.
 - **Reconstruction.** FBP (:func:`imagingsim.recon.fbp`) with the preset's filter and
   cut-off, pixel-driven backprojection.
+- **Bone calibration** (``hu_bone``). The water pre-correction linearises water only: bone
+  hardens the beam more than water of the same attenuation, so it reconstructs well below
+  its monoenergetic HU at ``E_ref`` (on the presets ~5400 HU in the mouse phantom instead of
+  6750, ~1500 in the torso instead of 2220). ``hu_bone`` is therefore calibrated through the
+  chain the data go through
+  (:func:`~imagingsim.modalities.ct_spectrum.measured_bone_hu`): a central chord of cortical
+  bone, :data:`~imagingsim.modalities.ct_spectrum.BONE_CHORD_FRACTION` of the calibration
+  diameter, inside the calibration water cylinder, as a polyenergetic line integral with the
+  1-photon clip, then the water pre-correction when it is on (else the uncorrected data);
+  bone's effective mu, relative to the all-water chord, gives its HU as the CT measures it.
+  It is the break point of the bilinear HU -> mu conversion (:func:`hu_to_mu_per_mm`) that
+  SPECT attenuation correction uses. The monoenergetic value is kept as
+  ``hu_bone_monoenergetic`` for reference (as a break point it under-estimates bone's mu at
+  140 keV by 9-20 %). Bone thinner than the chord reads a little higher, thicker a little
+  lower (self-hardening): rods of 0.1-0.3 x the diameter give bone's mu at 140 keV within
+  +0.5 % to -4.5 %.
+- **HU -> mu limits.** The bilinear conversion assumes every voxel is an air-water or
+  water-bone mixture. Fat is neither: its low effective Z puts it far below water at low
+  energies (-261 HU true at the preclinical E_ref of 26 keV, reading ~-290 HU in the mouse),
+  so at low kVp it maps to ~0.7 x water's mu at 140 keV where its true mu is 0.95 x water's
+  (clinical 120 kVp: ~-100 HU, ~0.9 x). Soft tissues denser than water map a few % low.
+- **Determinism.** Same inputs, seed and backend give the same counts and images bit for bit
+  on the same machine and BLAS library: the polyenergetic sum is a float32 matrix product
+  (:func:`polyenergetic_counts`) whose rounding can differ between BLAS builds or CPU
+  instruction sets (last-bit differences, not statistical ones).
 """
 
 from __future__ import annotations
@@ -49,10 +74,11 @@ from dataclasses import fields
 from importlib import resources
 from typing import Any
 
-from imagingsim.attenuation import linear_attenuation_per_mm
+from imagingsim.attenuation import contrast_density_g_per_ml, linear_attenuation_per_mm
 from imagingsim.backend import Backend
 from imagingsim.modalities.ct_result import CTAcquisition, CTSystemParams, WaterCalibration
 from imagingsim.modalities.ct_spectrum import (
+    BONE_CHORD_FRACTION,
     BONE_MATERIAL,
     CONTRAST_ELEMENTS,
     XraySpectrum,
@@ -64,6 +90,7 @@ from imagingsim.modalities.ct_spectrum import (
     kramers_photons,
     material_mass_attenuation_cm2_per_g,
     material_mu_per_mm,
+    measured_bone_hu,
     water_hardening_table,
     water_mu_per_mm,
     xray_spectrum,
@@ -166,21 +193,44 @@ def photons_per_detector_bin(spectrum: XraySpectrum, system: CTSystemParams, bin
     return tuple(n * per_view for n in spectrum.photons_per_mAs_per_mm2)
 
 
-def water_calibration(spectrum: XraySpectrum, diameter_mm: float, i0_photons: float) -> WaterCalibration:
+def water_calibration(spectrum: XraySpectrum, diameter_mm: float, i0_photons: float, *,
+                      water_precorrection: bool = True, bone_mm: float | None = None) -> WaterCalibration:
     """Reference energy, mu_water, HU of bone and the pre-correction table of a spectrum.
 
     The table reaches ``ln(i0_photons)``, the largest line integral a measurement clipped at
     1 photon can report.
+
+    Parameters
+    ----------
+    spectrum : XraySpectrum
+    diameter_mm : float
+        Calibration water cylinder diameter, mm.
+    i0_photons : float
+        Unattenuated photons per detector bin per view (the 1-photon clip caps ``p`` at ``ln I0``).
+    water_precorrection : bool, keyword-only
+        Whether the reconstruction pre-corrects for water: ``hu_bone`` is calibrated through
+        the same processing (:func:`~imagingsim.modalities.ct_spectrum.measured_bone_hu`).
+    bone_mm : float, keyword-only
+        Cortical-bone chord of the bone calibration, mm; default
+        :data:`~imagingsim.modalities.ct_spectrum.BONE_CHORD_FRACTION` x ``diameter_mm``.
     """
     mu_cal = calibration_mu_water_per_mm(spectrum, diameter_mm)
     energy = effective_energy_keV(mu_cal)
-    lengths, integrals = water_hardening_table(spectrum, math.log(max(i0_photons, math.e)))
+    max_p = math.log(max(i0_photons, math.e))
+    lengths, integrals = water_hardening_table(spectrum, max_p)
+    mu_w = water_mu_per_mm((energy,))[0]
+    bone = BONE_CHORD_FRACTION * float(diameter_mm) if bone_mm is None else float(bone_mm)
+    hu_bone = measured_bone_hu(spectrum, diameter_mm, bone, mu_w, max_line_integral=max_p,
+                               water_table=(lengths, integrals) if water_precorrection else None)
     return WaterCalibration(
         effective_energy_keV=energy,
-        mu_water_per_mm=water_mu_per_mm((energy,))[0],
+        mu_water_per_mm=mu_w,
         calibration_mu_water_per_mm=mu_cal,
         calibration_diameter_mm=float(diameter_mm),
-        hu_bone=bone_hu(energy),
+        hu_bone=hu_bone,
+        hu_bone_monoenergetic=bone_hu(energy),
+        calibration_bone_mm=bone,
+        water_precorrection=bool(water_precorrection),
         water_lengths_mm=lengths,
         water_line_integrals=integrals,
     )
@@ -251,21 +301,9 @@ def material_basis_maps(phantom, backend: Backend) -> tuple[tuple[str, ...], Any
     return materials, xp.stack(maps, axis=-1)
 
 
-def contrast_maps_g_per_ml(delivery, backend: Backend) -> dict[str, Any]:
-    """Density of each contrast element present, g/mL, ``(nx, ny, nz, T)`` float64.
-
-    Sums, over agents labelled with gold (or iodine), carrier ug/mL x the label's mass
-    fraction x 1e-6 g/ug. Elements no agent carries are absent from the result.
-    """
-    out: dict[str, Any] = {}
-    for item in delivery.agents:
-        for label in item.agent.labels:
-            if label.kind not in CONTRAST_ELEMENTS:
-                continue
-            fraction = label.gold_mass_fraction if label.kind == "gold" else label.iodine_mass_fraction
-            density = item.carrier_ug_per_ml * (fraction * 1e-6)
-            out[label.kind] = out[label.kind] + density if label.kind in out else density
-    return {kind: out[kind] for kind in CONTRAST_ELEMENTS if kind in out}
+#: Density of each contrast element present, g/mL, ``(nx, ny, nz, T)`` (shared with SPECT,
+#: whose photons the same gold and iodine attenuate).
+contrast_maps_g_per_ml = contrast_density_g_per_ml
 
 
 def attenuation_coefficients(materials, elements, energies_keV) -> list[list[float]]:
@@ -373,15 +411,23 @@ def water_precorrect(line_integrals, calibration: WaterCalibration, backend: Bac
     return xp.reshape(length * calibration.mu_water_per_mm, shape)
 
 
-def hu_to_mu_per_mm(hu, energy_keV: float, backend: Backend, *, hu_bone: float):
+def hu_to_mu_per_mm(hu, energy_keV: float, backend: Backend, *, hu_bone: float, clip_negative: bool = True):
     """Bilinear conversion of CT numbers to linear attenuation at another energy (e.g. SPECT).
 
     ``HU <= 0`` (air-water mixtures): ``mu_w(E) (1 + HU / 1000)``.
     ``HU > 0`` (water-bone mixtures): ``mu_w(E) + HU / HU_bone (mu_bone(E) - mu_w(E))``.
     ``mu_w`` is water (1.00 g/mL) and ``mu_bone`` cortical bone (ICRU 44, 1.92 g/mL) at
-    ``energy_keV``; ``HU_bone`` is that bone's CT number at the CT's reference energy
-    (:attr:`CTAcquisition.hu_bone`), so HU 0 maps to water, HU_bone to bone and -1000 to 0.
-    CT numbers below -1000 (noise in air) map to 0, not to negative attenuation.
+    ``energy_keV``; ``HU_bone`` is the CT number that bone *reads* on the CT that produced
+    ``hu`` (:attr:`CTAcquisition.hu_bone`: calibrated through the same polyenergetic chain and
+    water pre-correction, below bone's monoenergetic HU at the reference energy), so HU 0 maps
+    to water, HU_bone to bone and -1000 to 0.
+
+    Known limit: tissues off the air-water-bone lines map with an error. Fat, whose low
+    effective Z makes it attenuate far less than water at low energies (-261 HU at the
+    preclinical 26 keV reference energy, ~-290 HU as read in the mouse phantom), maps to
+    ~0.7 x water's mu at 140 keV where its true mu is 0.95 x water's (clinical 120 kVp:
+    ~-100 HU, ~0.9 x). Soft tissues denser than water sit on the bone branch's shallow slope
+    and map a few % low.
 
     Parameters
     ----------
@@ -391,7 +437,13 @@ def hu_to_mu_per_mm(hu, energy_keV: float, backend: Backend, *, hu_bone: float):
         Photon energy of the target attenuation map, keV (e.g. 140.5 for 99mTc).
     backend : Backend
     hu_bone : float, keyword-only
-        HU of cortical bone on the CT that produced ``hu`` (> 0).
+        HU that cortical bone reads on the CT that produced ``hu`` (> 0).
+    clip_negative : bool, keyword-only
+        True (default): CT numbers below -1000 (noise in air) are clipped to -1000, so mu is
+        never negative -- but zero-mean noise in air then maps to a positive mean mu (a bias).
+        False: the soft branch stays linear below -1000, so mu may be slightly negative in
+        air and zero-mean noise stays zero-mean; the caller clips at 0 *after* any
+        resampling or averaging (e.g. onto a SPECT grid), which keeps the air unbiased.
 
     Returns
     -------
@@ -408,7 +460,8 @@ def hu_to_mu_per_mm(hu, energy_keV: float, backend: Backend, *, hu_bone: float):
     xp = backend.xp
     mu_w = material_mu_per_mm("water", energy_keV)
     mu_b = material_mu_per_mm(BONE_MATERIAL, energy_keV)
-    hu = xp.clip(hu, -1000.0, None)
+    if clip_negative:
+        hu = xp.clip(hu, -1000.0, None)
     soft = mu_w * (1.0 + hu / 1000.0)
     bone = mu_w + hu * ((mu_b - mu_w) / hu_bone)
     return xp.where(hu <= 0.0, soft, bone)
@@ -449,7 +502,8 @@ def acquire_ct(phantom, delivery, scenario: Scenario, backend: Backend, seed: in
     spectrum = scan_spectrum(system)
     photons = photons_per_detector_bin(spectrum, system, geometry.bin_size_mm, dz)
     i0 = math.fsum(photons)
-    calibration = water_calibration(spectrum, system.calibration_diameter_mm, i0)
+    calibration = water_calibration(spectrum, system.calibration_diameter_mm, i0,
+                                    water_precorrection=system.water_precorrection)
     materials, tissue = material_basis_maps(phantom, backend)
     contrast = contrast_maps_g_per_ml(delivery, backend)
     elements = tuple(contrast)

@@ -60,8 +60,22 @@ class WaterCalibration:
         ``calibration_diameter_mm``: ``int p_poly(chord(s)) ds / (pi R^2)``, 1/mm.
     calibration_diameter_mm : float
     hu_bone : float
-        HU of cortical bone (ICRU 44, 1.92 g/mL) at ``E_ref``: the break point of the bilinear
-        HU -> mu conversion (:func:`imagingsim.modalities.ct.hu_to_mu_per_mm`).
+        HU that cortical bone (ICRU 44, 1.92 g/mL) reads on this CT: a central chord of
+        ``calibration_bone_mm`` of bone in the calibration cylinder through the same chain as
+        the data (polyenergetic line integral, 1-photon clip, the water pre-correction when
+        ``water_precorrection``, else none;
+        :func:`~imagingsim.modalities.ct_spectrum.measured_bone_hu`). The break point of the
+        bilinear HU -> mu conversion (:func:`imagingsim.modalities.ct.hu_to_mu_per_mm`), so
+        bone as reconstructed maps to bone's mu.
+    hu_bone_monoenergetic : float
+        HU of cortical bone at the monoenergetic ``E_ref``
+        (:func:`~imagingsim.modalities.ct_spectrum.bone_hu`): higher than ``hu_bone``
+        because the water pre-correction does not undo bone's beam hardening. Kept for
+        reference; using it as the break point under-estimates bone's mu.
+    calibration_bone_mm : float
+        Cortical-bone chord of the ``hu_bone`` calibration, mm.
+    water_precorrection : bool
+        Whether ``hu_bone`` was calibrated through the water pre-correction (as the data are).
     water_lengths_mm, water_line_integrals : tuple of float
         The pre-correction table: polyenergetic line integral ``p_poly(L)`` (mm x 1/mm) of
         water lengths ``L`` (mm); pre-correction maps a measured ``p`` to
@@ -73,6 +87,9 @@ class WaterCalibration:
     calibration_mu_water_per_mm: float
     calibration_diameter_mm: float
     hu_bone: float
+    hu_bone_monoenergetic: float
+    calibration_bone_mm: float
+    water_precorrection: bool
     water_lengths_mm: tuple[float, ...] = field(repr=False)
     water_line_integrals: tuple[float, ...] = field(repr=False)
 
@@ -99,7 +116,7 @@ class CTAcquisition:
     i0_photons : float
         Their sum: the air scan (flood) counts per detector bin per view.
     calibration : WaterCalibration
-        Reference energy, mu_water, HU of bone, the pre-correction table.
+        Reference energy, mu_water, HU of bone (measured and monoenergetic), the pre-correction table.
     materials : tuple of str
         Materials of the density basis maps (``data/materials.toml`` keys).
     contrast_elements : tuple of str
@@ -148,8 +165,14 @@ class CTAcquisition:
 
     @property
     def hu_bone(self) -> float:
-        """HU of cortical bone at the reference energy (for :func:`~imagingsim.modalities.ct.hu_to_mu_per_mm`)."""
+        """HU cortical bone reads on this CT (for :func:`~imagingsim.modalities.ct.hu_to_mu_per_mm`; see
+        :class:`WaterCalibration`)."""
         return self.calibration.hu_bone
+
+    @property
+    def hu_bone_monoenergetic(self) -> float:
+        """HU of cortical bone at the monoenergetic reference energy (reference only; see :class:`WaterCalibration`)."""
+        return self.calibration.hu_bone_monoenergetic
 
     @property
     def mu_water_per_mm(self) -> float:

@@ -337,10 +337,12 @@ def _ct_mu(ct, schedule_index: int, energy_keV: float, phantom_grid, grid, backe
     from imagingsim.modalities.ct import hu_to_mu_per_mm
 
     xp = backend.xp
-    # The CT scans every schedule time: its scan index is the schedule index.
-    mu = hu_to_mu_per_mm(ct.hu[..., schedule_index], energy_keV, backend, hu_bone=ct.hu_bone)
+    # The CT scans every schedule time: its scan index is the schedule index. Negative mu
+    # (noise in air) is kept through the averaging and clipped after it, so that noise
+    # averages out instead of biasing air upwards.
+    mu = hu_to_mu_per_mm(ct.hu[..., schedule_index], energy_keV, backend, hu_bone=ct.hu_bone, clip_negative=False)
     host = resample_to_grid(backend.to_host(mu), phantom_grid, grid, quantity="concentration")
-    return xp.astype(backend.from_host(host), xp.float32)
+    return xp.clip(xp.astype(backend.from_host(host), xp.float32), 0.0, None)
 
 
 def roi_activity_bq_per_ml(acquisition: SPECTAcquisition, mask, backend: Backend):
