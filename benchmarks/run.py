@@ -16,9 +16,9 @@ import platform
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import Callable
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict]] = {}
 
@@ -486,9 +486,9 @@ def spect_osem_iteration(args) -> dict:
             total += ndimage.rotate(planes * a, angle, axes=(0, 1), reshape=False, order=1)
         return total
 
-    projection = reference_forward(activity)
-    reference = best_of(lambda: reference_adjoint(projection / np.maximum(reference_forward(activity), 1e-9)), 1)
-    del projection
+    measured = reference_forward(activity)
+    # One iteration's work: a forward projection and the back projection of the ratio.
+    reference = best_of(lambda: reference_adjoint(measured / np.maximum(reference_forward(activity), 1e-9)), 1)
     return {
         "spect_osem_iteration_seconds": round(per_iteration, 3),
         "spect_osem_vs_ndimage_rotate_gaussian": round(reference / per_iteration, 1),

@@ -10,17 +10,19 @@ import contextlib
 import functools
 import hashlib
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any
 
 from imagingsim.backend import Backend, get_backend
 from imagingsim.scenario import Scenario
 
-StepReporter = Callable[[str], ContextManager[Any]]
+StepReporter = Callable[[str], AbstractContextManager[Any]]
 
 
-def _silent(_name: str) -> ContextManager[Any]:
+def _silent(_name: str) -> AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 

@@ -10,11 +10,12 @@ validation.
 from __future__ import annotations
 
 import copy
+import itertools
 import re
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -147,7 +148,7 @@ class IodineLabel(_Model):
 
 
 Label = Annotated[
-    Union[RadionuclideLabel, IronOxideLabel, FluorophoreLabel, GoldLabel, IodineLabel],
+    RadionuclideLabel | IronOxideLabel | FluorophoreLabel | GoldLabel | IodineLabel,
     Field(discriminator="kind"),
 ]
 LABEL_KINDS = ("radionuclide", "iron_oxide", "fluorophore", "gold", "iodine")
@@ -243,7 +244,7 @@ class ScheduleSpec(_Model):
     @field_validator("times_h")
     @classmethod
     def _increasing(cls, times):
-        if any(b <= a for a, b in zip(times, times[1:])):
+        if any(b <= a for a, b in itertools.pairwise(times)):
             raise ValueError(f"times_h must be strictly increasing, got {times}")
         return times
 
@@ -332,7 +333,7 @@ class MRISpec(_Model):
     @model_validator(mode="after")
     def _consistent(self):
         times = self.echo_times_ms
-        if any(b <= a for a, b in zip(times, times[1:])):
+        if any(b <= a for a, b in itertools.pairwise(times)):
             raise ValueError(f"echo_times_ms must be strictly increasing, got {times}")
         if times[-1] >= self.repetition_time_ms:
             raise ValueError(

@@ -19,8 +19,8 @@ from imagingsim.delivery.carriers import carrier_parameters
 from imagingsim.grid import ImageGrid
 from imagingsim.io.atomic import atomic_write_bytes, check_output_dir, staged_directory
 from imagingsim.io.bids import TRUTH_FILES, json_text, property_desc, write_dataset
-from imagingsim.io.truth_files import MODALITY_TRUTH_FILES
 from imagingsim.io.nifti import XFORM_CODE, read_nifti, write_nifti
+from imagingsim.io.truth_files import MODALITY_TRUTH_FILES
 from imagingsim.phantom.model import PROPERTY_UNITS, Label, Phantom
 from imagingsim.scenario import validate_scenario
 
@@ -264,9 +264,8 @@ def test_overwrite_replaces_and_empty_out_is_accepted(tmp_path):
 def test_staged_directory_rejects_a_file(tmp_path):
     target = tmp_path / "file"
     target.write_text("x")
-    with pytest.raises(ValueError, match="not a directory"):
-        with staged_directory(target):
-            pass
+    with pytest.raises(ValueError, match="not a directory"), staged_directory(target):
+        pass
 
 
 # --- BIDS dataset ----------------------------------------------------------------------------
@@ -348,7 +347,7 @@ def test_dataset_tree_and_contents(tmp_path):
     assert t1_meta["Units"] == "s" and t1_meta["MagneticFieldStrength"] == 3
 
     # 4-D concentration maps and their sidecar
-    conc, affine = read_nifti(out / f"{DELIVERY}Carrier_conc.nii.gz")
+    conc, _ = read_nifti(out / f"{DELIVERY}Carrier_conc.nii.gz")
     assert conc.shape == (6, 5, 4, 3)
     meta = json.loads((out / f"{DELIVERY}Carrier_conc.json").read_text())
     assert meta["Units"] == "ug/mL"
