@@ -441,3 +441,21 @@ def test_gold_attenuates_the_simulated_spect_photons():
     mu = np.asarray(acq.mu_true_per_mm["171keV"])
     np.testing.assert_allclose(mu, expected, rtol=1e-5, atol=1e-9)
     assert np.max(mu - tissue[..., None]) > 1e-3 * np.max(tissue)  # the gold is there to see
+
+
+def test_attenuation_tables_over_budget_are_recomputed_with_identical_results(monkeypatch):
+    """With a 0 MB budget the tables are recomputed per view block: same bits, still adjoint."""
+    be = get_backend("numpy")
+    geometry = SPECTGeometry.covering((20, 18), 2.0, 12)
+    mu = np.random.default_rng(3).uniform(0.0, 0.02, (20, 18, 4)).astype(np.float32)
+    image = np.random.default_rng(4).random((20, 18, 4)).astype(np.float32)
+    kept = SPECTProjector(geometry, 4, 2.0, be, mu_per_mm=mu, collimator=LEHR)
+    monkeypatch.setenv("IMAGINGSIM_SPECT_ATTENUATION_MB", "0")
+    recomputed = SPECTProjector(geometry, 4, 2.0, be, mu_per_mm=mu, collimator=LEHR)
+    assert kept._attenuation is not None and recomputed._attenuation is None
+    np.testing.assert_array_equal(recomputed.apply(image), kept.apply(image))
+    np.testing.assert_array_equal(recomputed.adjoint(kept.apply(image)), kept.adjoint(kept.apply(image)))
+    assert check_adjoint(recomputed, dtype=np.float32) < 1e-5
+    monkeypatch.setenv("IMAGINGSIM_SPECT_ATTENUATION_MB", "lots")
+    with pytest.raises(ValueError, match="IMAGINGSIM_SPECT_ATTENUATION_MB"):
+        SPECTProjector(geometry, 4, 2.0, be, mu_per_mm=mu)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -49,6 +50,18 @@ FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 _MAX_PASS_VARIANCE = 0.5
 #: Views resampled together: bounds the rotated working array to a few views.
 _VIEWS_PER_BLOCK = 8
+#: Attenuation tables up to this size (MB, per projector) are kept between products;
+#: ``IMAGINGSIM_SPECT_ATTENUATION_MB`` overrides it. Larger ones (a clinical torso: ~1.4 GB
+#: per photopeak at 120 views) are recomputed per view block, which costs one more sparse
+#: product per block.
+DEFAULT_ATTENUATION_MB = 1024
+
+
+def _attenuation_budget_bytes() -> int:
+    configured = os.environ.get("IMAGINGSIM_SPECT_ATTENUATION_MB", "").strip()
+    if configured and not configured.isdigit():
+        raise ValueError(f"IMAGINGSIM_SPECT_ATTENUATION_MB: must be a whole number of MB >= 0, got {configured!r}")
+    return int(configured or DEFAULT_ATTENUATION_MB) * 2**20
 
 
 @dataclass(frozen=True)
@@ -245,7 +258,10 @@ class SPECTProjector(LinearOperator):
         n = geometry.n_angles
         self._blocks = [list(range(lo, min(lo + _VIEWS_PER_BLOCK, n))) for lo in range(0, n, _VIEWS_PER_BLOCK)]
         self._matrices = [_rotation_matrix(geometry.views(b), backend, dtype_name) for b in self._blocks]
-        self._attenuation = None if mu_per_mm is None else [self._attenuation_factors(m) for m in self._matrices]
+        # Attenuation tables (one value per rotated sample and view) are kept when they fit the
+        # budget, else recomputed for each view block at every product (one more sparse product).
+        keep = mu_per_mm is not None and self._table_bytes() <= _attenuation_budget_bytes()
+        self._attenuation = [self._attenuation_factors(m) for m in self._matrices] if keep else None
         self._passes = None if collimator is None else self._blur_passes(collimator)
 
     def subset(self, views) -> SPECTProjector:
@@ -296,6 +312,18 @@ class SPECTProjector(LinearOperator):
     def _rotated_shape(self, n_views: int) -> tuple[int, int, int, int]:
         return (n_views, self.geometry.n_bins, self.geometry.n_bins, self.in_shape[2])
 
+    def _table_bytes(self) -> int:
+        """Bytes of the attenuation tables of all views."""
+        n = self.geometry.n_bins
+        itemsize = 4 if self.dtype == self.backend.xp.float32 else 8
+        return self.geometry.n_angles * n * n * self.in_shape[2] * itemsize
+
+    def _block_attenuation(self, k: int):
+        """Attenuation factors of view block ``k`` (kept or recomputed), or None without attenuation."""
+        if self.mu_per_mm is None:
+            return None
+        return self._attenuation[k] if self._attenuation is not None else self._attenuation_factors(self._matrices[k])
+
     def _attenuation_factors(self, matrix):
         """``exp(-int mu)`` from each rotated-grid sample to the collimator (float, rotated layout)."""
         xp = self.backend.xp
@@ -314,8 +342,9 @@ class SPECTProjector(LinearOperator):
         out = []
         for k, (views, matrix) in enumerate(zip(self._blocks, self._matrices)):
             rotated = xp.reshape(matrix.apply(flat), self._rotated_shape(len(views)))
-            if self._attenuation is not None:
-                rotated = rotated * self._attenuation[k]
+            attenuation = self._block_attenuation(k)
+            if attenuation is not None:
+                rotated = rotated * attenuation
             out.append(self._collapse(rotated, k))
         return xp.concat(out, axis=0)
 
@@ -326,8 +355,9 @@ class SPECTProjector(LinearOperator):
         total = None
         for k, (views, matrix) in enumerate(zip(self._blocks, self._matrices)):
             rotated = self._spread(y[views[0]:views[-1] + 1, ...], k)
-            if self._attenuation is not None:
-                rotated = rotated * self._attenuation[k]
+            attenuation = self._block_attenuation(k)
+            if attenuation is not None:
+                rotated = rotated * attenuation
             back = matrix.adjoint(xp.reshape(rotated, (-1, nz)))
             total = back if total is None else total + back
         return xp.reshape(total, self.in_shape)
@@ -482,4 +512,4 @@ def _build_rotation(geometry: SPECTGeometry, backend: Backend, dtype_name: str):
     return backend.sparse_csr(values, xp.astype(xp.concat(indices), index_dtype), indptr, (n_rows, nx * ny))
 
 
-__all__ = ["FWHM_PER_SIGMA", "CollimatorResponse", "SPECTGeometry", "SPECTProjector"]
+__all__ = ["DEFAULT_ATTENUATION_MB", "FWHM_PER_SIGMA", "CollimatorResponse", "SPECTGeometry", "SPECTProjector"]
