@@ -41,7 +41,7 @@ class ImageGrid:
         object.__setattr__(self, "origin_mm", tuple(float(v) for v in self.origin_mm))
 
     @classmethod
-    def centred(cls, fov_mm: tuple[float, float, float], voxel_size_mm: float) -> "ImageGrid":
+    def centred(cls, fov_mm: tuple[float, float, float], voxel_size_mm: float) -> ImageGrid:
         """An isotropic grid covering ``fov_mm`` (rounded up to whole voxels), centred on 0."""
         shape = tuple(max(1, int(-(-f // voxel_size_mm))) for f in fov_mm)
         origin = tuple(-0.5 * (n - 1) * voxel_size_mm for n in shape)

@@ -574,6 +574,17 @@ def positron_nuclide(agent: AgentSpec) -> str | None:
     return None
 
 
+def specific_activity_bq_per_ug(agent: AgentSpec, nuclide: str) -> float:
+    """Activity per ug of carrier at injection of ``agent``'s ``nuclide`` label, Bq/ug.
+
+    ``specific_activity_MBq_per_mg`` x 1e3 (1 MBq/mg = 1e6 Bq / 1e3 ug).
+    """
+    for label in agent.labels:
+        if label.kind == "radionuclide" and label.nuclide == nuclide:
+            return label.specific_activity_MBq_per_mg * 1e3
+    raise ValueError(f"agent {agent.name!r} has no {nuclide} label")
+
+
 def spect_nuclide(agent: AgentSpec) -> str | None:
     """The single-photon nuclide labelling ``agent`` (SPECT), or None."""
     for label in agent.labels:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -89,7 +90,7 @@ class Generator:
     on the host, are counted as round trips off the CPU.
     """
 
-    def __init__(self, backend: "Backend", seed_words: tuple[int, ...]):
+    def __init__(self, backend: Backend, seed_words: tuple[int, ...]):
         self._backend = backend
         self._host = np.random.Generator(np.random.PCG64(np.random.SeedSequence(list(seed_words))))
 

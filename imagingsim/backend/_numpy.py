@@ -14,7 +14,6 @@ from scipy import sparse
 
 from imagingsim.backend._base import Backend, Ndimage, SparseMatrix
 
-
 #: Matrices with fewer stored entries are multiplied in one thread (threads cost ~50 us).
 _PARALLEL_MIN_NNZ = 1_000_000
 

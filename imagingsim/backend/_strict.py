@@ -78,7 +78,7 @@ def _sparse_csr_via_host(backend_ref):
 def make_strict_backend() -> Backend:
     """Build the (cached) strict backend."""
     holder: list[Backend] = []
-    ref = lambda: holder[0]  # noqa: E731 - late binding: the shims need the finished backend
+    ref = lambda: holder[0]
     backend = Backend(
         name="strict",
         xp=xs,

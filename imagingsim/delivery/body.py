@@ -8,8 +8,9 @@ contiguous slices, so no dense one-hot matrix is ever built.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from imagingsim.delivery.result import REGIONS
 from imagingsim.phantom.model import TUMOUR_LABELS, Label, Phantom

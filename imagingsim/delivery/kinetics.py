@@ -105,8 +105,9 @@ ledgers and blood curves per agent at the end); no uploads, no round trips.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from imagingsim.delivery.body import (
     MPS_ORGANS,

@@ -110,7 +110,7 @@ class Network:
         gap = xp.abs(x_src - x_dst)
         return xp.minimum(xp.exp(-lo) * self._phi(gap) / self._phi(x_src), 1.0)
 
-    def factors(self, dt: float) -> "StepFactors":
+    def factors(self, dt: float) -> StepFactors:
         """Step factors for a step of ``dt`` hours."""
         xp = self.xp
         stay, leave, x = [], [], []
@@ -151,7 +151,7 @@ class Network:
             return self.xp.vecdot(amount, factor)
         return amount * factor
 
-    def step(self, values: list, f: "StepFactors") -> list:
+    def step(self, values: list, f: StepFactors) -> list:
         """Advance all states by one step (returns new state values; inputs are not modified).
 
         First pass: each transfer moves its share of the source's start-of-step content; the

@@ -14,8 +14,8 @@ import contextlib
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "check_output_dir", "staged_directory"]
 

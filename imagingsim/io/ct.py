@@ -25,7 +25,7 @@ import numpy as np
 from imagingsim.grid import ImageGrid
 from imagingsim.io.atomic import atomic_write_text
 from imagingsim.io.bids import TIME_REFERENCE, write_json
-from imagingsim.io.nifti import write_nifti
+from imagingsim.io.nifti import sinogram_grid, write_nifti
 from imagingsim.io.pet import GEOMETRY_CONVENTIONS
 from imagingsim.modalities.ct_result import CTAcquisition
 from imagingsim.scenario import time_label
@@ -71,7 +71,7 @@ def write_ct(stage: Path, scenario, phantom, acquisition: CTAcquisition, backend
     counts = np.asarray(backend.to_host(acq.measured_counts), dtype=np.float32)
     mu_true = np.asarray(backend.to_host(acq.mu_true_per_mm), dtype=np.float32)
     contrast = {e: np.asarray(backend.to_host(a), dtype=np.float32) for e, a in acq.contrast_mg_per_ml.items()}
-    sino_grid = _sinogram_grid(acq, phantom.grid)
+    sino_grid = sinogram_grid(acq.geometry, phantom.grid)
     for k, time_h in enumerate(acq.times_h):
         base = f"{sub}_acq-{time_label(time_h)}"
         write_nifti(ct_dir / f"{base}_ct.nii.gz", hu[..., k], phantom.grid, description=f"imagingsim CT HU {time_h:g} h")
@@ -173,17 +173,6 @@ def _write_truth(truth: Path, base: str, acq: CTAcquisition, time_h: float, mu, 
             "ReferenceTime": TIME_REFERENCE,
             "SpatialReference": spatial_reference,
         })
-
-
-def _sinogram_grid(acq: CTAcquisition, grid: ImageGrid) -> ImageGrid:
-    """A NIfTI grid for sinograms: pixdim = (view step in degrees, bin size mm, slice mm)."""
-    angles = acq.geometry.angles_deg
-    step = angles[1] - angles[0] if len(angles) > 1 else 180.0
-    return ImageGrid(
-        (acq.geometry.n_angles, acq.geometry.n_bins, grid.shape[2]),
-        (step, acq.geometry.bin_size_mm, grid.voxel_size_mm[2]),
-        (angles[0], acq.geometry.bin_centres_mm[0], grid.origin_mm[2]),
-    )
 
 
 def _geometry_record(acq: CTAcquisition, phantom, sub: str) -> dict:

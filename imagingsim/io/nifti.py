@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import gzip
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import nibabel as nib
 import numpy as np
@@ -33,7 +33,7 @@ import numpy as np
 from imagingsim.grid import ImageGrid
 from imagingsim.io.atomic import atomic_write_bytes
 
-__all__ = ["XFORM_CODE", "nifti_image", "read_nifti", "write_nifti"]
+__all__ = ["XFORM_CODE", "nifti_image", "read_nifti", "sinogram_grid", "write_nifti"]
 
 #: qform_code and sform_code written into every file (1 = NIFTI_XFORM_SCANNER_ANAT).
 XFORM_CODE = 1
@@ -166,3 +166,18 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     else:
         array = np.asarray(img.dataobj)
     return array, np.array(img.affine, dtype=np.float64)
+
+
+def sinogram_grid(geometry, grid: ImageGrid) -> ImageGrid:
+    """A NIfTI grid for ``[view, radial bin, slice]`` sinograms of a parallel-beam ``geometry``.
+
+    pixdim = (view step in degrees, bin size mm, slice mm) and the origin holds the first
+    angle, bin centre and slice position: a readable record, not a spatial mapping.
+    """
+    angles = geometry.angles_deg
+    step = angles[1] - angles[0] if len(angles) > 1 else 180.0
+    return ImageGrid(
+        (geometry.n_angles, geometry.n_bins, grid.shape[2]),
+        (step, geometry.bin_size_mm, grid.voxel_size_mm[2]),
+        (angles[0], geometry.bin_centres_mm[0], grid.origin_mm[2]),
+    )

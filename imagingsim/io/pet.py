@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from imagingsim.grid import ImageGrid
 from imagingsim.io.atomic import atomic_write_text
 from imagingsim.io.bids import TIME_REFERENCE, write_json
-from imagingsim.io.nifti import write_nifti
+from imagingsim.io.nifti import sinogram_grid, write_nifti
 from imagingsim.modalities.pet_physics import nuclide
 from imagingsim.modalities.pet_result import PETAcquisition
 
@@ -77,7 +76,7 @@ def write_pet(stage: Path, scenario, phantom, acquisition: PETAcquisition, backe
 
     raw = stage / "sourcedata" / sub / "pet"
     raw.mkdir(parents=True, exist_ok=True)
-    sino_grid = _sinogram_grid(acquisition, phantom.grid)
+    sino_grid = sinogram_grid(acquisition.geometry, phantom.grid)
     for name, array, what in (
         ("prompts", acquisition.prompts, "prompt counts (trues + scatter + randoms, Poisson)"),
         ("background", acquisition.expected_background, "expected scatter + randoms counts"),
@@ -214,17 +213,6 @@ def _recon_fields(acq: PETAcquisition, method: str) -> dict:
         fields["ReconFilterSize"] = params["filter_size"]
         fields["ReconFilterSizeUnits"] = "mm"
     return fields
-
-
-def _sinogram_grid(acq: PETAcquisition, grid: ImageGrid) -> ImageGrid:
-    """A NIfTI grid for sinograms: pixdim = (view step in degrees, bin size mm, slice mm)."""
-    angles = acq.geometry.angles_deg
-    step = angles[1] - angles[0] if len(angles) > 1 else 180.0
-    return ImageGrid(
-        (acq.geometry.n_angles, acq.geometry.n_bins, grid.shape[2]),
-        (step, acq.geometry.bin_size_mm, grid.voxel_size_mm[2]),
-        (angles[0], acq.geometry.bin_centres_mm[0], grid.origin_mm[2]),
-    )
 
 
 def _geometry_record(acq: PETAcquisition, phantom, base: str) -> dict:

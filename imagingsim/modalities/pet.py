@@ -64,6 +64,7 @@ from imagingsim.noise import check_nonnegative, poisson_counts
 from imagingsim.operators import Blur, FrameWise
 from imagingsim.projectors import ParallelBeamGeometry
 from imagingsim.scenario import AgentSpec, Scenario, positron_nuclide
+from imagingsim.scenario import specific_activity_bq_per_ug as label_specific_activity
 
 #: Random stream of PET noise: the generator key is (seed, PET_NOISE_STREAM, frame index).
 PET_NOISE_STREAM = 0x9E7
@@ -117,10 +118,7 @@ def scatter_and_randoms(trues, geometry: ParallelBeamGeometry, slice_mm: float, 
 
 def specific_activity_bq_per_ug(agent: AgentSpec) -> float:
     """Activity per ug of carrier at injection of ``agent``'s positron label, Bq/ug."""
-    for label in agent.labels:
-        if label.kind == "radionuclide" and label.nuclide == positron_nuclide(agent):
-            return label.specific_activity_MBq_per_mg * 1e3  # MBq/mg = 1e6 Bq / 1e3 ug
-    raise ValueError(f"agent {agent.name!r} has no positron-emitting label")
+    return label_specific_activity(agent, positron_nuclide(agent))
 
 
 def check_pet(scenario: Scenario) -> None:

@@ -60,6 +60,7 @@ from imagingsim.modalities.stages import StageTimer
 from imagingsim.noise import poisson_counts
 from imagingsim.operators import Blur
 from imagingsim.scenario import AgentSpec, Scenario, spect_nuclide
+from imagingsim.scenario import specific_activity_bq_per_ug as label_specific_activity
 
 #: Random stream of SPECT noise: generator key (seed, SPECT_NOISE_STREAM, schedule index, window).
 SPECT_NOISE_STREAM = 0x5BEC7
@@ -67,10 +68,7 @@ SPECT_NOISE_STREAM = 0x5BEC7
 
 def specific_activity_bq_per_ug(agent: AgentSpec) -> float:
     """Activity per ug of carrier at injection of ``agent``'s single-photon label, Bq/ug."""
-    for label in agent.labels:
-        if label.kind == "radionuclide" and label.nuclide == spect_nuclide(agent):
-            return label.specific_activity_MBq_per_mg * 1e3  # MBq/mg = 1e6 Bq / 1e3 ug
-    raise ValueError(f"agent {agent.name!r} has no single-photon label")
+    return label_specific_activity(agent, spect_nuclide(agent))
 
 
 def check_spect(scenario: Scenario) -> None:

@@ -16,8 +16,9 @@ species constants, the field of view and the painter.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 from imagingsim.grid import ImageGrid
 from imagingsim.phantom.model import Label
@@ -66,7 +67,7 @@ class Ellipsoid:
         hi = tuple(c + a for c, a in zip(self.centre_mm, self.semi_axes_mm))
         return lo, hi
 
-    def shrunk(self, by_mm: float) -> "Ellipsoid":
+    def shrunk(self, by_mm: float) -> Ellipsoid:
         """The ellipsoid with every semi-axis reduced by ``by_mm`` (an inner wall)."""
         return Ellipsoid(self.centre_mm, tuple(a - by_mm for a in self.semi_axes_mm))
 

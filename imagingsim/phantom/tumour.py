@@ -47,7 +47,7 @@ class TumourShape:
     phases: Any
 
     @classmethod
-    def draw(cls, backend, spec: TumourSpec, seed: int, index: int) -> "TumourShape":
+    def draw(cls, backend, spec: TumourSpec, seed: int, index: int) -> TumourShape:
         """Draw the perturbation of tumour number ``index`` from ``backend.rng(seed, 1, index)``."""
         xp = backend.xp
         rng = backend.rng(seed, STREAM_TUMOUR_SHAPE, index)

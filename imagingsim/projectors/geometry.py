@@ -117,10 +117,7 @@ class ParallelBeamGeometry:
         bit-reversed order for powers of two (0, 4, 2, 6, 1, 5, 3, 7). Visiting neighbouring
         angles in turn converges worse (Hudson & Larkin 1994).
         """
-        n = int(n_subsets)
-        if not 1 <= n <= self.n_angles:
-            raise ValueError(f"n_subsets must be in [1, {self.n_angles}] (the number of views), got {n_subsets}")
-        return [list(range(offset, self.n_angles, n)) for offset in _spread_order(n)]
+        return interleaved_subsets(self.n_angles, n_subsets)
 
     def to_dict(self) -> dict:
         """JSON-ready description for raw-data sidecars (units in the keys)."""
@@ -132,6 +129,17 @@ class ParallelBeamGeometry:
             "bin_size_mm": self.bin_size_mm,
             "bin_centres_mm": list(self.bin_centres_mm),
         }
+
+
+def interleaved_subsets(n_angles: int, n_subsets: int) -> list[list[int]]:
+    """View indices of ``n_subsets`` interleaved subsets of ``n_angles`` views, well-spread order.
+
+    See :meth:`ParallelBeamGeometry.subset_views` (SPECT geometries use the same rule).
+    """
+    n = int(n_subsets)
+    if not 1 <= n <= n_angles:
+        raise ValueError(f"n_subsets must be in [1, {n_angles}] (the number of views), got {n_subsets}")
+    return [list(range(offset, n_angles, n)) for offset in _spread_order(n)]
 
 
 def _spread_order(n: int) -> list[int]:

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 from imagingsim.backend import Backend
 from imagingsim.operators import LinearOperator
+from imagingsim.projectors.geometry import interleaved_subsets
 from imagingsim.projectors.parallel import _CACHE, _dtype_name, _linear_weights
 
 #: FWHM of a Gaussian over its sigma.
@@ -204,12 +205,7 @@ class SPECTGeometry:
 
     def subset_views(self, n_subsets: int) -> list[list[int]]:
         """Interleaved subsets in a well-spread order (as :meth:`ParallelBeamGeometry.subset_views`)."""
-        from imagingsim.projectors.geometry import _spread_order
-
-        n = int(n_subsets)
-        if not 1 <= n <= self.n_angles:
-            raise ValueError(f"n_subsets must be in [1, {self.n_angles}] (the number of views), got {n_subsets}")
-        return [list(range(offset, self.n_angles, n)) for offset in _spread_order(n)]
+        return interleaved_subsets(self.n_angles, n_subsets)
 
     def to_dict(self) -> dict:
         """JSON-ready description for raw-data sidecars (units in the keys)."""
