@@ -459,3 +459,12 @@ def test_attenuation_tables_over_budget_are_recomputed_with_identical_results(mo
     monkeypatch.setenv("IMAGINGSIM_SPECT_ATTENUATION_MB", "lots")
     with pytest.raises(ValueError, match="IMAGINGSIM_SPECT_ATTENUATION_MB"):
         SPECTProjector(geometry, 4, 2.0, be, mu_per_mm=mu)
+
+
+def test_overlapping_acquisitions_are_refused_before_simulating():
+    """Two schedule times 10 min apart cannot hold 30 min acquisitions: one line naming the field."""
+    from imagingsim.modalities.spect import check_spect
+
+    scenario = load_scenario("mouse_gold_spect_ct", ["schedule.times_h=[1.0, 1.1667]"])
+    with pytest.raises(ValueError, match=r"^modalities.spect.acquisition_time_s: 1800 s acquisitions would overlap"):
+        check_spect(scenario)

@@ -95,6 +95,7 @@ from imagingsim.modalities.ct_spectrum import (
     water_mu_per_mm,
     xray_spectrum,
 )
+from imagingsim.modalities.settings import merged_preset
 from imagingsim.modalities.stages import StageTimer
 from imagingsim.noise import poisson_counts
 from imagingsim.projectors import ParallelBeamGeometry, ParallelProjector, PixelBackprojector
@@ -148,17 +149,8 @@ def ct_system_params(spec: CTSpec) -> CTSystemParams:
         raise ValueError(f"modalities.ct.system: no preset {spec.system!r}; presets: {', '.join(presets)}")
     preset = presets[spec.system]
     derived = {"preset", "fluence_kvp", "fluence_filtration_mm", "water_precorrection", "noise"}
-    values: dict[str, Any] = {}
-    for f in fields(CTSystemParams):
-        if f.name in derived:
-            continue
-        override = getattr(spec, f.name, None) if f.name in OVERRIDABLE else None
-        if override is not None:
-            values[f.name] = override
-        elif f.name in preset:
-            values[f.name] = preset[f.name]
-        else:
-            raise ValueError(f"data/ct_systems.toml [ct.{spec.system}] has no {f.name!r}")
+    names = [f.name for f in fields(CTSystemParams) if f.name not in derived]
+    values = merged_preset(spec, preset, names, OVERRIDABLE, table=f"data/ct_systems.toml [ct.{spec.system}]")
     for name in ("kvp", "tube_current_time_mAs", "inherent_filtration_mm_Al", "added_filtration_mm_Al",
                  "added_filtration_mm_Cu", "fluence_photons_per_mAs_per_mm2", "calibration_diameter_mm", "fbp_cutoff"):
         values[name] = float(values[name])

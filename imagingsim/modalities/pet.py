@@ -59,6 +59,7 @@ from imagingsim.modalities.pet_system import (
     reconstruct_pet,
     resolution_kernel,
 )
+from imagingsim.modalities.settings import check_acquisitions_fit
 from imagingsim.modalities.stages import StageTimer
 from imagingsim.noise import check_nonnegative, poisson_counts
 from imagingsim.operators import Blur, FrameWise
@@ -132,13 +133,8 @@ def check_pet(scenario: Scenario) -> None:
     """
     scanner = scanner_params(scenario.modalities.pet)
     injection_h = scenario.pet_tracer().injection_time_h
-    times_s = [3600.0 * t for t in scenario.schedule.times_h if t >= injection_h]
-    gaps = [b - a for a, b in zip(times_s, times_s[1:])]
-    if gaps and scanner.frame_duration_s > min(gaps):
-        raise ValueError(
-            f"modalities.pet.frame_duration_s: {scanner.frame_duration_s:g} s frames would overlap; the schedule "
-            f"times are as close as {min(gaps):g} s"
-        )
+    check_acquisitions_fit(scenario.schedule.times_h, injection_h, scanner.frame_duration_s,
+                           "modalities.pet.frame_duration_s", "frames")
 
 
 def acquire_pet(phantom, delivery, scenario: Scenario, backend: Backend, seed: int) -> PETAcquisition:

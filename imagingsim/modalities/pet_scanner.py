@@ -9,6 +9,7 @@ from importlib import resources
 from typing import Any
 
 from imagingsim.modalities.pet_result import ScannerParams
+from imagingsim.modalities.settings import merged_preset
 from imagingsim.scenario import PETSpec
 
 #: ScannerParams fields that a scenario may override (the PETSpec field of the same name).
@@ -47,17 +48,9 @@ def scanner_params(spec: PETSpec) -> ScannerParams:
     if spec.scanner not in presets:
         raise ValueError(f"modalities.pet.scanner: no preset {spec.scanner!r}; presets: {', '.join(presets)}")
     preset = presets[spec.scanner]
-    values: dict[str, Any] = {"preset": spec.scanner}
-    for f in fields(ScannerParams):
-        if f.name == "preset":
-            continue
-        override = getattr(spec, f.name, None) if f.name in OVERRIDABLE else None
-        if override is not None:
-            values[f.name] = override
-        elif f.name in preset:
-            values[f.name] = preset[f.name]
-        else:
-            raise ValueError(f"data/scanners.toml [pet.{spec.scanner}] has no {f.name!r}")
+    names = [f.name for f in fields(ScannerParams) if f.name != "preset"]
+    values: dict[str, Any] = {"preset": spec.scanner, **merged_preset(
+        spec, preset, names, OVERRIDABLE, table=f"data/scanners.toml [pet.{spec.scanner}]")}
     for name in ("n_views", "iterations", "subsets"):
         values[name] = int(values[name])
     for name in ("fwhm_mm", "sensitivity", "scatter_fraction", "randoms_fraction", "frame_duration_s",

@@ -44,6 +44,7 @@ import itertools
 from imagingsim.attenuation import contrast_attenuation_per_mm, contrast_density_g_per_ml, linear_attenuation_per_mm
 from imagingsim.backend import Backend
 from imagingsim.modalities.pet_physics import decay_integral_s, nuclide
+from imagingsim.modalities.settings import check_acquisitions_fit
 from imagingsim.modalities.spect_physics import SPECTParams, photopeaks, spect_params
 from imagingsim.modalities.spect_result import RECON_VARIANTS, SPECTAcquisition
 from imagingsim.modalities.spect_system import (
@@ -89,13 +90,8 @@ def check_spect(scenario: Scenario) -> None:
     params = spect_params(spec, data)
     check_windows(photopeaks(data, params), params, tew=spec.scatter == "tew")
     SPECTGrids.build(get_anatomy(scenario.phantom.anatomy).grid(scenario.phantom.voxel_size_mm), params)
-    times_s = [3600.0 * t for t in scenario.schedule.times_h if t >= tracer.injection_time_h]
-    gaps = [b - a for a, b in itertools.pairwise(times_s)]
-    if gaps and params.acquisition_time_s > min(gaps):
-        raise ValueError(
-            f"modalities.spect.acquisition_time_s: {params.acquisition_time_s:g} s acquisitions would overlap; the "
-            f"schedule times are as close as {min(gaps):g} s"
-        )
+    check_acquisitions_fit(scenario.schedule.times_h, tracer.injection_time_h, params.acquisition_time_s,
+                           "modalities.spect.acquisition_time_s", "acquisitions")
 
 
 def check_windows(peaks, params: SPECTParams, *, tew: bool) -> None:
