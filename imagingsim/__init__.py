@@ -26,7 +26,18 @@ _API = {
     "write_subject": "imagingsim.pipeline",
 }
 
-__all__ = ["__version__", *_API]
+__all__ = [  # noqa: RUF022 - the public API, in the order of _API
+    "__version__",
+    "load_scenario",
+    "ScenarioError",
+    "Scenario",
+    "get_backend",
+    "ImageGrid",
+    "Subject",
+    "simulate",
+    "write_subject",
+]
+assert set(__all__) == {"__version__", *_API}
 
 
 def __getattr__(name: str):

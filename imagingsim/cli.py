@@ -11,7 +11,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -43,17 +43,19 @@ class WriteFailed(Exception):
 
 @app.command()
 def simulate(
-    scenario: Optional[str] = typer.Argument(
-        None, help="Built-in scenario name (see `imagingsim phantoms`) or a .toml path; default scenario if omitted."
-    ),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="Output dataset directory (BIDS)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Override the scenario seed."),
-    backend: str = typer.Option("auto", "--backend", help="auto | numpy | cupy"),
-    modalities: Optional[str] = typer.Option(
-        None, "--modalities", help="Comma-separated modalities to simulate (overrides the scenario)."
-    ),
-    overrides: List[str] = typer.Option([], "--set", help="Override a field: dotted.key=value (repeatable)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output directory."),
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory (BIDS).")],
+    scenario: Annotated[str | None, typer.Argument(
+        help="Built-in scenario name (see `imagingsim phantoms`) or a .toml path; default scenario if omitted."
+    )] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Override the scenario seed.")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="auto | numpy | cupy")] = "auto",
+    modalities: Annotated[str | None, typer.Option(
+        "--modalities", help="Comma-separated modalities to simulate (overrides the scenario)."
+    )] = None,
+    overrides: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a field: dotted.key=value (repeatable)."
+    )] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty output directory.")] = False,
 ) -> None:
     """Simulate one subject and write a BIDS dataset with ground truth."""
     from imagingsim.backend import BackendError, get_backend
@@ -64,7 +66,7 @@ def simulate(
 
     if backend not in ("auto", "numpy", "cupy"):
         raise BadInput(f"--backend: must be one of auto, numpy, cupy; got {backend!r}")
-    extra = list(overrides)
+    extra = list(overrides or [])
     if seed is not None:
         extra.append(f"seed={seed}")
     if modalities is not None:

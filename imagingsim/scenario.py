@@ -582,7 +582,7 @@ def specific_activity_bq_per_ug(agent: AgentSpec, nuclide: str) -> float:
     for label in agent.labels:
         if label.kind == "radionuclide" and label.nuclide == nuclide:
             return label.specific_activity_MBq_per_mg * 1e3
-    raise ValueError(f"agent {agent.name!r} has no {nuclide} label")
+    raise ValueError(f"agent {agent.name!r} has no radionuclide label {nuclide!r}")
 
 
 def spect_nuclide(agent: AgentSpec) -> str | None:

@@ -74,7 +74,7 @@ def test_non_empty_output_is_refused_without_overwrite(capsys, tmp_path):
 def test_console_entry_point_has_no_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "imagingsim", "simulate", "--set", "phantom.anatomy=rat", "--out", str(tmp_path / "x")],
-        capture_output=True, text=True, timeout=120,
+        check=False, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "phantom.anatomy" in result.stderr
@@ -103,7 +103,7 @@ def test_unwritable_parent_is_refused_before_simulating(capsys, tmp_path):
 
 def test_out_dot_in_an_empty_directory_works(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, out, err = run(capsys, "simulate", "--out", ".", "--set", "phantom.voxel_size_mm=2", "--set", "schedule.times_h=[1]")
+    code, _, err = run(capsys, "simulate", "--out", ".", "--set", "phantom.voxel_size_mm=2", "--set", "schedule.times_h=[1]")
     assert code == 0, err
     assert (tmp_path / "dataset_description.json").is_file()
     assert [p.name for p in tmp_path.parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name] == []

@@ -420,9 +420,9 @@ def test_ct_derived_mu_at_140_kev_recovers_bone_and_water(system, precorrect):
     can promise for bone of other thicknesses: self-hardening makes rods of 0.1-0.3 D read
     +1 % to -9 % off the calibrated HU, +0.5 % to -4.5 % off bone's mu (this 0.2 D rod: 0.96-0.98
     of bone's mu; water 0.99-1.00 pre-corrected, 0.98-0.99 uncorrected, whose cupping stays).
-    The old break point, bone's monoenergetic HU at E_ref (6754 / 2217 HU against a measured
-    ~5000 / ~1560 with pre-correction), under-estimates bone's mu by 12-20 % here, so this test
-    fails with it.
+    The old break point, bone's monoenergetic HU at E_ref (6754 / 2217 HU; this rod reads
+    ~5000 / ~1560 with pre-correction, the calibrated break points are 5225 / 1630),
+    under-estimates bone's mu by 12-20 % here, so this test fails with it.
     """
     backend = get_backend("numpy")
     diameter = float(ct_presets()[system]["calibration_diameter_mm"])

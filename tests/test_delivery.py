@@ -9,6 +9,7 @@ subject seed, and the head phantom).
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import time
 
@@ -17,8 +18,8 @@ import pytest
 
 from imagingsim.backend import get_backend
 from imagingsim.delivery import DRUG_LEDGER_KEYS, LEDGER_KEYS, simulate_delivery, solver_steps
-from imagingsim.delivery.carriers import carrier_parameters
 from imagingsim.delivery.body import LUMPED_TISSUE
+from imagingsim.delivery.carriers import carrier_parameters
 from imagingsim.delivery.release import drug_parameters, release_rate_map, trigger_map
 from imagingsim.grid import ImageGrid
 from imagingsim.phantom import build_phantom
@@ -542,7 +543,7 @@ def test_renkin_pore_factor():
     factors = [
         carrier_parameters("peg_liposome", {"hydrodynamic_diameter_nm": d}).epr_size_factor for d in sizes
     ]
-    assert all(a > b > 0.0 for a, b in zip(factors, factors[1:]))
+    assert all(a > b > 0.0 for a, b in itertools.pairwise(factors))
 
 
 def test_larger_carriers_extravasate_less(backend):

@@ -19,7 +19,7 @@ def test_non_editable_install_ships_builtin_scenarios(tmp_path):
     target = tmp_path / "site"
     build = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(REPO)],
-        capture_output=True, text=True, timeout=600,
+        check=False, capture_output=True, text=True, timeout=600,
     )
     if build.returncode != 0 and "Could not find a version" in build.stderr:
         pytest.skip("no package index reachable to fetch the build backend")
@@ -29,9 +29,9 @@ def test_non_editable_install_ships_builtin_scenarios(tmp_path):
     # Run from an unrelated directory so the source tree cannot be imported by accident.
     env = {**os.environ, "PYTHONPATH": str(target)}
     probe = subprocess.run(
-        [sys.executable, "-c", "import imagingsim, imagingsim.scenario as s; print(imagingsim.__file__); "
-         "print(s.builtin_names()); print(s.load_scenario('mouse_peg_liposome').name)"],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
+        [sys.executable, "-c", ("import imagingsim, imagingsim.scenario as s; print(imagingsim.__file__); "
+                                "print(s.builtin_names()); print(s.load_scenario('mouse_peg_liposome').name)")],
+        check=False, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
     )
     assert probe.returncode == 0, probe.stderr[-2000:]
     lines = probe.stdout.splitlines()

@@ -15,13 +15,6 @@ import pytest
 from imagingsim.attenuation import linear_attenuation_per_mm, mass_attenuation_cm2_per_g
 from imagingsim.backend import get_backend
 from imagingsim.modalities.pet import acquire_pet
-from imagingsim.modalities.pet_system import (
-    PETSystem,
-    counts_per_unit_projection,
-    recon_parameters,
-    reconstruct_pet,
-    resolution_kernel,
-)
 from imagingsim.modalities.pet_physics import (
     decay_integral_s,
     frame_averaged_decay_factor,
@@ -30,6 +23,13 @@ from imagingsim.modalities.pet_physics import (
     truncated_exponential_mean_mm,
 )
 from imagingsim.modalities.pet_scanner import scanner_params
+from imagingsim.modalities.pet_system import (
+    PETSystem,
+    counts_per_unit_projection,
+    recon_parameters,
+    reconstruct_pet,
+    resolution_kernel,
+)
 from imagingsim.phantom import Label, build_phantom
 from imagingsim.scenario import PETSpec, load_scenario
 

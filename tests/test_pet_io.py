@@ -102,7 +102,7 @@ def test_raw_sinograms_reproduce_the_system_model(pet_dataset):
 
 
 def test_pet_truth_and_recovery(pet_dataset):
-    out, subject = pet_dataset
+    out, _ = pet_dataset
     truth = out / "derivatives" / "truth" / "sub-01"
     expected = nib.load(truth / "pet" / "sub-01_trc-pegliposome_desc-expected_activity.nii.gz").get_fdata()
     osem = nib.load(out / "sub-01" / "pet" / "sub-01_trc-pegliposome_rec-osem_pet.nii.gz").get_fdata()

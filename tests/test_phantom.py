@@ -126,7 +126,7 @@ def test_tumour_zone_volumes_match_spherical_shells(backend):
     index = host(backend, paint_tumours(canvas, draw_tumours(backend, [spec], seed=3)))
     labels = host(backend, canvas.labels)
     R, core, shell = 6.0, 0.35 * 6.0, 0.60 * 6.0
-    ball = lambda r: 4.0 / 3.0 * math.pi * r**3  # noqa: E731
+    ball = lambda r: 4.0 / 3.0 * math.pi * r**3
     expected = {
         Label.TUMOUR_NECROTIC: ball(core),
         Label.TUMOUR_HYPOXIC: ball(shell) - ball(core),

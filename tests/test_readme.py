@@ -13,17 +13,17 @@ def _readme() -> str:
 
 
 def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
-    blocks = re.findall(r"```python\n(.*?)```", _readme(), flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", _readme(), flags=re.DOTALL)
     assert blocks, "README has no python example"
     monkeypatch.chdir(tmp_path)
-    exec(compile(blocks[0], "README.md", "exec"), {})
+    exec(compile(blocks[0], "README.md", "exec"), {})  # noqa: S102 - the README example is the test
     assert "tumour %ID/g:" in capsys.readouterr().out
     assert (tmp_path / "api_dataset" / "dataset_description.json").is_file()
 
 
 def test_quick_start_has_two_commands_and_ci_runs_the_test_one():
     section = _readme().split("## Quick start", 1)[1]
-    commands = re.findall(r"```bash\n(.*?)```", section, flags=re.S)[0].strip().splitlines()
+    commands = re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL)[0].strip().splitlines()
     assert len(commands) == 2
     assert "imagingsim simulate" in commands[0]
     assert commands[1] in (REPO / ".ci" / "run").read_text(encoding="utf-8")

@@ -29,6 +29,7 @@ from imagingsim.modalities.spect_system import (
     binned_grid,
     block_mean,
     counts_per_unit_projection,
+    pad_to,
     reconstruct_spect,
     subset_projectors,
 )
@@ -349,18 +350,29 @@ def test_a_source_at_the_detector_edge_keeps_the_part_of_its_response_that_lands
 # --- review follow-ups: windows, collimators, TEW, backends, contrast ----------------------------
 
 
-def test_overlapping_photopeak_windows_are_refused():
-    """111In's 171 and 245 keV windows meet at 35.6 %: wider windows would count photons twice."""
+@pytest.mark.parametrize("reverse", [False, True])
+def test_overlapping_photopeak_windows_are_refused(reverse):
+    """111In's 171 and 245 keV windows meet at 35.565 %: wider windows would count photons twice.
+
+    With TEW, the 3 % side windows between the peaks lower the limit to 200 (E2 - E1 -
+    0.03 (E1 + E2)) / (E1 + E2) = 29.565 %. The stated bound is rounded down, so a width just
+    below it passes and the message never contradicts itself; the peaks' order does not matter.
+    """
     from imagingsim.modalities.spect import check_windows
 
     data = nuclide("In111")
-    wide = spect_params(SPECTSpec(energy_window_percent=40.0), data)
-    with pytest.raises(ValueError, match=r"energy_window_percent: .* must be < 35.6 %, got 40"):
-        check_windows(photopeaks(data, wide), wide, tew=False)
-    fine = spect_params(SPECTSpec(energy_window_percent=30.0), data)
-    check_windows(photopeaks(data, fine), fine, tew=False)
-    with pytest.raises(ValueError, match="TEW side windows"):
-        check_windows(photopeaks(data, fine), fine, tew=True)
+
+    def check(width, tew):
+        params = spect_params(SPECTSpec(energy_window_percent=width), data)
+        peaks = photopeaks(data, params)
+        check_windows(peaks[::-1] if reverse else peaks, params, tew=tew)
+
+    check(35.56, tew=False)
+    with pytest.raises(ValueError, match=r"energy_window_percent: .* must be <= 35.56 %, got 35.6$"):
+        check(35.6, tew=False)
+    check(29.56, tew=True)
+    with pytest.raises(ValueError, match=r'overlap with scatter = "tew" \(3 % side windows\); must be <= 29.56 %'):
+        check(29.6, tew=True)
 
 
 def test_a_named_collimator_must_be_rated_for_the_photopeaks():
@@ -441,6 +453,20 @@ def test_gold_attenuates_the_simulated_spect_photons():
     mu = np.asarray(acq.mu_true_per_mm["171keV"])
     np.testing.assert_allclose(mu, expected, rtol=1e-5, atol=1e-9)
     assert np.max(mu - tissue[..., None]) > 1e-3 * np.max(tissue)  # the gold is there to see
+    # The 24 h data were projected through the 24 h map, not the 1 h one (float32 rounding: 1e-5).
+    grids = SPECTGrids.build(subject.phantom.grid, acq.params)
+    f, k = grids.factor, 1
+    mean_factor = 1.0 / acq.decay_correction_factors[k]
+    activity = subject.delivery.agent("aunp").carrier_ug_per_ml[..., k] * 2.0e3  # 2 MBq/mg in Bq/ug
+    primary = 0.0
+    for peak in acq.photopeaks:
+        mu_k = np.asarray(acq.mu_true_per_mm[peak.label])[..., k]
+        projector = SPECTProjector(grids.fine, grids.padded_shape[2], 1.0, subject.backend,
+                                   mu_per_mm=pad_to(mu_k, grids.padded_shape, subject.backend), collimator=peak.response)
+        line = bin_pixels(projector.apply(pad_to(activity.astype(np.float32), grids.padded_shape, subject.backend)), f,
+                          subject.backend)
+        primary = primary + line * (counts_per_unit_projection(peak, acq.params, 1.0, 1.0) * mean_factor)
+    np.testing.assert_allclose(np.asarray(acq.expected_primary)[..., k], primary, rtol=1e-5, atol=1e-6 * primary.max())
 
 
 def test_attenuation_tables_over_budget_are_recomputed_with_identical_results(monkeypatch):
@@ -468,3 +494,30 @@ def test_overlapping_acquisitions_are_refused_before_simulating():
     scenario = load_scenario("mouse_gold_spect_ct", ["schedule.times_h=[1.0, 1.1667]"])
     with pytest.raises(ValueError, match=r"^modalities.spect.acquisition_time_s: 1800 s acquisitions would overlap"):
         check_spect(scenario)
+
+
+def test_with_response_shares_tables_and_matches_a_fresh_projector():
+    """``with_response`` gives the same bits as a projector built from scratch and leaves the original alone."""
+    be = get_backend("numpy")
+    geometry = SPECTGeometry.covering((16, 16), 2.0, 8)
+    mu = np.full((16, 16, 3), 0.015, np.float32)
+    image = np.random.default_rng(5).random((16, 16, 3)).astype(np.float32)
+    ideal = SPECTProjector(geometry, 3, 2.0, be, mu_per_mm=mu)
+    before = ideal.apply(image)
+    blurred = ideal.with_response(LEHR)
+    fresh = SPECTProjector(geometry, 3, 2.0, be, mu_per_mm=mu, collimator=LEHR)
+    np.testing.assert_array_equal(blurred.apply(image), fresh.apply(image))
+    np.testing.assert_array_equal(blurred.adjoint(before), fresh.adjoint(before))
+    np.testing.assert_array_equal(ideal.apply(image), before)
+    np.testing.assert_array_equal(blurred.with_response(None).apply(image), before)
+    assert blurred._attenuation is ideal._attenuation
+
+
+def test_a_response_with_no_width_is_the_ideal_collimator():
+    """sigma = 0 everywhere: no blur passes at all, the same projection as no collimator."""
+    be = get_backend("numpy")
+    geometry = SPECTGeometry.covering((12, 12), 1.0, 4)
+    image = np.random.default_rng(6).random((12, 12, 2))
+    sharp = SPECTProjector(geometry, 2, 1.0, be, collimator=CollimatorResponse(0.0, 0.0, 0.0), dtype=np.float64)
+    ideal = SPECTProjector(geometry, 2, 1.0, be, dtype=np.float64)
+    np.testing.assert_allclose(sharp.apply(image), ideal.apply(image), rtol=1e-12)

@@ -50,13 +50,13 @@ def cupy_status() -> tuple[bool, str]:
     """
     try:
         import cupy
-    except Exception as exc:  # missing, or a broken CUDA install raising at import
+    except Exception as exc:  # noqa: BLE001 - missing, or a broken CUDA install raising anything at import
         return False, f"cupy not importable ({type(exc).__name__}: {exc})".splitlines()[0]
     try:
         if cupy.is_available():
             return True, f"cupy {cupy.__version__}, {cupy.cuda.runtime.getDeviceCount()} GPU(s)"
         return False, f"cupy {cupy.__version__} installed but no usable GPU"
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a broken driver raises anything
         return False, f"cupy present but broken ({type(exc).__name__})"
 
 

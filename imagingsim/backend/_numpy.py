@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -46,7 +47,7 @@ class RowBlocks:
         n_blocks = 1 if self.nnz < _PARALLEL_MIN_NNZ else max(1, min(n_blocks, csr.shape[0]))
         targets = np.linspace(0, self.nnz, n_blocks + 1)[1:-1]
         cuts = [0, *np.searchsorted(csr.indptr, targets).tolist(), csr.shape[0]]
-        self.bounds = list(zip(cuts[:-1], cuts[1:], strict=True))
+        self.bounds = list(itertools.pairwise(cuts))
         self.blocks = [_row_view(csr, lo, hi) for lo, hi in self.bounds] if n_blocks > 1 else [csr]
 
     def __matmul__(self, x):

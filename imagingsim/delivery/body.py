@@ -288,7 +288,7 @@ def build_body(phantom: Phantom, backend) -> Body:
     xp, dev, f64 = backend.xp, backend.device, backend.xp.float64
     sums = _phantom_sums(phantom, backend)
     vol = phantom.grid.voxel_volume_ml
-    counts = {int(label): int(round(sums[f"count_{label.value}"])) for label in Label}
+    counts = {int(label): round(sums[f"count_{label.value}"]) for label in Label}
     n_voxels = phantom.grid.n_voxels - counts[int(Label.AIR)]
     fraction, lumped_mass = _lumped_compartments(phantom, sums)
     virtual = tuple(lumped_mass)

@@ -104,6 +104,7 @@ ledgers and blood curves per agent at the end); no uploads, no round trips.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -734,7 +735,7 @@ def simulate_delivery(
     Makes ``1 + len(agents)`` counted downloads and no uploads or round trips.
     """
     times = tuple(float(t) for t in times_h)
-    if not times or any(t < 0.0 for t in times) or any(b <= a for a, b in zip(times, times[1:])):
+    if not times or any(t < 0.0 for t in times) or any(b <= a for a, b in itertools.pairwise(times)):
         raise ValueError(f"times_h must be non-empty, >= 0 and strictly increasing, got {times}")
     if not (max_step_h > 0.0 and first_step_h > 0.0 and step_growth >= 1.0):
         raise ValueError("max_step_h and first_step_h must be > 0 and step_growth >= 1")

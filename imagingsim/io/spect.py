@@ -73,8 +73,9 @@ _ATTENUATION_SOURCES = {
         "such as SimpleITK's would alias), negative values clipped to 0 after resampling"
     ),
     "truth": (
-        "the phantom's true mu map at each photopeak energy (xraydb tables, voxel densities), averaged over the "
-        "voxel_binning^3 phantom voxels of each SPECT voxel (no CT was acquired)"
+        "the phantom's true mu map at each photopeak energy and acquisition (xraydb tables, voxel densities, plus "
+        "the gold and iodine of the delivery maps), averaged over the voxel_binning^3 phantom voxels of each SPECT "
+        "voxel (no CT was acquired)"
     ),
 }
 
@@ -309,7 +310,9 @@ def _image_fields(acq: SPECTAcquisition, phantom) -> dict:
             "HoleLength_mm": col.hole_length_mm,
             "SeptalThickness_mm": col.septal_thickness_mm,
             "Efficiency": col.efficiency,
-            "EfficiencyDescription": "detected photons per emitted photon, per head, source in air (dimensionless)",
+            "EfficiencyDescription": "photons passing the collimator and absorbed in the crystal per emitted photon, "
+                                     "per head, source in air, before the energy window (dimensionless; each "
+                                     "window's share of its photopeak multiplies it)",
             "MaxEnergy_keV": col.max_energy_keV,
         },
         "IntrinsicResolutionFWHM_mm": params.intrinsic_fwhm_mm,

@@ -41,7 +41,7 @@ Model (one scan ``k`` at each schedule time ``t_k``)
 - **Bone calibration** (``hu_bone``). The water pre-correction linearises water only: bone
   hardens the beam more than water of the same attenuation, so it reconstructs well below
   its monoenergetic HU at ``E_ref`` (on the presets ~5400 HU in the mouse phantom instead of
-  6750, ~1500 in the torso instead of 2220). ``hu_bone`` is therefore calibrated through the
+  6750, ~1500 in the torso instead of 2220; the calibrated break points are 5225 and 1630 HU). ``hu_bone`` is therefore calibrated through the
   chain the data go through
   (:func:`~imagingsim.modalities.ct_spectrum.measured_bone_hu`): a central chord of cortical
   bone, :data:`~imagingsim.modalities.ct_spectrum.BONE_CHORD_FRACTION` of the calibration
@@ -51,7 +51,7 @@ Model (one scan ``k`` at each schedule time ``t_k``)
   It is the break point of the bilinear HU -> mu conversion (:func:`hu_to_mu_per_mm`) that
   SPECT attenuation correction uses. The monoenergetic value is kept as
   ``hu_bone_monoenergetic`` for reference (as a break point it under-estimates bone's mu at
-  140 keV by 9-20 %). Bone thinner than the chord reads a little higher, thicker a little
+  140 keV by 12-20 %). Bone thinner than the chord reads a little higher, thicker a little
   lower (self-hardening): rods of 0.1-0.3 x the diameter give bone's mu at 140 keV within
   +0.5 % to -4.5 %.
 - **HU -> mu limits.** The bilinear conversion assumes every voxel is an air-water or

@@ -40,6 +40,7 @@ Model (one acquisition ``k`` per schedule time ``t_k`` from the tracer's injecti
 from __future__ import annotations
 
 import itertools
+import math
 
 from imagingsim.attenuation import contrast_attenuation_per_mm, contrast_density_g_per_ml, linear_attenuation_per_mm
 from imagingsim.backend import Backend
@@ -109,11 +110,17 @@ def check_windows(peaks, params: SPECTParams, *, tew: bool) -> None:
         if lo < hi:
             # Windows of width W% (plus side windows) meet when E1 (1 + W/200) + s1 = E2 (1 - W/200) - s2.
             gap = e2 - e1 - (e1 + e2) * params.tew_side_window_percent / 100.0 * tew
-            limit = 200.0 * gap / (e1 + e2)
+            pair = f"the {e1:g} and {e2:g} keV photopeaks"
+            if gap <= 0:
+                raise ValueError(
+                    f"modalities.spect.scatter: the TEW side windows ({params.tew_side_window_percent:g} % each) of {pair} "
+                    "overlap at any photopeak window width; use scatter = \"fraction\""
+                )
+            limit = math.floor(200.0 * gap / (e1 + e2) * 100.0) / 100.0  # rounded down: the bound holds
+            tew_note = f" with scatter = \"tew\" ({params.tew_side_window_percent:g} % side windows)" if tew else ""
             raise ValueError(
-                f"modalities.spect.energy_window_percent: the windows of the {e1:g} and {e2:g} keV photopeaks"
-                f"{' (with their TEW side windows)' if tew else ''} overlap; must be < {limit:.3g} %, "
-                f"got {params.energy_window_percent:g}"
+                f"modalities.spect.energy_window_percent: the windows of {pair} overlap{tew_note}; must be <= "
+                f"{limit:g} %, got {params.energy_window_percent:g}"
             )
 
 
@@ -192,7 +199,9 @@ def acquire_spect(phantom, delivery, scenario: Scenario, backend: Backend, seed:
     fine_projectors = None
     for k, schedule_index in enumerate(frames):
         if fine_projectors is None or contrast:
-            # One projector set per acquisition when contrast moves the attenuation, else one.
+            # One projector set per acquisition when contrast moves the attenuation, else one;
+            # the previous set is released first (its attenuation tables can be large).
+            fine_projectors = None
             fine_projectors = peak_projectors(
                 grids.fine, grids.padded_shape[2], fine_slice, peaks,
                 [pad_to(mu_true[p.label][..., k], grids.padded_shape, backend) for p in peaks], backend,

@@ -18,15 +18,15 @@ Conventions (those of :mod:`imagingsim.projectors.geometry`, over 360 degrees):
 Bilinear resampling itself spreads a point along the detector: by ``f (1 - f)`` pixels^2 for
 a sampling offset ``f`` at 0 and 90 degrees, and by 1/6 pixel^2 on average at oblique views.
 The final blur pass subtracts that spread (per view, clamped at 0), so the projected
-response has the configured ``sigma(d)`` at every angle, not only where the rotated grid
-falls on pixel centres.
+response has the configured ``sigma(d)`` at every angle (exactly at 0 and 90 degrees, on
+average at oblique views), not only where the rotated grid falls on pixel centres.
 
 The depth-dependent blur uses incremental blurring (McCarthy & Miller, IEEE TMI 1991):
 planes are accumulated from the farthest to the nearest, and between two planes the
 accumulator is convolved with a small kernel whose variance is the increase of
 ``sigma^2`` between them. Variances of convolved kernels add, so every plane ends with
-exactly ``sigma(d)^2`` (in pixels^2; plus the bilinear resampling's own spread) at the
-cost of a few passes over one detector-sized array per plane. The kernels are the
+``sigma(d)^2`` in all, the resampling spread included, at the cost of a few passes over
+one detector-sized array per plane. The kernels are the
 three-tap ``[w, 1 - 2w, w]`` (variance ``2 w`` pixels^2, at most 0.5 per pass:
 binomial for larger steps), symmetric with zero boundaries, so every pass is its own
 adjoint.
@@ -51,7 +51,8 @@ FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 _MAX_PASS_VARIANCE = 0.5
 #: Views resampled together: bounds the rotated working array to a few views.
 _VIEWS_PER_BLOCK = 8
-#: Attenuation tables up to this size (MB, per projector) are kept between products;
+#: Attenuation tables up to this size (MB, per projector: each OSEM subset's separately) are
+#: kept between products;
 #: ``IMAGINGSIM_SPECT_ATTENUATION_MB`` overrides it. Larger ones (a clinical torso: ~1.4 GB
 #: per photopeak at 120 views) are recomputed per view block, which costs one more sparse
 #: product per block.
@@ -296,6 +297,9 @@ class SPECTProjector(LinearOperator):
             spread = [_bilinear_spread_px2(geometry, geometry.angles_deg[v]) * pixel**2 for v in views]
             per_view = [_passes(variance[-1] - b, variance[-1], pixel, slice_mm) for b in spread]
             n = max(len(p) for p in per_view)
+            if n == 0:  # nothing left to blur (an ideal response at the nearest plane)
+                finals.append(())
+                continue
             # Every view gets n passes (fewer passes of more variance would do the same).
             per_view = [_passes(variance[-1] - b, variance[-1], pixel, slice_mm, n_passes=n) for b in spread]
             w_s = xp.asarray([[p[0][0]] for p in per_view], dtype=self.dtype, device=self.backend.device)
@@ -365,7 +369,7 @@ class SPECTProjector(LinearOperator):
         if self._passes is None:
             return xp.sum(rotated, axis=1) * step
         increments, finals, margins = self._passes
-        acc = _pad(rotated[:, 0, ...], margins, xp)
+        acc = _pad(rotated[:, 0, ...], margins, xp)  # a new buffer (margins >= 1): safe to add into
         inner = _inner(acc, margins)
         for j in range(1, rotated.shape[1]):
             acc = _blur(acc, increments[j], xp)
