@@ -27,19 +27,17 @@ which keeps its total activity; the sidecar records the totals before and after.
 
 from __future__ import annotations
 
-import gzip
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 
 from imagingsim.grid import ImageGrid
-from imagingsim.io.atomic import atomic_write_bytes, atomic_write_text
+from imagingsim.io.atomic import atomic_write_text
 from imagingsim.io.bids import BIDS_VERSION, LICENSE, TIME_REFERENCE, generated_by, write_json
-from imagingsim.io.nifti import XFORM_CODE, write_nifti
+from imagingsim.io.nifti import RGB24, write_nifti
 from imagingsim.io.resample import resample_to_grid, volume_integral
 
 __all__ = [
@@ -72,8 +70,6 @@ RESAMPLING_METHOD = (
     "interpolant when upsampling by 2 or more). The target voxel's box is the anti-alias filter: the total "
     "activity is kept exactly, without renormalisation; 0 outside the PET field of view."
 )
-_RGB = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
-_MIN_GZ_BYTES = 348  # as io.nifti: the bids-validator rejects smaller .nii.gz files
 
 
 # --- pure functions ---------------------------------------------------------------------
@@ -222,8 +218,8 @@ def write_rgb_nifti(
 ) -> Path:
     """Write an RGB image as a gzipped NIfTI-1 RGB24 file (datatype 128), deterministically.
 
-    Header as :func:`imagingsim.io.nifti.write_nifti`: the grid's RAS affine as qform and
-    sform (code 1), units mm and s, zero gzip mtime, atomic write. nibabel and SimpleITK
+    Written by :func:`imagingsim.io.nifti.write_nifti` (the grid's RAS affine as qform and
+    sform, units mm and s, deterministic gzip, atomic write) with the :data:`RGB24` dtype. nibabel and SimpleITK
     (a 3-component vector image) both read it, 3-D or 4-D.
 
     Parameters
@@ -241,27 +237,8 @@ def write_rgb_nifti(
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim not in (4, 5) or rgb.shape[-1] != 3 or rgb.shape[:3] != tuple(grid.shape):
         raise ValueError(f"write_rgb_nifti: need uint8 {grid.shape} (+ (T,)) + (3,), got {rgb.dtype} {rgb.shape}")
-    data = np.ascontiguousarray(rgb).view(_RGB)[..., 0]
-    affine = np.array(grid.affine, dtype=np.float64)
-    img = nib.Nifti1Image(data, affine)
-    img.set_qform(affine, code=XFORM_CODE)
-    img.set_sform(affine, code=XFORM_CODE)
-    hdr = img.header
-    hdr.set_xyzt_units("mm", "sec")
-    if data.ndim == 4:
-        times = [float(t) for t in frame_times_s] if frame_times_s is not None else []
-        if frame_times_s is not None and len(times) != data.shape[3]:
-            raise ValueError(f"write_rgb_nifti: {len(times)} frame times for {data.shape[3]} frames")
-        steps = np.diff(times) if len(times) > 1 else np.array([])
-        uniform = steps.size > 0 and steps[0] > 0 and np.allclose(steps, steps[0], rtol=1e-9, atol=1e-9)
-        hdr.set_zooms(tuple(grid.voxel_size_mm) + (float(steps[0]) if uniform else 0.0,))
-        hdr["toffset"] = times[0] if times else 0.0
-    hdr["descrip"] = description.encode("ascii", "replace")[:79]
-    raw = img.to_bytes()
-    packed = gzip.compress(raw, compresslevel=6, mtime=0)
-    if len(packed) < _MIN_GZ_BYTES:
-        packed = gzip.compress(raw, compresslevel=0, mtime=0)
-    return atomic_write_bytes(path, packed)
+    data = np.ascontiguousarray(rgb).view(RGB24)[..., 0]
+    return write_nifti(path, data, grid, frame_times_s=frame_times_s, description=description)
 
 
 # --- PET/MRI writer -----------------------------------------------------------------------
