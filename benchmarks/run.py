@@ -193,7 +193,7 @@ def projector(args) -> dict:
 def pet_frame(args) -> dict:
     """One PET frame of the default scenario: forward model, Poisson noise and OSEM 4 it x 8 subsets."""
     import imagingsim
-    from imagingsim.modalities.pet import acquire_pet
+    from imagingsim.modalities.pet.acquire import acquire_pet
     from imagingsim.pipeline import simulate
     from imagingsim.projectors import clear_matrix_cache
 
@@ -223,7 +223,7 @@ def pet_frame(args) -> dict:
     }
 
 
-# --- MRI benchmarks (imagingsim.modalities.mri) ---
+# --- MRI benchmarks (imagingsim.modalities.mri.acquire) ---
 
 
 @benchmark
@@ -236,9 +236,9 @@ def mri_subject(args) -> dict:
     from scipy.sparse.linalg import cg as scipy_cg
 
     import imagingsim
-    from imagingsim.modalities.mri import acquire_mri
+    from imagingsim.modalities.mri.acquire import acquire_mri
     from imagingsim.pipeline import simulate
-    from imagingsim.recon.mri import cg_sense, encoding_operator
+    from imagingsim.modalities.mri.recon import cg_sense, encoding_operator
 
     overrides = [
         "schedule.times_h=[24.0]",
@@ -336,7 +336,7 @@ def mri_subject(args) -> dict:
     }
 
 
-# --- NIRF benchmarks (imagingsim.modalities.nirf) ---
+# --- NIRF benchmarks (imagingsim.modalities.nirf.acquire) ---
 
 
 @benchmark
@@ -346,7 +346,7 @@ def nirf_frame(args) -> dict:
     from scipy.signal import fftconvolve
 
     import imagingsim
-    from imagingsim.modalities.nirf import acquire_nirf, imaging_channel, surface_model, to_camera_frame
+    from imagingsim.modalities.nirf.acquire import acquire_nirf, imaging_channel, surface_model, to_camera_frame
     from imagingsim.pipeline import simulate
 
     overrides = ["schedule.times_h=[24.0]", 'modalities.enabled=["nirf"]'] + (
@@ -393,15 +393,15 @@ def nirf_frame(args) -> dict:
     }
 
 
-# --- SPECT benchmarks (imagingsim.projectors.spect) ---
+# --- SPECT benchmarks (imagingsim.modalities.spect.projector) ---
 
 
 def _spect_problem(args):
     """128^3 (64^3 quick) voxels of 4 mm, 120 views (60 quick): a water cylinder with hot spheres, LEHR, 99mTc."""
     import numpy as np
 
-    from imagingsim.attenuation import mass_attenuation_cm2_per_g
-    from imagingsim.modalities.spect_physics import collimator
+    from imagingsim.physics.attenuation import mass_attenuation_cm2_per_g
+    from imagingsim.modalities.spect.physics import collimator
 
     n, n_views = (64, 60) if args.quick else (128, 120)
     pixel = 4.0
@@ -433,7 +433,7 @@ def spect_osem_iteration(args) -> dict:
     from imagingsim.backend._numpy import cpu_threads
     from imagingsim.operators import Sum
     from imagingsim.projectors import clear_matrix_cache
-    from imagingsim.projectors.spect import SPECTGeometry, SPECTProjector
+    from imagingsim.modalities.spect.projector import SPECTGeometry, SPECTProjector
     from imagingsim.recon import osem
 
     be = get_backend(args.backend)
@@ -503,7 +503,7 @@ def spect_osem_iteration(args) -> dict:
     }
 
 
-# --- CT benchmarks (imagingsim.modalities.ct) ---
+# --- CT benchmarks (imagingsim.modalities.ct.acquire) ---
 
 
 @benchmark
@@ -518,8 +518,8 @@ def ct_scan(args) -> dict:
     import numpy as np
 
     from imagingsim.backend import get_backend
-    from imagingsim.modalities import ct
-    from imagingsim.noise import poisson_counts
+    from imagingsim.modalities.ct import acquire as ct
+    from imagingsim.physics.noise import poisson_counts
     from imagingsim.projectors import ParallelBeamGeometry, ParallelProjector, clear_matrix_cache
     from imagingsim.scenario import CTSpec
 

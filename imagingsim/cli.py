@@ -146,7 +146,7 @@ def _summarise(subject, out_dir: Path, files: list[Path], seconds: float) -> Non
 
 def _summarise_pet(subject) -> None:
     """Tumour activity recovered by each PET reconstruction vs the truth, per frame."""
-    from imagingsim.metrics import roi_mean
+    from imagingsim.physics.metrics import roi_mean
 
     acq, be = subject.acquisitions["pet"], subject.backend
     tumour = subject.phantom.tumour_index > 0
@@ -158,7 +158,7 @@ def _summarise_pet(subject) -> None:
 
 def _summarise_mri(subject) -> None:
     """Tumour iron (true and estimated from R2*), per session."""
-    from imagingsim.modalities.mri import roi_iron_mM
+    from imagingsim.modalities.mri.acquire import roi_iron_mM
 
     acq, be = subject.acquisitions["mri"], subject.backend
     tumour = subject.phantom.tumour_index > 0
@@ -175,7 +175,7 @@ def _summarise_mri(subject) -> None:
 
 def _summarise_nirf(subject) -> None:
     """Tumour-to-body contrast of the noise-free NIRF images, per time."""
-    from imagingsim.modalities.nirf import tumour_contrast
+    from imagingsim.modalities.nirf.acquire import tumour_contrast
 
     acq = subject.acquisitions["nirf"]
     contrast = tumour_contrast(acq, subject.phantom, subject.backend)
@@ -187,7 +187,7 @@ def _summarise_nirf(subject) -> None:
 
 def _summarise_spect(subject) -> None:
     """Tumour activity recovered by each SPECT reconstruction variant vs the truth, per acquisition."""
-    from imagingsim.modalities.spect import roi_activity_bq_per_ml
+    from imagingsim.modalities.spect.acquire import roi_activity_bq_per_ml
 
     acq, be = subject.acquisitions["spect"], subject.backend
     truth, images = roi_activity_bq_per_ml(acq, subject.phantom.tumour_index > 0, be)
@@ -199,7 +199,7 @@ def _summarise_spect(subject) -> None:
 
 def _summarise_ct(subject) -> None:
     """Mean HU of the main tissues in the first CT scan."""
-    from imagingsim.modalities.ct import tissue_hu
+    from imagingsim.modalities.ct.acquire import tissue_hu
 
     acq = subject.acquisitions["ct"]
     values = tissue_hu(acq, subject.phantom, subject.backend)

@@ -125,49 +125,49 @@ def check_modalities(scenario: Scenario) -> None:
         One line naming the field (e.g. ``modalities.pet.subsets``).
     """
     if "pet" in scenario.modalities.enabled:
-        from imagingsim.modalities.pet import check_pet
+        from imagingsim.modalities.pet.acquire import check_pet
 
         check_pet(scenario)
     if "mri" in scenario.modalities.enabled:
-        from imagingsim.modalities.mri import check_mri
+        from imagingsim.modalities.mri.acquire import check_mri
 
         check_mri(scenario)
     if "spect" in scenario.modalities.enabled:
-        from imagingsim.modalities.spect import check_spect
+        from imagingsim.modalities.spect.acquire import check_spect
 
         check_spect(scenario)
     if "ct" in scenario.modalities.enabled:
-        from imagingsim.modalities.ct import check_ct
+        from imagingsim.modalities.ct.acquire import check_ct
 
         check_ct(scenario)
 
 
 def _pet_acquire():
-    from imagingsim.modalities.pet import acquire_pet
+    from imagingsim.modalities.pet.acquire import acquire_pet
 
     return acquire_pet
 
 
 def _mri_acquire():
-    from imagingsim.modalities.mri import acquire_mri
+    from imagingsim.modalities.mri.acquire import acquire_mri
 
     return acquire_mri
 
 
 def _nirf_acquire():
-    from imagingsim.modalities.nirf import acquire_nirf
+    from imagingsim.modalities.nirf.acquire import acquire_nirf
 
     return acquire_nirf
 
 
 def _spect_acquire():
-    from imagingsim.modalities.spect import acquire_spect
+    from imagingsim.modalities.spect.acquire import acquire_spect
 
     return acquire_spect
 
 
 def _ct_acquire():
-    from imagingsim.modalities.ct import acquire_ct
+    from imagingsim.modalities.ct.acquire import acquire_ct
 
     return acquire_ct
 
@@ -204,31 +204,31 @@ def _modality_writers(subject: Subject) -> list[Callable[[Path], Any]]:
 
 
 def _pet_writer():
-    from imagingsim.io.pet import write_pet
+    from imagingsim.modalities.pet.bids import write_pet
 
     return write_pet
 
 
 def _mri_writer():
-    from imagingsim.io.mri import write_mri
+    from imagingsim.modalities.mri.bids import write_mri
 
     return write_mri
 
 
 def _nirf_writer():
-    from imagingsim.io.nirf import write_nirf
+    from imagingsim.modalities.nirf.bids import write_nirf
 
     return write_nirf
 
 
 def _spect_writer():
-    from imagingsim.io.spect import write_spect
+    from imagingsim.modalities.spect.bids import write_spect
 
     return write_spect
 
 
 def _ct_writer():
-    from imagingsim.io.ct import write_ct
+    from imagingsim.modalities.ct.bids import write_ct
 
     return write_ct
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from imagingsim.cli import main
-from imagingsim.modalities.spect import roi_activity_bq_per_ml
+from imagingsim.modalities.spect.acquire import roi_activity_bq_per_ml
 from imagingsim.pipeline import simulate
 from imagingsim.scenario import load_scenario
 

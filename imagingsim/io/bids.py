@@ -21,7 +21,7 @@ Layout (``<id>`` is ``scenario.subject_id``, ``<agent>`` an agent's name)::
         sub-<id>/pet/sub-<id>_trc-<agent>_desc-expected_activity.nii.gz (+ .json)  PET truth, Bq/mL
         sub-<id>/pet/sub-<id>_desc-mu511keV_map.nii.gz (+ .json)            mu at 511 keV, 1/mm
 
-Modality writers (:mod:`imagingsim.io.pet`) add their raw images, ``sourcedata/`` and truth
+Modality writers (:mod:`imagingsim.modalities.pet.bids`) add their raw images, ``sourcedata/`` and truth
 files through ``extra_writers``.
 
 Every file of the derivative matches one entry of :data:`TRUTH_FILES`, which also writes the

@@ -408,7 +408,7 @@ def write_spect_ct_fusion(stage: Path, scenario, phantom, spect, ct, backend) ->
     -------
     list of Path
     """
-    from imagingsim.io.spect import recon_label
+    from imagingsim.modalities.spect.bids import recon_label
 
     sub = f"sub-{scenario.subject_id}"
     trc = spect.tracer.name

@@ -39,7 +39,7 @@ class TruthFile:
         return f"{self.stem}  ({', '.join(self.extensions)})"
 
 
-#: Truth files of the PET writer (:mod:`imagingsim.io.pet`).
+#: Truth files of the PET writer (:mod:`imagingsim.modalities.pet.bids`).
 PET_TRUTH_FILES: tuple[TruthFile, ...] = (
     TruthFile(
         "sub-<id>/pet/sub-<id>_trc-<agent>_desc-expected_activity",
@@ -57,7 +57,7 @@ PET_TRUTH_FILES: tuple[TruthFile, ...] = (
     ),
 )
 
-#: Truth files of the MRI writer (:mod:`imagingsim.io.mri`).
+#: Truth files of the MRI writer (:mod:`imagingsim.modalities.mri.bids`).
 MRI_TRUTH_FILES: tuple[TruthFile, ...] = (
     TruthFile(
         "sub-<id>/mri/sub-<id>_acq-<label>_desc-iron_conc",
@@ -110,7 +110,7 @@ MRI_TRUTH_FILES: tuple[TruthFile, ...] = (
     ),
 )
 
-#: Truth files of the NIRF writer (:mod:`imagingsim.io.nirf`).
+#: Truth files of the NIRF writer (:mod:`imagingsim.modalities.nirf.bids`).
 NIRF_TRUTH_FILES: tuple[TruthFile, ...] = (
     TruthFile(
         "sub-<id>/nirf/sub-<id>_acq-<label>_desc-noisefree_nirf",
@@ -135,7 +135,7 @@ NIRF_TRUTH_FILES: tuple[TruthFile, ...] = (
     ),
 )
 
-#: Truth files of the SPECT writer (:mod:`imagingsim.io.spect`).
+#: Truth files of the SPECT writer (:mod:`imagingsim.modalities.spect.bids`).
 SPECT_TRUTH_FILES: tuple[TruthFile, ...] = (
     TruthFile(
         "sub-<id>/spect/sub-<id>_trc-<agent>_desc-expected_activity",
@@ -155,7 +155,7 @@ SPECT_TRUTH_FILES: tuple[TruthFile, ...] = (
     ),
 )
 
-#: Truth files of the CT writer (:mod:`imagingsim.io.ct`).
+#: Truth files of the CT writer (:mod:`imagingsim.modalities.ct.bids`).
 CT_TRUTH_FILES: tuple[TruthFile, ...] = (
     TruthFile(
         "sub-<id>/ct/sub-<id>_acq-<label>_desc-trueMu_map",

@@ -16,7 +16,6 @@ from imagingsim.operators.base import (
     check_adjoint,
 )
 from imagingsim.operators.blur import Blur
-from imagingsim.operators.layered_blur import LayeredBlur
 
-__all__ = ["Blur", "Composition", "Diagonal", "FrameWise", "LayeredBlur", "LinearOperator", "Reshape",
+__all__ = ["Blur", "Composition", "Diagonal", "FrameWise", "LinearOperator", "Reshape",
            "Sum", "check_adjoint"]

@@ -1,0 +1,390 @@
+"""MRI with iron-oxide (SPION) contrast: R1/R2* from relaxivity -> multi-echo spoiled GRE ->
+3-D Cartesian k-space (coils, undersampling) -> complex noise -> recon -> R2* map -> iron.
+
+Model (one session per schedule time ``t_k``; physics in :mod:`~imagingsim.modalities.mri.physics`)
+-------------------------------------------------------------------------------------------
+- **Relaxation.** Baseline R1 and R2* at the scenario's field (1.5, 3 or 7 T) from the
+  phantom's 3 T maps and the field model of ``data/relaxivity.toml``; every agent with an
+  iron-oxide label adds ``r1 C`` and ``r2* (C_free + f C_bound)`` with ``C`` its iron (mM)
+  at ``t_k`` and ``f = clustered_iron_r2star_factor`` for cell-associated iron.
+- **Signal.** Complex spoiled-GRE images at each echo time, ``M0`` = proton density, with
+  the phase ``2 pi df TE`` of a smooth seeded off-resonance map ``df`` (Hz; sd
+  ``b0_offresonance_hz``, generator ``(seed, MRI_B0_STREAM)``) when that sd is > 0.
+- **Encoding.** Each coil image ``S_c m`` (smooth loop sensitivities, ``sum |S_c|^2 = 1``;
+  one uniform coil when ``n_coils`` is 1) goes to k-space by the orthonormal 3-D FFT;
+  readout along x fully sampled, phase encodes (ky, kz) kept where the mask is true (one
+  mask for every session, generator ``(seed, MRI_MASK_STREAM)``; see
+  :mod:`~imagingsim.modalities.mri.sampling`).
+- **Noise.** Complex Gaussian noise is added to the acquired k-space samples, sd ``sigma``
+  in each of the real and imaginary parts, with ``sigma = noise_percent / 100`` times the
+  mean noiseless **pre-contrast** first-echo magnitude in muscle (``Label.SOFT_TISSUE``; the
+  whole body when there is no muscle): BrainWeb's definition, fixed once from the baseline
+  so that every session has the same ``sigma`` (the noise of a scanner does not follow the
+  contrast agent). The FFT being orthonormal, the image noise has the same sd per voxel;
+  magnitude images are Rician with one coil and chi-distributed (a higher floor) after a
+  root-sum-of-squares of several. Generator ``(seed, MRI_NOISE_STREAM, k)`` for session ``k``.
+- **Reconstruction** (:mod:`imagingsim.modalities.mri.recon`). ``recon = "auto"``: CG-SENSE when
+  undersampled with more than one coil, else zero-filled inverse FFT with
+  root-sum-of-squares coil combination (:func:`resolve_recon`; :func:`check_mri` rejects an
+  explicit ``"cg_sense"`` on undersampled single-coil data, where it is only zero filling
+  scaled by ``1 / (1 + lambda)``).
+- **Noise floor.** :data:`~imagingsim.modalities.mri.recon.NOISE_REALISATIONS` noise-only k-spaces
+  (the same ``sigma``, mask and coils; generator ``(seed, MRI_NOISE_FLOOR_STREAM)``) go
+  through the same reconstruction once per study; their local magnitude statistics
+  (:func:`~imagingsim.modalities.mri.recon.noise_statistics`) set the R2* fit's signal mask and echo
+  cut-off, so the thresholds follow the coil count (RSS floor) and the g-factor (SENSE).
+- **R2\\* and iron.** The R2* fit over echoes (log-linear WLS, RSS excess floor subtracted,
+  echoes cut and weighted by a first pass's predicted signal; :func:`~imagingsim.modalities.mri.recon.fit_r2star`)
+  inside the signal mask, and the iron estimate ``(R2* - R2*_0) / r2*`` with the solution r2* of the
+  first iron agent, NaN where the fit is masked or clipped or the baseline is a void.
+  ``R2*_0`` is the simulation's own baseline at the field: it stands in for the
+  pre-contrast scan a real study would acquire. The estimate uses the solution relaxivity,
+  so cell-associated iron (effective r2* ``f`` times higher) is overestimated by up to
+  ``f``: a real limitation of R2* iron quantification, kept on purpose.
+"""
+
+from __future__ import annotations
+
+from imagingsim.backend import Backend
+from imagingsim.modalities.mri.physics import (
+    baseline_relaxation,
+    iron_agents,
+    iron_mM,
+    offresonance_map_hz,
+    relaxation_with_iron,
+    spoiled_gre,
+)
+from imagingsim.modalities.mri.result import MRIAcquisition, time_label
+from imagingsim.modalities.mri.sampling import (
+    calibration_size,
+    coil_sensitivities,
+    n_acquired,
+    sampling_mask,
+    to_fft_order,
+)
+from imagingsim.modalities.stages import StageTimer
+from imagingsim.phantom.model import Label
+from imagingsim.modalities.mri.recon import (
+    NOISE_REALISATIONS,
+    cg_sense,
+    encoding_operator,
+    fit_r2star,
+    iron_estimate_mM,
+    noise_statistics,
+    signal_mask,
+    zero_filled,
+)
+from imagingsim.scenario import Scenario
+
+#: Random streams: generator keys (seed, stream[, session]).
+MRI_NOISE_STREAM = 0x3A1
+MRI_MASK_STREAM = 0x3A2
+MRI_B0_STREAM = 0x3A3
+MRI_NOISE_FLOOR_STREAM = 0x3A4
+
+
+def add_kspace_noise(kspace, sigma, rng, backend: Backend, *, mask=None):
+    """``kspace + sigma (n_re + i n_im)`` with standard normal ``n``, zeroed off the mask.
+
+    Parameters
+    ----------
+    kspace : device array, complex, ``(..., ny, nz)`` last two axes the phase encodes
+    sigma : float or device 0-d array
+        sd of each of the real and imaginary parts (>= 0).
+    rng : Generator
+    mask : device bool array ``(ny, nz)``, FFT order, optional
+        Acquired encodes: the result is 0 elsewhere (nothing is measured there).
+    """
+    xp = backend.xp
+    cdtype = kspace.dtype
+    rdtype = xp.float32 if cdtype == xp.complex64 else xp.float64
+    shape = tuple(kspace.shape)
+    sigma = sigma if isinstance(sigma, (int, float)) else xp.astype(sigma, rdtype)
+    real = rng.standard_normal(shape, dtype=rdtype) * sigma
+    imag = rng.standard_normal(shape, dtype=rdtype) * sigma
+    noisy = kspace + (xp.astype(real, cdtype) + 1j * xp.astype(imag, cdtype))
+    if mask is None:
+        return noisy
+    return noisy * xp.astype(mask, rdtype)
+
+
+def reference_signal(first_echo_magnitude, labels, backend: Backend):
+    """Mean of ``first_echo_magnitude`` over muscle (the whole body without muscle), device 0-d."""
+    xp = backend.xp
+    a = xp.astype(first_echo_magnitude, xp.float64)
+    means = []
+    for region in (labels == int(Label.SOFT_TISSUE), labels != int(Label.AIR)):
+        count = xp.sum(xp.astype(region, xp.float64))
+        means.append((count, xp.sum(xp.where(region, a, 0.0)) / xp.maximum(count, 1.0)))
+    (n_muscle, muscle), (_, body) = means
+    return xp.where(n_muscle > 0, muscle, body)
+
+
+def resolve_recon(spec) -> str:
+    """The reconstruction ``spec.recon`` asks for.
+
+    ``auto`` is CG-SENSE when the data are undersampled **and** there is more than one coil,
+    else the zero-filled inverse FFT: with one coil CG-SENSE has no coil diversity to unfold
+    the aliasing and returns the zero-filled image divided by ``1 + lambda``
+    (:func:`~imagingsim.modalities.mri.recon.cg_sense`), so zero filling is the honest name for it.
+    """
+    if spec.recon == "auto":
+        return "cg_sense" if spec.undersampling != "none" and spec.n_coils > 1 else "zero_filled"
+    return spec.recon
+
+
+def check_mri(scenario: Scenario) -> None:
+    """Fail fast, before the phantom and delivery, on MRI settings that only the grid can check.
+
+    Checks ``modalities.mri`` against the phantom grid the scenario will build (the anatomy's
+    field of view at ``phantom.voxel_size_mm``), without building it.
+
+    Raises
+    ------
+    ValueError
+        One line naming the field:
+
+        - ``modalities.mri.calibration_fraction``: the fully sampled calibration box holds
+          more phase encodes than the acceleration acquires;
+        - ``modalities.mri.recon``: ``"cg_sense"`` asked for explicitly on undersampled
+          single-coil data (CG-SENSE is then zero filling scaled by ``1 / (1 + lambda)``,
+          not a de-aliasing); ``recon = "auto"`` picks zero filling in that case instead
+          (:func:`resolve_recon`).
+    """
+    from imagingsim.phantom.anatomy import get_anatomy
+
+    spec = scenario.modalities.mri
+    grid = get_anatomy(scenario.phantom.anatomy).grid(scenario.phantom.voxel_size_mm)
+    check_mri_spec(spec, tuple(int(n) for n in grid.shape[1:]))
+
+
+def check_mri_spec(spec, phase_encodes: tuple[int, int]) -> None:
+    """:func:`check_mri` for a given ``(ny, nz)`` phase-encode matrix (also run by :func:`acquire_mri`)."""
+    if spec.undersampling == "none":
+        return
+    target = n_acquired(phase_encodes, spec.acceleration)
+    cy, cz = calibration_size(phase_encodes, spec.calibration_fraction)
+    if cy * cz > target:
+        raise ValueError(
+            f"modalities.mri.calibration_fraction: the {cy}x{cz} calibration box holds more than the {target} "
+            f"phase encodes that acceleration {spec.acceleration:g} acquires on the {phase_encodes[0]}x"
+            f"{phase_encodes[1]} (ky, kz) matrix; lower calibration_fraction or acceleration"
+        )
+    if spec.n_coils == 1 and spec.recon == "cg_sense":
+        raise ValueError(
+            f"modalities.mri.recon: \"cg_sense\" with n_coils = 1 and {spec.undersampling} undersampling only scales "
+            "the zero-filled image by 1 / (1 + lambda) (no coil diversity to unfold aliasing); use n_coils > 1 or "
+            "recon = \"zero_filled\" (\"auto\" picks it)"
+        )
+
+
+def acquire_mri(phantom, delivery, scenario: Scenario, backend: Backend, seed: int, *, dtype=None) -> MRIAcquisition:
+    """Simulate and reconstruct the MRI study of a scenario (see the module docstring).
+
+    Parameters
+    ----------
+    phantom : imagingsim.phantom.Phantom
+        Grid, labels, proton density and 3 T relaxation maps.
+    delivery : imagingsim.delivery.DeliveryResult
+        Carrier and cell-associated carrier maps ``(nx, ny, nz, T)`` at the schedule times.
+    scenario : Scenario
+        ``modalities.mri`` settings and the agents (iron-oxide labels).
+    backend : Backend
+    seed : int
+        Subject seed (>= 0): masks, off-resonance and noise are drawn from
+        ``backend.rng(seed, stream, ...)``, reproducible per backend.
+    dtype : complex dtype, keyword-only, optional
+        Of k-space and the reconstructions: complex64 unless given (complex128 for exact
+        checks); relaxation and signal are computed in float64.
+
+    Returns
+    -------
+    MRIAcquisition
+    """
+    xp = backend.xp
+    spec = scenario.modalities.mri
+    cdtype = dtype or xp.complex64
+    rdtype = xp.float32 if cdtype == xp.complex64 else xp.float64
+    timer = StageTimer()
+    lap = timer.lap
+
+    grid = phantom.grid
+    _, ny, nz = grid.shape
+    check_mri_spec(spec, (ny, nz))
+    echo_times = [float(t) for t in spec.echo_times_ms]
+    n_echoes = len(echo_times)
+    agents = iron_agents(delivery, spec.field_T)
+    r1_0, r2star_0 = baseline_relaxation(phantom, spec.field_T, backend)
+    m0 = phantom.properties["proton_density"]
+    offresonance = None
+    if spec.b0_offresonance_hz > 0:
+        offresonance = offresonance_map_hz(grid, spec.b0_offresonance_hz, backend.rng(seed, MRI_B0_STREAM), backend)
+    coil_maps = coil_sensitivities(grid, spec.n_coils, backend, dtype=cdtype) if spec.n_coils > 1 else None
+    if spec.undersampling == "none":
+        mask = xp.ones((ny, nz), dtype=xp.bool, device=backend.device)
+        acceleration = 1.0
+    else:
+        centred = sampling_mask((ny, nz), spec.undersampling, spec.acceleration, spec.calibration_fraction,
+                                backend.rng(seed, MRI_MASK_STREAM), backend)
+        mask = to_fft_order(centred, backend)
+        acceleration = ny * nz / n_acquired((ny, nz), spec.acceleration)
+    undersampled = spec.undersampling != "none"
+    method = resolve_recon(spec)
+    forward = encoding_operator(grid.shape, backend, coil_maps=coil_maps, n_batch=n_echoes)
+
+    def reconstruct(kspace):
+        """Magnitude images ``(B, nx, ny, nz)`` of k-space ``(B, C, nx, ny, nz)`` by ``method``."""
+        if method == "cg_sense":
+            image = cg_sense(kspace, backend, mask=mask if undersampled else None, coil_maps=coil_maps,
+                             iterations=spec.cg_iterations, regularization=spec.cg_regularization)
+            return xp.astype(xp.abs(image), rdtype)
+        return xp.astype(zero_filled(kspace, backend), rdtype)
+
+    # BrainWeb noise reference: the pre-contrast first-echo magnitude of muscle. Fixed before
+    # any session, so the noise does not follow the contrast agent.
+    baseline_first_echo = spoiled_gre(m0, r1_0, r2star_0, repetition_time_ms=spec.repetition_time_ms,
+                                      echo_times_ms=echo_times[:1], flip_angle_deg=spec.flip_angle_deg)
+    reference = reference_signal(xp.abs(baseline_first_echo[0, ...]), phantom.labels, backend)
+    sigma = (spec.noise_percent / 100.0) * reference
+    del baseline_first_echo
+    lap("setup")
+
+    noise = None
+    if spec.noise_percent > 0 and n_echoes >= 2:
+        # The noise floor of this coil set, mask and recon: reconstruct noise alone (own stream).
+        zeros = xp.zeros((NOISE_REALISATIONS,) + tuple(forward.out_shape[1:]), dtype=cdtype, device=backend.device)
+        noise_only = add_kspace_noise(zeros, sigma, backend.rng(seed, MRI_NOISE_FLOOR_STREAM), backend,
+                                      mask=mask if undersampled else None)
+        del zeros
+        noise = noise_statistics(reconstruct(noise_only), backend)
+        del noise_only
+    lap("noise_floor")
+
+    out: dict[str, list] = {k: [] for k in ("kspace", "magnitude", "r2star", "fit_mask", "iron_estimate", "r1",
+                                             "r2star_true", "iron", "bound")}
+    for k in range(len(delivery.times_h)):
+        iron = [
+            (agent.relaxivity, iron_mM(item.carrier_ug_per_ml[..., k], agent.iron_mass_fraction),
+             iron_mM(item.bound_carrier_ug_per_ml[..., k], agent.iron_mass_fraction))
+            for agent, item in agents
+        ]
+        r1, r2star, total, bound = relaxation_with_iron(r1_0, r2star_0, iron, spec.clustered_iron_r2star_factor)
+        images = spoiled_gre(m0, r1, r2star, repetition_time_ms=spec.repetition_time_ms, echo_times_ms=echo_times,
+                             flip_angle_deg=spec.flip_angle_deg, offresonance_hz=offresonance, dtype=cdtype)
+        lap("signal")
+        clean = forward.apply(images)
+        del images
+        lap("encoding")
+        if spec.noise_percent > 0:
+            kspace = add_kspace_noise(clean, sigma, backend.rng(seed, MRI_NOISE_STREAM, k), backend,
+                                      mask=mask if undersampled else None)
+        else:
+            kspace = clean * xp.astype(mask, rdtype) if undersampled else clean
+        del clean
+        lap("noise")
+        magnitude = reconstruct(kspace)
+        lap(f"recon_{method}")
+        if n_echoes >= 2:
+            fit_mask = signal_mask(magnitude[0, ...], noise, backend)
+            fitted = fit_r2star(magnitude, echo_times, backend, mask=fit_mask,
+                                noise_floor=None if noise is None else noise.rms,
+                                rss_channels=spec.n_coils if method == "zero_filled" else 1)
+            out["fit_mask"].append(fit_mask)
+            out["r2star"].append(xp.astype(fitted, xp.float32))
+            if agents:
+                estimate = iron_estimate_mM(fitted, r2star_0, agents[0][0].relaxivity.r2star_per_mM_s, backend,
+                                            mask=fit_mask, first_echo_ms=echo_times[0])
+                out["iron_estimate"].append(xp.astype(estimate, xp.float32))
+        lap("r2star_fit")
+        out["kspace"].append(kspace)
+        out["magnitude"].append(magnitude)
+        out["r1"].append(xp.astype(r1, xp.float32))
+        out["r2star_true"].append(xp.astype(r2star, xp.float32))
+        out["iron"].append(xp.astype(total, xp.float32))
+        out["bound"].append(xp.astype(bound, xp.float32))
+
+    def stacked(key):
+        return xp.stack(out[key], axis=0) if out[key] else None
+
+    # One explicit synchronisation for the scalars the sidecars report.
+    sigma_host, reference_host = backend.to_host(xp.stack([xp.astype(sigma, xp.float64), reference])).tolist()
+    n_sessions = len(delivery.times_h)
+    result = MRIAcquisition(
+        spec=spec,
+        times_h=tuple(float(t) for t in delivery.times_h),
+        time_labels=tuple(time_label(t) for t in delivery.times_h),
+        iron_agents=tuple(agent for agent, _ in agents),
+        kspace=stacked("kspace"),
+        mask=mask,
+        coil_maps=coil_maps,
+        offresonance_hz=None if offresonance is None else xp.astype(offresonance, xp.float32),
+        noise_sd=(float(sigma_host),) * n_sessions,
+        noise_reference_signal=float(reference_host),
+        noise_floor_rms=None if noise is None else xp.astype(noise.rms, xp.float32),
+        acceleration=float(acceleration),
+        recon_method=method,
+        magnitude=stacked("magnitude"),
+        r2star_per_s=stacked("r2star"),
+        fit_mask=stacked("fit_mask"),
+        iron_estimate_mM=stacked("iron_estimate"),
+        true_r1_per_s=stacked("r1"),
+        true_r2star_per_s=stacked("r2star_true"),
+        true_iron_mM=stacked("iron"),
+        true_bound_iron_mM=stacked("bound"),
+        baseline_r1_per_s=xp.astype(r1_0, xp.float32),
+        baseline_r2star_per_s=xp.astype(r2star_0, xp.float32),
+        timings_s=timer.seconds,
+    )
+    lap("collect")
+    return result
+
+
+def roi_iron_mM(acquisition: MRIAcquisition, roi, backend: Backend):
+    """Mean true and estimated iron in a region, per session (the estimate over voxels that have one).
+
+    Parameters
+    ----------
+    acquisition : MRIAcquisition
+        With an iron estimate (``iron_estimate_mM`` not None).
+    roi : device bool array ``(nx, ny, nz)``
+        The region, e.g. ``phantom.tumour_index > 0``.
+    backend : Backend
+
+    Returns
+    -------
+    true_mM, estimate_mM, estimated_fraction : tuples of float, one value per session
+        Mean true iron over the region (mM); mean of the finite iron estimate over the
+        region (mM; NaN when no voxel has one); fraction of the region's voxels with an
+        estimate (the others are masked, clipped or baseline voids).
+    """
+    xp = backend.xp
+    if acquisition.iron_estimate_mM is None:
+        raise ValueError("roi_iron_mM: the acquisition has no iron estimate (no iron agent, or one echo)")
+    region = xp.astype(roi, xp.float64)
+    estimate = xp.astype(acquisition.iron_estimate_mM, xp.float64)
+    has = xp.isfinite(estimate) & roi
+    axes = (1, 2, 3)
+    n_roi = xp.sum(region)
+    n_est = xp.sum(xp.astype(has, xp.float64), axis=axes)
+    sums = xp.stack([
+        xp.sum(xp.astype(acquisition.true_iron_mM, xp.float64) * region, axis=axes) / xp.maximum(n_roi, 1.0),
+        xp.sum(xp.where(has, estimate, 0.0), axis=axes) / xp.where(n_est > 0, n_est, xp.nan),
+        n_est / xp.maximum(n_roi, 1.0),
+    ])
+    true, est, fraction = backend.to_host(sums).tolist()  # one explicit synchronisation
+    return tuple(true), tuple(est), tuple(fraction)
+
+
+__all__ = [
+    "MRI_B0_STREAM",
+    "MRI_MASK_STREAM",
+    "MRI_NOISE_FLOOR_STREAM",
+    "MRI_NOISE_STREAM",
+    "acquire_mri",
+    "add_kspace_noise",
+    "check_mri",
+    "check_mri_spec",
+    "reference_signal",
+    "resolve_recon",
+    "roi_iron_mM",
+]

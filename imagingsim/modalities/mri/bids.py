@@ -1,0 +1,402 @@
+"""Write an MRI acquisition: BIDS multi-echo GRE and R2* maps, raw k-space in sourcedata,
+truth derivatives, and the iron estimate as its own derivative.
+
+Layout (``<id>`` the subject, ``<t>`` the session's schedule time as a BIDS label, e.g.
+``24h`` or ``0p5h`` (:func:`~imagingsim.modalities.mri.result.time_label`), ``<n>`` the echo
+number from 1)::
+
+    sub-<id>/anat/sub-<id>_acq-<t>_echo-<n>_part-mag_MEGRE.nii.gz (+ .json)  magnitude per echo
+    sub-<id>/anat/sub-<id>_acq-<t>_R2starmap.nii.gz (+ .json)                fitted R2*, 1/s
+    sourcedata/sub-<id>/mri/sub-<id>_acq-<t>_kspace.npy      complex64 [echo, coil, kx, ky, kz]
+    sourcedata/sub-<id>/mri/sub-<id>_samplingmask.npy        bool [ky, kz]
+    sourcedata/sub-<id>/mri/sub-<id>_coilmaps.npy            complex64 [coil, x, y, z] (n_coils > 1)
+    sourcedata/sub-<id>/mri/sub-<id>_kspace.json             axes, FFT convention, noise, protocol
+    sourcedata/sub-<id>/mri/README
+    derivatives/truth/sub-<id>/mri/...                       see MRI_TRUTH_FILES
+    derivatives/mri-iron/                                    the iron estimate (a derivative)
+      dataset_description.json  README
+      sub-<id>/anat/sub-<id>_acq-<t>_desc-ironEstimate_conc.nii.gz (+ .json)   mM
+      sub-<id>/anat/sub-<id>_acq-<t>_desc-r2starFit_mask.nii.gz (+ .json)      voxels fitted
+
+The iron estimate is a measurement, not truth, so it is not in ``derivatives/truth``: it
+lives in the derivative ``mri-iron`` (its own ``dataset_description.json``, linked to the raw
+dataset), next to the mask of the voxels its R2* fit used. It is NaN (no estimate) outside
+that mask, where the fit hit a clip limit, and where the baseline is already a void.
+
+**Sessions as acq-<t>.** The schedule times of one subject are written as ``acq-<t>`` of a
+single session, so one dataset holds a whole time course with one set of truth files. BIDS
+would also allow one session per time, ``sub-<id>/ses-<t>/anat/...``; that is the
+alternative if a downstream tool expects ``ses-`` for longitudinal data.
+
+**Truth names.** The true R2* and R1 of a session are ``..._acq-<t>_desc-true_R2starmap``
+and ``..._desc-true_R1map`` under ``derivatives/truth``: ``desc-true`` keeps them from
+sharing a name with the raw fitted ``sub-<id>/anat/..._acq-<t>_R2starmap``.
+
+**Acceleration keys.** The (ky, kz) masks are two-dimensional and not separable into an
+in-plane (ky) and an out-of-plane (kz) factor. ``ParallelReductionFactorInPlane`` is the
+total reduction ``N_total / N_acquired``: the BIDS definition ("the denominator of the
+fraction of k-space encoded for each slice") applied to the slices of the hybrid space
+perpendicular to the fully sampled readout x, each of which is reconstructed from its own
+(ky, kz) plane. ``ParallelReductionFactorOutOfPlane`` (the second phase-encode axis of a
+separable 3-D pattern) is left out rather than invented; ``Acceleration``,
+``UndersamplingPattern`` and the stored mask say the rest. ``CalibrationFraction`` and
+``CalibrationEncodes`` report the box actually used (0 when fully sampled) in both the raw
+sidecars and ``sourcedata/.../*_kspace.json``.
+
+**Why .npy for k-space.** NIfTI-1 has a complex64 type but few tools read it, and the
+validator-visible tree has no place for raw k-space. ``.npy`` stores complex64 exactly and
+``numpy.load`` reads it; the JSON sidecar states the axes and the FFT convention.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from imagingsim.io.atomic import atomic_write_bytes, atomic_write_text
+from imagingsim.io.bids import BIDS_VERSION, LICENSE, TIME_REFERENCE, generated_by, write_json
+from imagingsim.io.nifti import write_nifti
+from imagingsim.modalities.mri.result import MRIAcquisition
+from imagingsim.modalities.mri.sampling import calibration_size
+from imagingsim.modalities.mri.recon import (
+    BASELINE_VOID_DECAY,
+    NOISE_FLOOR_MULTIPLE,
+    NOISE_NEIGHBOURHOOD,
+    NOISE_REALISATIONS,
+    R2STAR_RANGE_PER_S,
+    SIGNAL_MASK_FRACTION,
+    SIGNAL_MASK_NOISE_SDS,
+)
+
+#: The derivative holding the iron estimate (not truth: a measurement from the R2* maps).
+ESTIMATE_PIPELINE = "mri-iron"
+MANUFACTURER = "imagingsim (simulated)"
+MODEL_NAME = "imagingsim MRI forward model"
+
+
+def write_mri(stage: Path, scenario, phantom, acquisition: MRIAcquisition, backend) -> None:
+    """Write one MRI acquisition into a dataset being built at ``stage`` (see module docstring)."""
+    sub = f"sub-{scenario.subject_id}"
+    grid = phantom.grid
+    acq = acquisition
+    spec = acq.spec
+    labels = list(acq.time_labels)
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"MRI session labels collide: {labels} (schedule times closer than 1e-6 h)")
+
+    anat = stage / sub / "anat"
+    anat.mkdir(parents=True, exist_ok=True)
+    raw = stage / "sourcedata" / sub / "mri"
+    raw.mkdir(parents=True, exist_ok=True)
+    truth = stage / "derivatives" / "truth" / sub / "mri"
+    truth.mkdir(parents=True, exist_ok=True)
+    spatial_reference = f"bids:raw:{sub}/anat/{sub}_T1map.nii.gz"
+    has_fit = acq.r2star_per_s is not None
+    estimate_root = stage / "derivatives" / ESTIMATE_PIPELINE
+    has_estimate = acq.iron_estimate_mM is not None
+
+    for k, label in enumerate(labels):
+        base = f"{sub}_acq-{label}"
+        session = _session_fields(acq, k)
+        magnitude = _host(backend, acq.magnitude[k, ...])
+        echo_files = []
+        for e, te in enumerate(acq.echo_times_ms):
+            name = f"{base}_echo-{e + 1}_part-mag_MEGRE"
+            write_nifti(anat / f"{name}.nii.gz", magnitude[e], grid, description=f"imagingsim MEGRE {label} TE {te} ms")
+            write_json(anat / f"{name}.json", {**_protocol_fields(acq), **session, "EchoTime": te * 1e-3})
+            echo_files.append(f"{sub}/anat/{name}.nii.gz")
+        if has_fit:
+            write_nifti(anat / f"{base}_R2starmap.nii.gz", _host(backend, acq.r2star_per_s[k, ...]), grid,
+                        description=f"imagingsim fitted R2* {label} 1/s")
+            write_json(anat / f"{base}_R2starmap.json", {**_r2star_fields(acq, echo_files), **session})
+        kspace = np.fft.fftshift(np.asarray(backend.to_host(acq.kspace[k, ...]), dtype=np.complex64), axes=(-3, -2, -1))
+        _write_npy(raw / f"{base}_kspace.npy", kspace)
+        del kspace
+        _write_truth_session(truth, base, grid, acq, k, backend, spatial_reference)
+        if has_estimate:
+            _write_estimate(estimate_root / sub / "anat", base, grid, acq, k, backend, session)
+
+    mask = np.fft.fftshift(np.asarray(backend.to_host(acq.mask), dtype=bool), axes=(0, 1))
+    _write_npy(raw / f"{sub}_samplingmask.npy", mask)
+    if acq.coil_maps is not None:
+        _write_npy(raw / f"{sub}_coilmaps.npy", np.asarray(backend.to_host(acq.coil_maps), dtype=np.complex64))
+    write_json(raw / f"{sub}_kspace.json", _raw_record(acq, sub, grid, int(mask.sum())))
+    atomic_write_text(raw / "README", _SOURCEDATA_README)
+
+    for name, array, units, what in (
+        ("baseline_R2starmap", acq.baseline_r2star_per_s, "1/s", "R2* before contrast"),
+        ("baseline_R1map", acq.baseline_r1_per_s, "1/s", "R1 before contrast"),
+    ):
+        stem = f"{sub}_desc-{name}"
+        write_nifti(truth / f"{stem}.nii.gz", _host(backend, array), grid, description=f"imagingsim {what}")
+        write_json(truth / f"{stem}.json", {
+            "Description": f"Pre-contrast {what} at {spec.field_T} T: the phantom's 3 T map carried to the field by "
+                           "the field model of data/relaxivity.toml. The iron estimate subtracts this map, standing "
+                           "in for the pre-contrast scan a real study would acquire.",
+            "Units": units, "MagneticFieldStrength": spec.field_T, "SpatialReference": spatial_reference,
+        })
+    if acq.offresonance_hz is not None:
+        stem = f"{sub}_desc-offresonance_fieldmap"
+        write_nifti(truth / f"{stem}.nii.gz", _host(backend, acq.offresonance_hz), grid,
+                    description="imagingsim B0 off-resonance Hz")
+        write_json(truth / f"{stem}.json", {
+            "Description": "B0 off-resonance map the simulation applied (phase 2 pi df TE at every echo): a smooth "
+                           f"seeded Gaussian random field of sd {spec.b0_offresonance_hz} Hz.",
+            "Units": "Hz", "SpatialReference": spatial_reference,
+        })
+    if has_estimate:
+        _write_estimate_dataset(estimate_root, scenario, acq)
+
+
+def _host(backend, array) -> np.ndarray:
+    return np.asarray(backend.to_host(array)).astype(np.float32, copy=False)
+
+
+def _write_npy(path: Path, array: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _protocol_fields(acq: MRIAcquisition) -> dict:
+    spec = acq.spec
+    fields = {
+        "Manufacturer": MANUFACTURER,
+        "ManufacturersModelName": MODEL_NAME,
+        "MagneticFieldStrength": spec.field_T,
+        "MRAcquisitionType": "3D",
+        "ScanningSequence": "GR",
+        "SequenceVariant": "SP",
+        "SequenceName": "imagingsim spoiled multi-echo GRE",
+        "PulseSequenceType": "Spoiled multi-echo gradient echo",
+        "RepetitionTime": spec.repetition_time_ms * 1e-3,
+        "FlipAngle": spec.flip_angle_deg,
+        "EchoTimes_s": [t * 1e-3 for t in acq.echo_times_ms],
+        "NumberOfReceiveCoils": acq.n_coils,
+        "UndersamplingPattern": spec.undersampling,
+        "Acceleration": acq.acceleration,
+        "ParallelReductionFactorInPlane": acq.acceleration,
+        **_calibration_fields(acq),
+        "ReconstructionMethod": _RECON_NAMES[acq.recon_method].format(it=spec.cg_iterations, lam=spec.cg_regularization),
+        "NoiseDefinition": "sd of each of the real and imaginary parts of the complex Gaussian k-space (and image) "
+                           "noise, = noise_percent / 100 x the mean noiseless pre-contrast first-echo magnitude in "
+                           "muscle (NoiseReferenceSignal): the same in every session",
+        "NoisePercent": spec.noise_percent,
+        "ContrastAgents": [
+            {"Agent": a.name, "RelaxivityTable": a.table, "IronMassFraction": a.iron_mass_fraction,
+             "r1_per_mM_s": a.relaxivity.r1_per_mM_s, "r2_per_mM_s": a.relaxivity.r2_per_mM_s,
+             "r2star_per_mM_s": a.relaxivity.r2star_per_mM_s, "RelaxivitySource": a.relaxivity.source}
+            for a in acq.iron_agents
+        ],
+        "ClusteredIronR2starFactor": spec.clustered_iron_r2star_factor,
+        "SimulationNotes": (
+            "Simulated by imagingsim: spoiled GRE signal per voxel (M0 = proton density, R1 and R2* from the "
+            "baseline at this field plus iron relaxivity), optional smooth B0 off-resonance phase, coil "
+            "sensitivities, orthonormal 3-D FFT, Cartesian (ky, kz) undersampling, complex Gaussian noise, "
+            "reconstruction. Magnitude in arbitrary units (proton density relative to water scale). "
+            "Raw k-space is in sourcedata/."
+        ),
+    }
+    if acq.n_coils > 1 and acq.recon_method == "cg_sense":
+        fields["ParallelAcquisitionTechnique"] = "SENSE"
+    return fields
+
+
+def _calibration_fields(acq: MRIAcquisition) -> dict:
+    """The calibration box actually used: 0 (and a 0 x 0 box) when fully sampled."""
+    spec = acq.spec
+    if spec.undersampling == "none":
+        return {"CalibrationFraction": 0.0, "CalibrationEncodes": [0, 0]}
+    shape = tuple(int(n) for n in acq.mask.shape)
+    return {"CalibrationFraction": spec.calibration_fraction,
+            "CalibrationEncodes": list(calibration_size(shape, spec.calibration_fraction))}
+
+
+_RECON_NAMES = {
+    "zero_filled": "zero-filled inverse FFT, root-sum-of-squares coil combination",
+    "cg_sense": "CG-SENSE, {it} conjugate-gradient iterations, Tikhonov lambda {lam} (relative to the largest "
+                "eigenvalue of E^H E, 1), magnitude of the coil-combined image",
+}
+
+
+def _session_fields(acq: MRIAcquisition, k: int) -> dict:
+    return {
+        "SessionTime_s": acq.times_h[k] * 3600.0,
+        "SessionTime_h": acq.times_h[k],
+        "ReferenceTime": TIME_REFERENCE,
+        "NoiseSD": acq.noise_sd[k],
+        "NoiseReferenceSignal": acq.noise_reference_signal,
+    }
+
+
+def _r2star_fields(acq: MRIAcquisition, echo_files: list[str]) -> dict:
+    return {
+        "Description": "R2* fitted over the echoes of the magnitude images of this session.",
+        "Units": "1/s",
+        "MagneticFieldStrength": acq.spec.field_T,
+        "Manufacturer": MANUFACTURER,
+        "ManufacturersModelName": MODEL_NAME,
+        "BasedOn": echo_files,
+        "EstimationAlgorithm": (
+            "log-linear weighted least squares of log|S| against TE. Noise floor: "
+            f"{NOISE_REALISATIONS} noise-only k-spaces (same sigma, mask, coils and reconstruction) reconstructed, "
+            "and the mean, sd and RMS of their magnitude taken per voxel over the realisations and the "
+            f"{2 * NOISE_NEIGHBOURHOOD + 1}^3 neighbourhood. Root-sum-of-squares excess floor (1 - 1/C) RMS^2 "
+            "subtracted from |S|^2 (C coils for zero-filled, 1 for CG-SENSE). Two passes: echoes after the second "
+            "kept where |S| (first pass, weights |S|^2), then the first pass's predicted signal (second pass, "
+            f"weights predicted^2) exceed {NOISE_FLOOR_MULTIPLE} x the noise RMS. Clipped to "
+            f"[{R2STAR_RANGE_PER_S[0]}, {R2STAR_RANGE_PER_S[1]}] 1/s; 0 where the first-echo magnitude is below "
+            f"max(noise mean + {SIGNAL_MASK_NOISE_SDS} noise sd, {SIGNAL_MASK_FRACTION} x its maximum) (air and "
+            "signal voids, whose R2* exceeds what the echo train can measure)"
+        ),
+        "EchoTimes_s": [t * 1e-3 for t in acq.echo_times_ms],
+    }
+
+
+def _write_truth_session(truth: Path, base: str, grid, acq: MRIAcquisition, k: int, backend, spatial_reference) -> None:
+    common = {"SessionTime_s": acq.times_h[k] * 3600.0, "SessionTime_h": acq.times_h[k],
+              "ReferenceTime": TIME_REFERENCE, "MagneticFieldStrength": acq.spec.field_T,
+              "SpatialReference": spatial_reference}
+    agents = ", ".join(a.name for a in acq.iron_agents) or "none"
+    for stem, array, units, description in (
+        (f"{base}_desc-iron_conc", acq.true_iron_mM, "mM",
+         f"Iron of all iron-oxide agents ({agents}) per voxel: carrier ug/mL x iron_mass_fraction / 55.845."),
+        (f"{base}_desc-ironBound_conc", acq.true_bound_iron_mM, "mM",
+         ("The cell-associated (receptor-bound, internalised, MPS-sequestered) part of the iron, whose effective "
+          f"r2* is ClusteredIronR2starFactor = {acq.spec.clustered_iron_r2star_factor} times that in solution.")),
+        (f"{base}_desc-true_R2starmap", acq.true_r2star_per_s, "1/s",
+         "R2* the signal was computed from: baseline at the field + r2* (free + factor x bound iron)."),
+        (f"{base}_desc-true_R1map", acq.true_r1_per_s, "1/s", "R1 the signal was computed from: baseline + r1 x iron."),
+    ):
+        write_nifti(truth / f"{stem}.nii.gz", _host(backend, array[k, ...]), grid, description=f"imagingsim truth {stem}")
+        write_json(truth / f"{stem}.json", {"Description": description, "Units": units, **common})
+
+
+def _write_estimate(folder: Path, base: str, grid, acq: MRIAcquisition, k: int, backend, session: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    agent = acq.iron_agents[0]
+    write_nifti(folder / f"{base}_desc-ironEstimate_conc.nii.gz", _host(backend, acq.iron_estimate_mM[k, ...]), grid,
+                description="imagingsim MRI iron estimate mM")
+    write_json(folder / f"{base}_desc-ironEstimate_conc.json", {
+        "Description": (
+            "Iron estimated from the fitted R2* map: (R2* - R2*_0) / r2*, with R2*_0 the pre-contrast baseline at "
+            "the field (which stands in for the pre-contrast scan a real study would acquire) and r2* the solution "
+            f"relaxivity of {agent.name} ({agent.table}). Cell-associated, clustered iron has a higher effective "
+            "r2*, so it is overestimated by up to ClusteredIronR2starFactor. NaN (no estimate) where the R2* fit "
+            "was masked (desc-r2starFit_mask = 0), where the fit hit a clip limit of "
+            f"[{R2STAR_RANGE_PER_S[0]}, {R2STAR_RANGE_PER_S[1]}] 1/s (a bound, not a value), and where the baseline "
+            f"is already a void (R2*_0 x TE_1 >= {BASELINE_VOID_DECAY}: lung, cortical bone)."
+        ),
+        "Units": "mM",
+        "NoEstimateValue": "NaN",
+        "r2star_per_mM_s": agent.relaxivity.r2star_per_mM_s,
+        "ClusteredIronR2starFactor": acq.spec.clustered_iron_r2star_factor,
+        "Sources": [f"bids:raw:{base.split('_')[0]}/anat/{base}_R2starmap.nii.gz"],
+        **session,
+    })
+    mask = np.asarray(backend.to_host(acq.fit_mask[k, ...])).astype(np.uint8)
+    write_nifti(folder / f"{base}_desc-r2starFit_mask.nii.gz", mask, grid, description="imagingsim R2* fit mask")
+    write_json(folder / f"{base}_desc-r2starFit_mask.json", {
+        "Description": (
+            "Voxels whose R2* was fitted (1): first-echo magnitude above the noise-floor detection threshold and "
+            "the fraction of the maximum; 0 elsewhere (air and signal voids). The iron estimate is NaN where this "
+            "is 0, and also where the fit is clipped or the baseline is a void."
+        ),
+        "Sources": [f"bids:raw:{base.split('_')[0]}/anat/{base}_R2starmap.nii.gz"],
+        **session,
+    })
+
+
+def _write_estimate_dataset(root: Path, scenario, acq: MRIAcquisition) -> None:
+    write_json(root / "dataset_description.json", {
+        "Name": f"imagingsim MRI iron estimate: {scenario.name}",
+        "BIDSVersion": BIDS_VERSION,
+        "DatasetType": "derivative",
+        "GeneratedBy": generated_by(scenario),
+        "DatasetLinks": {"raw": "../../"},
+        "License": LICENSE,
+    })
+    atomic_write_text(root / "README", f"""# imagingsim MRI iron estimate
+
+Iron concentration (mM) estimated from the fitted R2* maps of the raw dataset
+(`sub-*/anat/*_R2starmap.nii.gz`): (R2* - R2*_0) / r2*, one map per MRI session
+(`acq-<time>`), and the mask of voxels the R2* fit used. The estimate is NaN where there
+is none: outside the fit mask, where the R2* fit hit a clip limit, and where the
+pre-contrast signal is already a void (lung, cortical bone).
+
+- R2*_0 is the pre-contrast R2* of the phantom at {acq.spec.field_T} T, which stands in for the
+  pre-contrast scan a real study would acquire (`derivatives/truth/.../mri/*_desc-baseline_R2starmap`).
+- r2* is the relaxivity in solution ({', '.join(f'{a.name}: {a.relaxivity.r2star_per_mM_s} /mM/s' for a in acq.iron_agents)}).
+  Cell-associated iron dephases {acq.spec.clustered_iron_r2star_factor} times more strongly in this
+  simulation, so where iron is bound the estimate exceeds the true iron by up to that factor.
+- This is an estimate, not ground truth: compare it with `derivatives/truth/sub-*/mri/*_desc-iron_conc`.
+""")
+
+
+def _raw_record(acq: MRIAcquisition, sub: str, grid, n_sampled: int) -> dict:
+    spec = acq.spec
+    files = {
+        f"{sub}_acq-<time>_kspace.npy": (
+            "complex64 [echo, coil, kx, ky, kz], one file per session (acq-<time> as in the raw images); zeros at "
+            "phase encodes not acquired"
+        ),
+        f"{sub}_samplingmask.npy": (
+            "bool [ky, kz]: acquired phase encodes (the same in every session; readout kx fully sampled)"
+        ),
+    }
+    if acq.coil_maps is not None:
+        files[f"{sub}_coilmaps.npy"] = "complex64 [coil, x, y, z]: receive sensitivities, sum_c |S_c|^2 = 1"
+    return {
+        "Description": "Raw k-space of the simulated multi-echo GRE sessions and everything needed to reconstruct them.",
+        "Files": files,
+        "Sessions": {label: {"SessionTime_h": t, "SessionTime_s": t * 3600.0, "NoiseSD": sd}
+                     for label, t, sd in zip(acq.time_labels, acq.times_h, acq.noise_sd)},
+        "NoiseReferenceSignal": acq.noise_reference_signal,
+        "Axes": "kspace[e, c, i, j, l]: echo e (EchoTimes_s[e]), coil c, and the k-space sample of spatial frequency "
+                "(i - nx // 2, j - ny // 2, l - nz // 2) / FOV along x (readout), y and z (phase encodes): centred",
+        "FFTConvention": (
+            "orthonormal 3-D DFT, stored centred: kspace[e, c] = numpy.fft.fftshift(numpy.fft.fftn(S_c * m_e, "
+            "norm='ortho')); so coil image = numpy.fft.ifftn(numpy.fft.ifftshift(kspace[e, c]), norm='ortho'). "
+            "Image axes as the NIfTI files (RAS+, [x, y, z], the grid below)."
+        ),
+        "SignalModel": (
+            "m_e = M0 sin(a) (1 - E1) / (1 - cos(a) E1) exp(-TE_e R2*) exp(i 2 pi df TE_e), E1 = exp(-TR R1); "
+            "kspace = mask * (FFT(S_c m_e) + noise)"
+        ),
+        "Noise": "complex Gaussian, sd NoiseSD in each of the real and imaginary parts, at acquired encodes only; the "
+                 "same sd per voxel in image space (orthonormal FFT). NoiseSD = NoisePercent / 100 x "
+                 "NoiseReferenceSignal (mean pre-contrast first-echo magnitude in muscle): the same in every session",
+        "NoiseSD": list(acq.noise_sd),
+        "NoisePercent": spec.noise_percent,
+        "EchoTimes_s": [t * 1e-3 for t in acq.echo_times_ms],
+        "RepetitionTime_s": spec.repetition_time_ms * 1e-3,
+        "FlipAngle_deg": spec.flip_angle_deg,
+        "MagneticFieldStrength_T": spec.field_T,
+        "NumberOfCoils": acq.n_coils,
+        "CoilMaps": "uniform single coil (S = 1)" if acq.coil_maps is None else f"{sub}_coilmaps.npy",
+        "UndersamplingPattern": spec.undersampling,
+        "RequestedAcceleration": spec.acceleration,
+        "Acceleration": acq.acceleration,
+        "ParallelReductionFactorInPlane": acq.acceleration,
+        "AcquiredPhaseEncodes": n_sampled,
+        "TotalPhaseEncodes": int(grid.shape[1] * grid.shape[2]),
+        **_calibration_fields(acq),
+        "ReconstructionMethod": _RECON_NAMES[acq.recon_method].format(it=spec.cg_iterations, lam=spec.cg_regularization),
+        "ImageGrid": {
+            "shape": list(grid.shape),
+            "voxel_size_mm": list(grid.voxel_size_mm),
+            "affine_RAS_mm": [list(row) for row in grid.affine],
+        },
+        "ReferenceTime": TIME_REFERENCE,
+    }
+
+
+_SOURCEDATA_README = """\
+Raw MRI data of the simulated multi-echo spoiled-GRE sessions (one per schedule time): complex
+k-space per session as .npy (complex64, [echo, coil, kx, ky, kz], centred: numpy fftshift
+order), the phase-encode sampling mask, the coil sensitivity maps when there is more than one
+coil, and *_kspace.json with the axes, the FFT convention (orthonormal), the noise sd, the
+protocol and the image grid, so the images can be reconstructed with any other code.
+"""

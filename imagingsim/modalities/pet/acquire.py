@@ -1,0 +1,306 @@
+"""PET: activity -> positron range and PSF -> attenuated projection -> scatter, randoms -> Poisson -> recon.
+
+Model (one frame ``k`` per schedule time ``t_k``, length ``D``; t = 0 is the scenario start)
+-----------------------------------------------------------------------------------------
+- **Emitters.** Every agent with a positron-emitting label contributes counts, not only the
+  tracer: a scanner cannot tell 18F annihilation photons from 89Zr ones. Agent ``a`` has the
+  activity concentration at injection scale ``A_a(x) = C_a(x, t_k) * S_a`` (carrier ug/mL
+  times specific activity, MBq/mg = 1e3 Bq/ug). Its biodistribution is held at the
+  frame-start value during the frame (carrier kinetics take hours, a frame minutes), and
+  decay gives ``A_a(x) * I_a,k`` decays per mL, with
+  ``I_a,k = int_{max(t_k, t_inj)}^{t_k + D} exp(-lambda_a (t - t_inj)) dt``
+  (:func:`~imagingsim.modalities.pet.physics.decay_integral_s`; ``D / I`` is dPETSTEP's
+  frame-averaged decay factor), of which a fraction ``beta_a`` emit a positron.
+- **Image convention.** Images are in tracer units, Bq/mL: ``E_k = sum_a A_a beta_a I_a,k /
+  (beta_tr tau_k)`` with ``tau_k = I_tr,k`` when decay-corrected to the tracer's injection
+  (activity at injection) and ``tau_k = D`` without decay correction (mean activity during
+  the frame). Frames are the schedule times from the tracer's injection on: earlier times
+  have no tracer to image (BIDS TimeZero is the tracer's injection).
+  ``expected_image_bq_per_ml`` is this ``E_k``, unblurred: what the reconstructions estimate.
+- **Resolution.** Each emitter's positrons are spread by its own positron-range kernel in
+  water (:func:`~imagingsim.modalities.pet.physics.positron_range_kernel`; not density-scaled,
+  so range in lung is underestimated and in bone overestimated), then the scanner PSF
+  (Gaussian, ``fwhm_mm``) blurs the sum.
+- **Projection.** 2-D direct-plane model: every z plane of the phantom grid is one sinogram
+  plane of a parallel-beam scanner (Joseph projector, float32, bins of the pixel size,
+  ``n_views`` over 180 degrees); no oblique planes. Expected trues
+  ``y_k = n_k * a * P(PSF(E_k))`` with attenuation factors ``a = exp(-P mu_511)`` and
+  ``n_k = sensitivity * bin * slice / (1000 mm^3/mL * n_views) * beta_tr * tau_k``, so that
+  the sum of ``y_k`` over bins, views and slices is sensitivity x annihilations in the field
+  of view (without attenuation).
+- **Scatter and randoms.** Scatter, ``SF / (1 - SF)`` times the trues of the frame, is the
+  trues sinogram blurred by a broad Gaussian along the radial and axial directions (FWHM a
+  quarter of the radial span): a smooth background, not a scatter simulation. Randoms,
+  ``RF / (1 - RF)`` times trues + scatter, are uniform over all sinogram bins.
+- **Noise.** Prompts ~ Poisson(trues + scatter + randoms) from ``backend.rng(seed,
+  PET_NOISE_STREAM, k)``.
+- **Reconstruction.** OSEM/MLEM with ``A_k = diag(n_k a) P [PSF o range_tracer]`` and the
+  expected scatter + randoms as background (MLEM runs iterations x subsets iterations, the
+  same number of updates as OSEM); FBP of ``(prompts - background) / (n_k a)``. Then a
+  Gaussian post-filter. Frames are reconstructed together: the model is block-diagonal over
+  frames and EM updates are voxelwise, so this equals one reconstruction per frame. The
+  resolution model is applied after projection, as the kernel projected along the rays
+  (a 2-D blur of each view over radial bin and slice): for an isotropic kernel this equals
+  projecting the blurred image (0.1 % rms apart here) at a seventh of the cost
+  (:meth:`PETSystem.model`).
+"""
+
+from __future__ import annotations
+
+from imagingsim.physics.attenuation import linear_attenuation_per_mm
+from imagingsim.backend import Backend
+from imagingsim.modalities.pet.physics import Nuclide, decay_integral_s, nuclide
+from imagingsim.modalities.pet.result import PETAcquisition
+from imagingsim.modalities.pet.scanner import scanner_params
+from imagingsim.modalities.pet.system import (
+    PETSystem,
+    counts_per_unit_projection,
+    recon_parameters,
+    reconstruct_pet,
+    resolution_kernel,
+)
+from imagingsim.modalities.settings import check_acquisitions_fit
+from imagingsim.modalities.stages import StageTimer
+from imagingsim.physics.noise import check_nonnegative, poisson_counts
+from imagingsim.operators import Blur, FrameWise
+from imagingsim.projectors import ParallelBeamGeometry
+from imagingsim.scenario import AgentSpec, Scenario, positron_nuclide
+from imagingsim.scenario import specific_activity_bq_per_ug as label_specific_activity
+
+#: Random stream of PET noise: the generator key is (seed, PET_NOISE_STREAM, frame index).
+PET_NOISE_STREAM = 0x9E7
+#: Smallest counts per unit projection the float32 recon weights carry safely (a tracer
+#: decayed by ~1e-25 within the frame would make images in injection units overflow).
+_MIN_COUNTS_PER_UNIT = 1e-30
+
+
+def scatter_and_randoms(trues, geometry: ParallelBeamGeometry, slice_mm: float, scatter_fraction: float,
+                        randoms_fraction: float, backend: Backend):
+    """Smooth scatter and uniform randoms for expected trues ``(views, bins, nz, n_frames)``.
+
+    Parameters
+    ----------
+    trues : device array ``(n_views, n_bins, nz, n_frames)``
+        Expected true coincidences per bin, counts.
+    geometry : ParallelBeamGeometry
+        Supplies the radial span (n_bins x bin_size_mm) that sets the scatter blur.
+    slice_mm : float
+        Slice thickness, mm (the axial blur is in mm).
+    scatter_fraction, randoms_fraction : float
+        ``S / (T + S)`` and ``R / (T + S + R)``, each in [0, 0.9].
+    backend : Backend
+
+    Returns
+    -------
+    scatter : device array, shape of ``trues``
+        The trues blurred along bins and slices (Gaussian, FWHM a quarter of the radial
+        span), scaled per frame to ``SF / (1 - SF)`` times the frame's trues.
+    randoms_per_bin : device array ``(n_frames,)``
+        ``RF / (1 - RF)`` times trues + scatter of each frame, divided by the bins per frame.
+    """
+    xp = backend.xp
+    fwhm = 0.25 * geometry.n_bins * geometry.bin_size_mm
+    shape = tuple(trues.shape)
+    kernel = Blur.gaussian(shape[:3], (1.0, geometry.bin_size_mm, slice_mm), (0.0, fwhm, fwhm), backend,
+                           truncate=3.0, dtype=trues.dtype).kernel
+    # FFT round-off leaves tiny negative values where the sinogram is empty: clip them.
+    smooth = xp.clip(FrameWise(Blur(kernel, shape[:3], backend), shape[3]).apply(trues), 0.0, None)
+    trues_total = xp.sum(trues, axis=(0, 1, 2), dtype=xp.float64)
+    smooth_total = xp.sum(smooth, axis=(0, 1, 2), dtype=xp.float64)
+    scale = xp.where(smooth_total > 0, trues_total / xp.where(smooth_total > 0, smooth_total, 1.0), 0.0)
+    scatter = smooth * xp.astype(scale * (scatter_fraction / (1.0 - scatter_fraction)), trues.dtype)
+    n_bins = shape[0] * shape[1] * shape[2]
+    randoms = trues_total / (1.0 - scatter_fraction) * (randoms_fraction / (1.0 - randoms_fraction)) / n_bins
+    return scatter, xp.astype(randoms, trues.dtype)
+
+
+# --- the acquisition ---------------------------------------------------------------------
+
+
+def specific_activity_bq_per_ug(agent: AgentSpec) -> float:
+    """Activity per ug of carrier at injection of ``agent``'s positron label, Bq/ug."""
+    return label_specific_activity(agent, positron_nuclide(agent))
+
+
+def check_pet(scenario: Scenario) -> None:
+    """Fail fast, before any simulation, on PET settings that only the presets can check.
+
+    Raises
+    ------
+    ValueError
+        One line naming the field: subsets that do not divide the views, or frames that
+        overlap (the frame length must not exceed the spacing of the imaged schedule times).
+    """
+    scanner = scanner_params(scenario.modalities.pet)
+    injection_h = scenario.pet_tracer().injection_time_h
+    check_acquisitions_fit(scenario.schedule.times_h, injection_h, scanner.frame_duration_s,
+                           "modalities.pet.frame_duration_s", "frames")
+
+
+def acquire_pet(phantom, delivery, scenario: Scenario, backend: Backend, seed: int) -> PETAcquisition:
+    """Simulate and reconstruct the PET study of a scenario (see the module docstring).
+
+    Parameters
+    ----------
+    phantom : imagingsim.phantom.Phantom
+        Grid, labels and densities (for the 511 keV attenuation map) and body mass.
+    delivery : imagingsim.delivery.DeliveryResult
+        Carrier maps ``(nx, ny, nz, T)`` of every agent at the schedule times.
+    scenario : Scenario
+        ``modalities.pet`` settings (unset fields from the scanner preset) and the agents.
+    backend : Backend
+    seed : int
+        Subject seed (>= 0); the noise of frame ``k`` is drawn from
+        ``backend.rng(seed, PET_NOISE_STREAM, k)``, so it is reproducible per backend.
+
+    Returns
+    -------
+    PETAcquisition
+        Every device array float32.
+    """
+    xp = backend.xp
+    spec = scenario.modalities.pet
+    timer = StageTimer()
+    lap = timer.lap
+
+    scanner = scanner_params(spec)
+    tracer = scenario.pet_tracer()
+    tracer_nuclide = nuclide(positron_nuclide(tracer))
+    emitters = [item for item in delivery.agents if positron_nuclide(item.agent) is not None]
+    grid = phantom.grid
+    (nx, ny, nz), voxel = grid.shape, grid.voxel_size_mm
+    duration = scanner.frame_duration_s
+    # PET frames are the schedule times from the tracer's injection on (TimeZero is the
+    # injection; the scenario validation guarantees at least one).
+    injection_s = 3600.0 * tracer.injection_time_h
+    frames = tuple(k for k, t in enumerate(delivery.times_h) if 3600.0 * t >= injection_s)
+    starts = tuple(3600.0 * delivery.times_h[k] for k in frames)
+    n_frames = len(starts)
+
+    def integrals(data: Nuclide, agent: AgentSpec) -> list[float]:
+        inj = 3600.0 * agent.injection_time_h
+        return [decay_integral_s(data.half_life_s, s, s + duration, injection_s=inj) for s in starts]
+
+    decay_corrected = spec.decay_correction == "injection"
+    tau = integrals(tracer_nuclide, tracer) if decay_corrected else [duration] * n_frames
+    bin_mm = min(voxel[0], voxel[1])  # ParallelBeamGeometry.covering's default bin
+    per_positron = counts_per_unit_projection(scanner.sensitivity, bin_mm, voxel[2], scanner.n_views, 1.0, 1.0)
+    n_k = [per_positron * tracer_nuclide.beta_plus_fraction * t for t in tau]
+    for t_s, n in zip(starts, n_k, strict=True):
+        if not n > _MIN_COUNTS_PER_UNIT:
+            raise ValueError(
+                f"modalities.pet.decay_correction: at {t_s / 3600.0:g} h the tracer's {tracer_nuclide.name} has "
+                "decayed too far to correct to its injection (images would overflow); use \"none\" or a later tracer"
+            )
+
+    mu = linear_attenuation_per_mm(phantom, 511.0, backend)
+    recon_kernel = None
+    if spec.psf_in_model and any(m in ("osem", "mlem") for m in spec.recon):
+        recon_kernel = resolution_kernel(tracer_nuclide, scanner.fwhm_mm, voxel, grid.shape, backend)
+    system = PETSystem.build(grid.shape, voxel, mu, scanner.n_views, n_k, backend, resolution_kernel=recon_kernel)
+    assert system.geometry.bin_size_mm == bin_mm
+    lap("setup")
+
+    # Positrons per mL emitted during each frame by every emitter (absolute, so a decayed
+    # tracer cannot overflow anything), blurred by each nuclide's range and the PSF; and
+    # the same in the images' tracer units without blur (the truth the recon estimates).
+    positrons = xp.zeros((nx, ny, nz, n_frames), dtype=xp.float64, device=backend.device)
+    blurred = xp.zeros((nx, ny, nz, n_frames), dtype=xp.float64, device=backend.device)
+    frame_index = xp.asarray(frames, dtype=xp.int64, device=backend.device)
+    for item in emitters:
+        data = nuclide(positron_nuclide(item.agent))
+        per_ml = [data.beta_plus_fraction * i for i in integrals(data, item.agent)]
+        emission = xp.take(item.carrier_ug_per_ml, frame_index, axis=3) * (
+            specific_activity_bq_per_ug(item.agent) * xp.asarray(per_ml, dtype=xp.float64, device=backend.device)
+        )
+        kernel = resolution_kernel(data, scanner.fwhm_mm, voxel, grid.shape, backend)
+        positrons = positrons + emission
+        blurred = blurred + FrameWise(Blur(kernel, grid.shape, backend), n_frames).apply(emission)
+    tracer_units = [1.0 / (tracer_nuclide.beta_plus_fraction * t) for t in tau]
+    expected = positrons * xp.asarray(tracer_units, dtype=xp.float64, device=backend.device)
+    del positrons
+    lap("emission")
+
+    # The FFT blur leaves round-off negatives (~1e-16 of the maximum) outside the body.
+    lines = system.line_integrals(xp.astype(xp.clip(blurred, 0.0, None), xp.float32))
+    del blurred
+    trues = lines * (system.attenuation_factors[..., None] * per_positron)
+    lap("projection")
+    scatter, randoms_per_bin = scatter_and_randoms(
+        trues, system.geometry, voxel[2], scanner.scatter_fraction, scanner.randoms_fraction, backend
+    )
+    background = scatter + randoms_per_bin
+    lap("scatter_randoms")
+
+    mean_prompts = trues + background
+    check_nonnegative(mean_prompts, "PET expected prompts")
+    prompts = xp.stack(
+        [
+            xp.astype(
+                poisson_counts(mean_prompts[..., k], backend.rng(seed, PET_NOISE_STREAM, frames[k]), validate=False),
+                xp.float32,
+            )
+            for k in range(n_frames)
+        ],
+        axis=-1,
+    )
+    del mean_prompts
+    lap("noise")
+
+    images = {}
+    for method in spec.recon:
+        images[method] = reconstruct_pet(method, prompts, background, system, scanner, psf_in_model=spec.psf_in_model)
+        lap(f"recon_{method}")
+
+    sums = xp.stack(
+        [xp.sum(a, axis=(0, 1, 2), dtype=xp.float64) for a in (trues, scatter, prompts)]
+        + [xp.astype(randoms_per_bin, xp.float64) * float(system.geometry.n_angles * system.geometry.n_bins * nz)]
+    )
+    host = backend.to_host(sums).tolist()
+    totals = {name: tuple(float(v) for v in row) for name, row in zip(("trues", "scatter", "prompts", "randoms"), host)}
+    total_counts = {k: totals[k] for k in ("trues", "scatter", "randoms", "prompts")}
+
+    tracer_delivery = delivery.agent(tracer.name)
+    specific = specific_activity_bq_per_ug(tracer)
+    injected_bq = tracer_delivery.injected_mass_ug * specific
+    # Factor each frame was multiplied by for decay (BIDS DecayCorrectionFactor): duration over
+    # the decay integral from injection; SUV = image x body mass / injected activity, with the
+    # image first brought to injection scale when it is not decay-corrected.
+    correction = [duration / t if decay_corrected else 1.0 for t in tau]
+    to_injection = [1.0 if decay_corrected else duration / i for i in integrals(tracer_nuclide, tracer)]
+    suv = tuple(float(phantom.body_mass_g) / injected_bq * f for f in to_injection)
+    return PETAcquisition(
+        tracer=tracer,
+        nuclide=tracer_nuclide.name,
+        emitters={item.agent.name: positron_nuclide(item.agent) for item in emitters},
+        scanner=scanner,
+        geometry=system.geometry,
+        schedule_indices=frames,
+        frame_start_s=starts,
+        frame_duration_s=(duration,) * n_frames,
+        decay_correction_factors=tuple(correction),
+        decay_corrected=decay_corrected,
+        injected_activity_bq=injected_bq,
+        injected_mass_ug=float(tracer_delivery.injected_mass_ug),
+        specific_activity_bq_per_ug=specific,
+        images_bq_per_ml=images,
+        recon_parameters={m: recon_parameters(m, scanner, spec.psf_in_model) for m in spec.recon},
+        expected_image_bq_per_ml=xp.astype(expected, xp.float32),
+        mu_511_per_mm=xp.astype(mu, xp.float32),
+        prompts=prompts,
+        expected_background=background,
+        attenuation_factors=system.attenuation_factors,
+        counts_per_unit_projection=tuple(n_k),
+        total_counts=total_counts,
+        suv_scale_g_per_bq=suv,
+        timings_s=timer.seconds,
+    )
+
+
+__all__ = [
+    "PET_NOISE_STREAM",
+    "acquire_pet",
+    "check_pet",
+    "scatter_and_randoms",
+    "specific_activity_bq_per_ug",
+]

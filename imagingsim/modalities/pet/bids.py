@@ -1,0 +1,272 @@
+"""Write a PET acquisition: BIDS-PET images, raw sinograms in sourcedata, truth derivatives.
+
+Layout (``<id>`` the subject, ``<trc>`` the tracer agent's name, ``<rec>`` osem/mlem/fbp)::
+
+    sub-<id>/pet/sub-<id>_trc-<trc>_rec-<rec>_pet.nii.gz (+ .json)   4-D [x, y, z, frame], Bq/mL
+    sourcedata/sub-<id>/pet/sub-<id>_trc-<trc>_prompts.nii.gz        [view, bin, slice, frame] counts
+    sourcedata/sub-<id>/pet/sub-<id>_trc-<trc>_background.nii.gz     expected scatter + randoms
+    sourcedata/sub-<id>/pet/sub-<id>_trc-<trc>_attenuation.nii.gz    [view, bin, slice] exp(-int mu)
+    sourcedata/sub-<id>/pet/sub-<id>_trc-<trc>_geometry.json         geometry, model, calibration
+    sourcedata/sub-<id>/pet/README
+    derivatives/truth/sub-<id>/pet/sub-<id>_trc-<trc>_desc-expected_activity.nii.gz (+ .json)
+    derivatives/truth/sub-<id>/pet/sub-<id>_desc-mu511keV_map.nii.gz (+ .json)
+
+The geometry JSON holds everything needed to rebuild the system model with other code:
+``E[prompts] = n_k * a * P(x) + background`` for an image ``x`` in Bq/mL, with ``P`` the
+parallel-beam line integrals (mm) of the stated geometry, ``a`` the attenuation factors and
+``n_k`` the counts per unit projection of frame ``k``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from imagingsim.io.atomic import atomic_write_text
+from imagingsim.io.bids import TIME_REFERENCE, write_json
+from imagingsim.io.nifti import sinogram_grid, write_nifti
+from imagingsim.modalities.pet.physics import nuclide
+from imagingsim.modalities.pet.result import PETAcquisition
+
+GEOMETRY_CONVENTIONS = (
+    "Transaxial image = the (x, y) plane of the image grid (axis 0 = +x, axis 1 = +y); z planes are "
+    "independent 2-D sinograms. The rotation axis passes through the centre of the image box. View k has "
+    "angle theta_k (angles_deg) measured from +x towards +y and integrates along the lines "
+    "x cos(theta) + y sin(theta) = s, x and y in mm from the box centre. Radial bin b is centred at "
+    "s_b = (b - (n_bins - 1) / 2) * bin_size_mm. Sinogram arrays are [view, radial bin, slice(, frame)]. "
+    "Line integrals are Joseph's (linear interpolation between pixel centres, path length per step)."
+)
+_RECON_CORRECTIONS = {
+    "osem": "in the system model",
+    "mlem": "in the system model",
+    "fbp": "by precorrection of the sinogram before filtering",
+}
+
+
+def write_pet(stage: Path, scenario, phantom, acquisition: PETAcquisition, backend) -> None:
+    """Write one PET acquisition into a dataset being built at ``stage`` (see module docstring).
+
+    Parameters
+    ----------
+    stage : Path
+        Root of the dataset being built (the atomic staging directory).
+    scenario : Scenario
+        Supplies the subject id.
+    phantom : Phantom
+        Grid of the images and body mass (SUV).
+    acquisition : PETAcquisition
+        Images, raw sinograms and metadata (:func:`imagingsim.modalities.pet.acquire.acquire_pet`).
+    backend : Backend
+        For the explicit device -> host copies.
+    """
+    sub = f"sub-{scenario.subject_id}"
+    trc = acquisition.tracer.name
+    base = f"{sub}_trc-{trc}"
+    times = _since_injection(acquisition)
+
+    pet = stage / sub / "pet"
+    pet.mkdir(parents=True, exist_ok=True)
+    common = _bids_pet_fields(acquisition, phantom)
+    for method, image in acquisition.images_bq_per_ml.items():
+        path = pet / f"{base}_rec-{method}_pet"
+        data = np.asarray(backend.to_host(image), dtype=np.float32)
+        write_nifti(f"{path}.nii.gz", data, phantom.grid, frame_times_s=times, description=f"imagingsim PET {trc} {method}")
+        write_json(f"{path}.json", {**common, **_recon_fields(acquisition, method)})
+
+    raw = stage / "sourcedata" / sub / "pet"
+    raw.mkdir(parents=True, exist_ok=True)
+    sino_grid = sinogram_grid(acquisition.geometry, phantom.grid)
+    for name, array, what in (
+        ("prompts", acquisition.prompts, "prompt counts (trues + scatter + randoms, Poisson)"),
+        ("background", acquisition.expected_background, "expected scatter + randoms counts"),
+        ("attenuation", acquisition.attenuation_factors, "attenuation factors exp(-line integral of mu_511)"),
+    ):
+        data = np.asarray(backend.to_host(array), dtype=np.float32)
+        frame_times = times if data.ndim == 4 else None
+        write_nifti(
+            raw / f"{base}_{name}.nii.gz", data, sino_grid, frame_times_s=frame_times,
+            description=f"imagingsim PET {what}", compress_level=1,
+        )
+    write_json(raw / f"{base}_geometry.json", _geometry_record(acquisition, phantom, base))
+
+    truth = stage / "derivatives" / "truth" / sub / "pet"
+    truth.mkdir(parents=True, exist_ok=True)
+    expected = np.asarray(backend.to_host(acquisition.expected_image_bq_per_ml), dtype=np.float32)
+    write_nifti(truth / f"{base}_desc-expected_activity.nii.gz", expected, phantom.grid, frame_times_s=times,
+                description=f"imagingsim PET {trc} expected activity")
+    write_json(
+        truth / f"{base}_desc-expected_activity.json",
+        {
+            "Description": (
+                "What an ideal scanner (no blur, no noise, perfect corrections) would report in the "
+                "convention of the PET images: the sum over positron emitters of activity x positrons "
+                "per decay x decay over the frame, divided by the tracer's positrons per decay and decay "
+                "factor. Compare reconstructions with this, voxel by voxel."
+            ),
+            "Units": "Bq/mL",
+            "FrameTimesStart_s": list(acquisition.frame_start_s),
+            "FrameTimesStartAfterInjection_s": times,
+            "FrameDuration_s": list(acquisition.frame_duration_s),
+            "ImageDecayCorrected": acquisition.decay_corrected,
+            "Tracer": trc,
+            "PositronEmitters": dict(acquisition.emitters),
+            "ReferenceTime": TIME_REFERENCE,
+            "SpatialReference": f"bids:raw:{sub}/anat/{sub}_T1map.nii.gz",
+        },
+    )
+    mu = np.asarray(backend.to_host(acquisition.mu_511_per_mm), dtype=np.float32)
+    write_nifti(truth / f"{sub}_desc-mu511keV_map.nii.gz", mu, phantom.grid, description="imagingsim mu at 511 keV 1/mm")
+    write_json(
+        truth / f"{sub}_desc-mu511keV_map.json",
+        {
+            "Description": "Linear attenuation coefficient at 511 keV (xraydb Elam tables, ICRU compositions, voxel density).",
+            "Units": "1/mm",
+            "PhotonEnergy_keV": 511.0,
+            "SpatialReference": f"bids:raw:{sub}/anat/{sub}_T1map.nii.gz",
+        },
+    )
+    atomic_write_text(raw / "README", _SOURCEDATA_README)
+
+
+def _since_injection(acq: PETAcquisition) -> list[float]:
+    """Frame starts relative to BIDS TimeZero, the tracer's injection, s."""
+    injection_s = float(acq.tracer.injection_time_h) * 3600.0
+    return [t - injection_s for t in acq.frame_start_s]
+
+
+def _bids_pet_fields(acq: PETAcquisition, phantom) -> dict:
+    """The BIDS-PET sidecar fields shared by every reconstruction of one acquisition."""
+    injection_h = float(acq.tracer.injection_time_h)
+    starts = _since_injection(acq)
+    body_kg = float(phantom.body_mass_g) / 1000.0
+    others = {a: n for a, n in acq.emitters.items() if a != acq.tracer.name}
+    bids_nuclide = nuclide(acq.nuclide).bids_name
+    scatter = acq.total_counts["scatter"]
+    trues = acq.total_counts["trues"]
+    return {
+        "Manufacturer": acq.scanner.manufacturer,
+        "ManufacturersModelName": acq.scanner.model,
+        "Units": "Bq/mL",
+        "TracerName": f"{bids_nuclide}-{acq.tracer.name} ({acq.tracer.carrier})",
+        "TracerRadionuclide": bids_nuclide,
+        "InjectedRadioactivity": acq.injected_activity_bq / 1e6,
+        "InjectedRadioactivityUnits": "MBq",
+        "InjectedMass": acq.injected_mass_ug,
+        "InjectedMassUnits": "ug",
+        "InjectedMassPerWeight": acq.injected_mass_ug / body_kg,
+        "InjectedMassPerWeightUnits": "ug/kg",
+        "SpecificRadioactivity": acq.specific_activity_bq_per_ug / 1e6,
+        "SpecificRadioactivityUnits": "MBq/ug",
+        "ModeOfAdministration": "bolus",
+        "TimeZero": "00:00:00",
+        "ScanStart": starts[0],
+        "InjectionStart": 0.0,
+        "InjectionEnd": 0.0,
+        "FrameTimesStart": starts,
+        "FrameDuration": list(acq.frame_duration_s),
+        "AcquisitionMode": "2-D sinograms of direct planes (simulated)",
+        "ImageDecayCorrected": acq.decay_corrected,
+        "ImageDecayCorrectionTime": 0.0 if acq.decay_corrected else starts[0],
+        "DecayCorrectionFactor": list(acq.decay_correction_factors),
+        "ScatterFraction": [100.0 * s / (t + s) if t + s > 0 else 0.0 for s, t in zip(scatter, trues, strict=True)],
+        "BodyPart": "whole body" if phantom.species == "mouse" else phantom.spec.anatomy,
+        "BodyWeight": body_kg,
+        "BodyWeightUnits": "kg",
+        "SUVScaleFactor": list(acq.suv_scale_g_per_bq),
+        "SUVScaleFactorUnits": "g/Bq per frame (body-weight SUV = image in Bq/mL x factor, g/mL taken as 1)",
+        "PositronEmitters": dict(acq.emitters),
+        "ContaminatingPositronEmitters": (
+            "none" if not others else
+            f"{', '.join(f'{a} ({n})' for a, n in others.items())} also emit positrons: a scanner cannot tell "
+            "them from the tracer, so their counts are in the image, scaled as if they were the tracer."
+        ),
+        "SimulationNotes": (
+            "Simulated by imagingsim: 2-D direct-plane parallel-beam model (Joseph projector), positron "
+            "range (water kernel per nuclide) and Gaussian scanner PSF, attenuation from the phantom at "
+            "511 keV, smooth scatter and uniform randoms at the preset fractions, Poisson counts. Raw "
+            "sinograms and the full system model are in sourcedata/."
+        ),
+        "TimeReference": (
+            f"TimeZero 00:00:00 is the injection of the tracer, {injection_h!r} h after the scenario's t = 0 "
+            f"(the time origin of the other files: {TIME_REFERENCE})"
+        ),
+    }
+
+
+def _recon_fields(acq: PETAcquisition, method: str) -> dict:
+    params = acq.recon_parameters[method]
+    corrections = _RECON_CORRECTIONS.get(method, "")
+    labels = list(params["labels"]) or ["none"]
+    fields = {
+        "ReconMethodName": params["method_name"],
+        "ReconMethodParameterLabels": labels,
+        "ReconFilterType": params["filter_type"],
+        "AttenuationCorrection": f"attenuation map of the phantom at 511 keV, {corrections}",
+        "ScatterCorrectionMethod": f"expected scatter (known to the simulation), {corrections}",
+        "RandomsCorrectionMethod": f"expected randoms (known to the simulation), {corrections}",
+    }
+    if labels != ["none"]:
+        fields["ReconMethodParameterUnits"] = list(params["units"])
+        fields["ReconMethodParameterValues"] = list(params["values"])
+    if params["filter_type"] != "none":
+        fields["ReconFilterSize"] = params["filter_size"]
+        fields["ReconFilterSizeUnits"] = "mm"
+    return fields
+
+
+def _geometry_record(acq: PETAcquisition, phantom, base: str) -> dict:
+    grid = phantom.grid
+    return {
+        "Description": "Raw PET data of one simulated acquisition and the system model that produced it.",
+        "Files": {
+            f"{base}_prompts.nii.gz": "measured prompts (counts), [view, radial bin, slice, frame]",
+            f"{base}_background.nii.gz": "expected scatter + randoms (counts), [view, radial bin, slice, frame]",
+            f"{base}_attenuation.nii.gz": "attenuation factors exp(-line integral of mu_511), [view, radial bin, slice]",
+        },
+        "SystemModel": (
+            "E[prompts[:, :, :, k]] = CountsPerUnitProjection[k] * attenuation * P(PSF(x)) + background[..., k], "
+            "with x the image in Bq/mL (the tracer's convention; see ImageDecayCorrected) on the image grid, "
+            "P the parallel-beam line integrals in mm (slices independent), and PSF the positron range of the "
+            "tracer convolved with a Gaussian of ScannerFWHM_mm."
+        ),
+        "SinogramNIfTIHeader": "pixdim of the sinogram files = (view step in degrees, radial bin size mm, slice mm); "
+        "their affine is not a spatial mapping",
+        "Conventions": GEOMETRY_CONVENTIONS,
+        "Geometry": acq.geometry.to_dict(),
+        "SliceCentres_mm": [grid.origin_mm[2] + k * grid.voxel_size_mm[2] for k in range(grid.shape[2])],
+        "ImageGrid": {
+            "shape": list(grid.shape),
+            "voxel_size_mm": list(grid.voxel_size_mm),
+            "affine_RAS_mm": [list(row) for row in grid.affine],
+            "note": "rotation axis through the centre of the transaxial image box",
+        },
+        "FrameTimesStart_s": _since_injection(acq),
+        "FrameTimesStartAfterScenarioStart_s": list(acq.frame_start_s),
+        "FrameDuration_s": list(acq.frame_duration_s),
+        "TimeZero": "the tracer's injection",
+        "CountsPerUnitProjection": list(acq.counts_per_unit_projection),
+        "CountsPerUnitProjectionUnits": "counts per (Bq/mL x mm) in each sinogram bin",
+        "ExpectedTotalCounts": {k: list(acq.total_counts[k]) for k in ("trues", "scatter", "randoms")},
+        "MeasuredTotalPrompts": list(acq.total_counts["prompts"]),
+        "Scanner": {
+            "Preset": acq.scanner.preset,
+            "ScannerFWHM_mm": acq.scanner.fwhm_mm,
+            "Sensitivity": acq.scanner.sensitivity,
+            "ScatterFraction": acq.scanner.scatter_fraction,
+            "RandomsFraction": acq.scanner.randoms_fraction,
+        },
+        "Tracer": acq.tracer.name,
+        "TracerNuclide": acq.nuclide,
+        "PositronEmitters": dict(acq.emitters),
+        "ImageDecayCorrected": acq.decay_corrected,
+        "ReferenceTime": f"FrameTimesStart_s counts from the tracer's injection; FrameTimesStartAfterScenarioStart_s from {TIME_REFERENCE}",
+    }
+
+
+_SOURCEDATA_README = """\
+Raw PET data of the simulated scans: for each PET tracer, the measured prompt sinograms, the expected background (scatter +
+randoms), the attenuation factors and a *_geometry.json with the geometry (angles in degrees,
+radial bins in mm, slices), conventions and the full system model, so that the images can be
+reconstructed with any other code. Sinograms are NIfTI arrays [view, radial bin, slice(, frame)].
+"""
