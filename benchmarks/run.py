@@ -193,6 +193,7 @@ def projector(args) -> dict:
 def pet_frame(args) -> dict:
     """One PET frame of the default scenario: forward model, Poisson noise and OSEM 4 it x 8 subsets."""
     import imagingsim
+    from imagingsim.modalities.base import acquisition_context
     from imagingsim.modalities.pet.acquire import acquire_pet
     from imagingsim.pipeline import simulate
     from imagingsim.projectors import clear_matrix_cache
@@ -210,7 +211,7 @@ def pet_frame(args) -> dict:
 
     def frame():
         clear_matrix_cache()  # the projector build counts: a fresh process pays it once
-        return acquire_pet(subject.phantom, subject.delivery, scenario, subject.backend, subject.seed)
+        return acquire_pet(acquisition_context("pet", subject.phantom, subject.delivery, scenario, subject.backend, subject.seed))
 
     seconds = best_of(frame, 3)
     peak_mb, acquisition = peak_memory_mb(frame)
@@ -236,9 +237,10 @@ def mri_subject(args) -> dict:
     from scipy.sparse.linalg import cg as scipy_cg
 
     import imagingsim
+    from imagingsim.modalities.base import acquisition_context
     from imagingsim.modalities.mri.acquire import acquire_mri
-    from imagingsim.pipeline import simulate
     from imagingsim.modalities.mri.recon import cg_sense, encoding_operator
+    from imagingsim.pipeline import simulate
 
     overrides = [
         "schedule.times_h=[24.0]",
@@ -253,7 +255,7 @@ def mri_subject(args) -> dict:
     be = subject.backend
 
     def session():
-        return acquire_mri(subject.phantom, subject.delivery, scenario, be, subject.seed)
+        return acquire_mri(acquisition_context("mri", subject.phantom, subject.delivery, scenario, be, subject.seed))
 
     seconds = best_of(session, 2)
     peak_mb, acquisition = peak_memory_mb(session)
@@ -346,6 +348,7 @@ def nirf_frame(args) -> dict:
     from scipy.signal import fftconvolve
 
     import imagingsim
+    from imagingsim.modalities.base import acquisition_context
     from imagingsim.modalities.nirf.acquire import acquire_nirf, imaging_channel, surface_model, to_camera_frame
     from imagingsim.pipeline import simulate
 
@@ -359,7 +362,7 @@ def nirf_frame(args) -> dict:
     be = subject.backend
 
     def frame():
-        return acquire_nirf(subject.phantom, subject.delivery, scenario, be, subject.seed)
+        return acquire_nirf(acquisition_context("nirf", subject.phantom, subject.delivery, scenario, be, subject.seed))
 
     seconds = best_of(frame, 3)
     acquisition = frame()
@@ -367,7 +370,7 @@ def nirf_frame(args) -> dict:
 
     # The convolution step alone: every layer's source convolved with its own PSF and summed.
     spec = scenario.modalities.nirf
-    dye, window, band, _, imaged = imaging_channel(scenario, subject.delivery)
+    dye, window, band, _, imaged = imaging_channel(scenario.modalities.nirf, subject.delivery)
     model = surface_model(subject.phantom, spec.view, spec.mode, dye.excitation_nm, band.centre_nm, window, be)
     dye_map = subject.delivery.agent(imaged[0]).carrier_ug_per_ml[..., 0]
     layers = model.layers(to_camera_frame(dye_map, spec.view, be.xp)) * model.excitation
@@ -400,8 +403,8 @@ def _spect_problem(args):
     """128^3 (64^3 quick) voxels of 4 mm, 120 views (60 quick): a water cylinder with hot spheres, LEHR, 99mTc."""
     import numpy as np
 
-    from imagingsim.physics.attenuation import mass_attenuation_cm2_per_g
     from imagingsim.modalities.spect.physics import collimator
+    from imagingsim.physics.attenuation import mass_attenuation_cm2_per_g
 
     n, n_views = (64, 60) if args.quick else (128, 120)
     pixel = 4.0
@@ -431,9 +434,9 @@ def spect_osem_iteration(args) -> dict:
 
     from imagingsim.backend import get_backend
     from imagingsim.backend._numpy import cpu_threads
+    from imagingsim.modalities.spect.projector import SPECTGeometry, SPECTProjector
     from imagingsim.operators import Sum
     from imagingsim.projectors import clear_matrix_cache
-    from imagingsim.modalities.spect.projector import SPECTGeometry, SPECTProjector
     from imagingsim.recon import osem
 
     be = get_backend(args.backend)
@@ -519,9 +522,9 @@ def ct_scan(args) -> dict:
 
     from imagingsim.backend import get_backend
     from imagingsim.modalities.ct import acquire as ct
+    from imagingsim.modalities.ct.spec import CTSpec
     from imagingsim.physics.noise import poisson_counts
     from imagingsim.projectors import ParallelBeamGeometry, ParallelProjector, clear_matrix_cache
-    from imagingsim.scenario import CTSpec
 
     be = get_backend(args.backend)
     xp = be.xp

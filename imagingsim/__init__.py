@@ -16,7 +16,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _API = {
-    "load_scenario": "imagingsim.scenario",
+    "load_scenario": "imagingsim.pipeline",
     "ScenarioError": "imagingsim.scenario",
     "Scenario": "imagingsim.scenario",
     "get_backend": "imagingsim.backend",

@@ -60,9 +60,10 @@ def simulate(
     """Simulate one subject and write a BIDS dataset with ground truth."""
     from imagingsim.backend import BackendError, get_backend
     from imagingsim.io.atomic import check_output_dir
+    from imagingsim.modalities.registry import ModalityError
+    from imagingsim.pipeline import load_scenario, write_subject
     from imagingsim.pipeline import simulate as run_simulation
-    from imagingsim.pipeline import write_subject
-    from imagingsim.scenario import ScenarioError, load_scenario
+    from imagingsim.scenario import ScenarioError
 
     if backend not in ("auto", "numpy", "cupy"):
         raise BadInput(f"--backend: must be one of auto, numpy, cupy; got {backend!r}")
@@ -81,7 +82,7 @@ def simulate(
         subject = run_simulation(loaded, backend=be, step=_spinner)
         with _spinner("writing dataset"):
             files = write_subject(subject, out_dir, overwrite=overwrite)
-    except (ScenarioError, BackendError, ValueError) as exc:
+    except (ScenarioError, BackendError, ModalityError, ValueError) as exc:
         raise BadInput(str(exc)) from None
     except OSError as exc:  # the disk, not the input: one line, exit 1, staging removed
         raise WriteFailed(f"could not write {exc.filename or out_dir}: {exc.strerror or exc}") from None
@@ -96,6 +97,19 @@ def phantoms() -> None:
     for name in builtin_names():
         marker = " (default)" if name == DEFAULT_SCENARIO else ""
         out.print(f"{name}{marker}: {scenario_description(name)}")
+
+
+@app.command("modalities")
+def list_modalities() -> None:
+    """List the registered modalities: name, where it comes from, and what it simulates."""
+    from imagingsim.modalities import registry
+
+    for name in registry.names():
+        try:
+            description = registry.get(name).description
+        except registry.ModalityError as exc:
+            description = f"not loadable: {exc}"
+        out.print(f"{name} ({registry.origin(name)}): {description}", markup=False)
 
 
 @app.command()
@@ -122,97 +136,24 @@ def _spinner(name: str):
 
 
 def _summarise(subject, out_dir: Path, files: list[Path], seconds: float) -> None:
+    from imagingsim.modalities import registry
+
     size = sum(f.stat().st_size for f in files if f.is_file())
     out.print(f"wrote {len(files)} files ({size / 1e6:.1f} MB) to {out_dir}")
-    if not subject.scenario.phantom.tumours:
+    has_tumour = bool(subject.scenario.phantom.tumours)
+    if not has_tumour:
         out.print("  no tumour in this phantom")
     else:
         for agent in subject.delivery.agents:
             tumour = ", ".join(f"{v:.3g}" for v in agent.percent_id_per_g("tumour"))
             times = ", ".join(f"{t:g}" for t in agent.times_h)
             out.print(f"  {agent.agent.name}: tumour %ID/g at t = [{times}] h: [{tumour}]")
-        if "pet" in subject.acquisitions:
-            _summarise_pet(subject)
-        if "mri" in subject.acquisitions:
-            _summarise_mri(subject)
-        if "nirf" in subject.acquisitions:
-            _summarise_nirf(subject)
-        if "spect" in subject.acquisitions:
-            _summarise_spect(subject)
-    if "ct" in subject.acquisitions:
-        _summarise_ct(subject)
+    for name, acquisition in subject.acquisitions.items():
+        modality = registry.get(name)
+        if has_tumour or not modality.summary_needs_tumour:
+            for line in modality.summary(acquisition, subject):
+                out.print(line, markup=False)
     out.print(f"done in {seconds:.1f} s")
-
-
-def _summarise_pet(subject) -> None:
-    """Tumour activity recovered by each PET reconstruction vs the truth, per frame."""
-    from imagingsim.physics.metrics import roi_mean
-
-    acq, be = subject.acquisitions["pet"], subject.backend
-    tumour = subject.phantom.tumour_index > 0
-    truth = roi_mean(acq.expected_image_bq_per_ml, tumour, be)
-    out.print(f"  PET {acq.tracer.name} ({acq.nuclide}): tumour mean kBq/mL, true [{_kilo(truth)}]")
-    for method, image in acq.images_bq_per_ml.items():
-        out.print(f"    {method}: [{_kilo(roi_mean(image, tumour, be))}]")
-
-
-def _summarise_mri(subject) -> None:
-    """Tumour iron (true and estimated from R2*), per session."""
-    from imagingsim.modalities.mri.acquire import roi_iron_mM
-
-    acq, be = subject.acquisitions["mri"], subject.backend
-    tumour = subject.phantom.tumour_index > 0
-    out.print(f"  MRI {acq.spec.field_T:g} T, {acq.recon_method}, acceleration {acq.acceleration:.2f}")
-    if acq.iron_estimate_mM is None:
-        out.print("    no iron-oxide agent (or one echo): no iron estimate")
-        return
-    true, estimate, fraction = roi_iron_mM(acq, tumour, be)
-    out.print(
-        f"    tumour iron mM, true \\[{_fixed(true)}], from R2* \\[{_fixed(estimate)}] "
-        f"(estimated in at least {min(fraction):.0%} of tumour voxels)"
-    )
-
-
-def _summarise_nirf(subject) -> None:
-    """Tumour-to-body contrast of the noise-free NIRF images, per time."""
-    from imagingsim.modalities.nirf.acquire import tumour_contrast
-
-    acq = subject.acquisitions["nirf"]
-    contrast = tumour_contrast(acq, subject.phantom, subject.backend)
-    out.print(
-        f"  NIRF {acq.dye.name} ({acq.window}, {acq.view} view): tumour/body contrast [{_fixed(contrast)}], "
-        f"pixel noise {acq.background_noise_e:.3g} e-"
-    )
-
-
-def _summarise_spect(subject) -> None:
-    """Tumour activity recovered by each SPECT reconstruction variant vs the truth, per acquisition."""
-    from imagingsim.modalities.spect.acquire import roi_activity_bq_per_ml
-
-    acq, be = subject.acquisitions["spect"], subject.backend
-    truth, images = roi_activity_bq_per_ml(acq, subject.phantom.tumour_index > 0, be)
-    out.print(f"  SPECT {acq.tracer.name} ({acq.nuclide}, {acq.params.collimator.name}): tumour mean kBq/mL, "
-              f"true \\[{_kilo(truth)}]")
-    for variant, values in images.items():
-        out.print(f"    {variant}: \\[{_kilo(values)}]")
-
-
-def _summarise_ct(subject) -> None:
-    """Mean HU of the main tissues in the first CT scan."""
-    from imagingsim.modalities.ct.acquire import tissue_hu
-
-    acq = subject.acquisitions["ct"]
-    values = tissue_hu(acq, subject.phantom, subject.backend)
-    out.print(f"  CT {acq.system.kvp:g} kVp, first scan: mean HU in the tissue interiors "
-              + ", ".join(f"{name} {hu:.0f}" for name, hu in values.items()))
-
-
-def _fixed(values) -> str:
-    return ", ".join(f"{v:.3g}" for v in values)
-
-
-def _kilo(values) -> str:
-    return ", ".join(f"{v / 1000:.3g}" for v in values)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,8 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from imagingsim import scenario as scenario_module
 from imagingsim.backend import Backend, get_backend
-from imagingsim.scenario import Scenario
+from imagingsim.modalities import registry
+from imagingsim.modalities.base import WriteContext, acquisition_context
+from imagingsim.scenario import Scenario, ScenarioError, apply_overrides, read_scenario_toml
 
 StepReporter = Callable[[str], AbstractContextManager[Any]]
 
@@ -67,6 +70,35 @@ def subject_seed(scenario: Scenario) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
+def load_scenario(name_or_path: str | Path | None = None, overrides: list[str] | None = None) -> Scenario:
+    """Load, override and validate a scenario with every registered modality's settings.
+
+    Parameters
+    ----------
+    name_or_path : str or Path, optional
+        Built-in name (``imagingsim phantoms``) or TOML path; None for the default scenario.
+    overrides : list of str, optional
+        ``dotted.key=value`` strings applied before validation (``--set``).
+
+    Raises
+    ------
+    ScenarioError
+        One line naming the field and what is allowed, for the core fields, each modality's
+        settings table and each enabled modality's check against the rest of the scenario.
+    """
+    return validate_scenario(apply_overrides(read_scenario_toml(name_or_path), overrides or []))
+
+
+def validate_scenario(data: dict[str, Any]) -> Scenario:
+    """Validate a raw scenario table like :func:`load_scenario` (core, modality settings, checks)."""
+    scenario = scenario_module.validate_scenario(data, registry.scenario_model())
+    try:
+        registry.check_enabled(scenario)
+    except ValueError as exc:
+        raise ScenarioError(str(exc).splitlines()[0]) from None
+    return scenario
+
+
 def simulate(
     scenario: Scenario,
     *,
@@ -88,7 +120,7 @@ def simulate(
     from imagingsim.phantom import build_phantom
 
     be = get_backend(backend) if isinstance(backend, str) else backend
-    check_modalities(scenario)
+    registry.check_enabled(scenario)
     seed = subject_seed(scenario)
     timings: dict[str, float] = {}
 
@@ -101,162 +133,45 @@ def simulate(
 
     phantom = timed("phantom", build_phantom, scenario.phantom, be, seed)
     delivery = timed("delivery", simulate_delivery, phantom, list(scenario.agents), scenario.schedule.times_h, be)
-    acquisitions = {}
-    for modality in acquisition_order(scenario.modalities.enabled):
-        acquire = _ACQUIRE[modality]()
-        inputs = {name: acquisitions[name] for name in _INPUTS.get(modality, ()) if name in acquisitions}
-        acquisitions[modality] = timed(modality, functools.partial(acquire, **inputs), phantom, delivery, scenario,
-                                       be, seed)
+    acquisitions: dict[str, Any] = {}
+    for name in registry.acquisition_order(scenario.modalities.enabled):
+        modality = registry.get(name)
+        inputs = {r: acquisitions[r] for r in modality.requires if r in acquisitions}
+        ctx = acquisition_context(name, phantom, delivery, scenario, be, seed, **inputs)
+        acquisitions[name] = timed(name, modality.acquire, ctx)
     return Subject(scenario, be, seed, phantom, delivery, acquisitions, timings)
 
 
-def acquisition_order(enabled) -> list[str]:
-    """The enabled modalities in the order they run: each after those whose results it uses."""
-    ordered = [m for m in enabled if not _INPUTS.get(m)]
-    return ordered + [m for m in enabled if _INPUTS.get(m)]
-
-
-def check_modalities(scenario: Scenario) -> None:
-    """Check the enabled modalities' settings against their presets before simulating anything.
-
-    Raises
-    ------
-    ValueError
-        One line naming the field (e.g. ``modalities.pet.subsets``).
-    """
-    if "pet" in scenario.modalities.enabled:
-        from imagingsim.modalities.pet.acquire import check_pet
-
-        check_pet(scenario)
-    if "mri" in scenario.modalities.enabled:
-        from imagingsim.modalities.mri.acquire import check_mri
-
-        check_mri(scenario)
-    if "spect" in scenario.modalities.enabled:
-        from imagingsim.modalities.spect.acquire import check_spect
-
-        check_spect(scenario)
-    if "ct" in scenario.modalities.enabled:
-        from imagingsim.modalities.ct.acquire import check_ct
-
-        check_ct(scenario)
-
-
-def _pet_acquire():
-    from imagingsim.modalities.pet.acquire import acquire_pet
-
-    return acquire_pet
-
-
-def _mri_acquire():
-    from imagingsim.modalities.mri.acquire import acquire_mri
-
-    return acquire_mri
-
-
-def _nirf_acquire():
-    from imagingsim.modalities.nirf.acquire import acquire_nirf
-
-    return acquire_nirf
-
-
-def _spect_acquire():
-    from imagingsim.modalities.spect.acquire import acquire_spect
-
-    return acquire_spect
-
-
-def _ct_acquire():
-    from imagingsim.modalities.ct.acquire import acquire_ct
-
-    return acquire_ct
-
-
-#: Modality name -> loader of its ``acquire(phantom, delivery, scenario, backend, seed, **inputs)``
-#: (imported lazily so a ground-truth-only run never imports the tomography stack).
-_ACQUIRE = {"pet": _pet_acquire, "mri": _mri_acquire, "nirf": _nirf_acquire, "spect": _spect_acquire,
-            "ct": _ct_acquire}
-#: Modality -> the acquisitions it takes as keyword inputs when they are enabled too (SPECT
-#: corrects attenuation with the CT of the same subject).
-_INPUTS = {"spect": ("ct",)}
-
-
-def _modality_writers(subject: Subject) -> list[Callable[[Path], Any]]:
-    """``writer(stage)`` callables that add each acquisition's files to the dataset."""
-    writers = []
-    for modality, acquisition in subject.acquisitions.items():
-        write = _WRITERS[modality]()
-        writers.append(
-            lambda stage, write=write, acquisition=acquisition: write(
-                stage, subject.scenario, subject.phantom, acquisition, subject.backend
-            )
-        )
-    for (functional, anatomical), loader in _FUSIONS.items():
-        if functional in subject.acquisitions and anatomical in subject.acquisitions:
-            fuse = loader()
-            writers.append(
-                lambda stage, fuse=fuse, f=functional, a=anatomical: fuse(
-                    stage, subject.scenario, subject.phantom, subject.acquisitions[f], subject.acquisitions[a],
-                    subject.backend,
-                )
-            )
-    return writers
-
-
-def _pet_writer():
-    from imagingsim.modalities.pet.bids import write_pet
-
-    return write_pet
-
-
-def _mri_writer():
-    from imagingsim.modalities.mri.bids import write_mri
-
-    return write_mri
-
-
-def _nirf_writer():
-    from imagingsim.modalities.nirf.bids import write_nirf
-
-    return write_nirf
-
-
-def _spect_writer():
-    from imagingsim.modalities.spect.bids import write_spect
-
-    return write_spect
-
-
-def _ct_writer():
-    from imagingsim.modalities.ct.bids import write_ct
-
-    return write_ct
-
-
-def _pet_mri_fusion():
-    from imagingsim.io.fusion import write_pet_mri_fusion
-
-    return write_pet_mri_fusion
-
-
-def _spect_ct_fusion():
-    from imagingsim.io.fusion import write_spect_ct_fusion
-
-    return write_spect_ct_fusion
-
-
-#: Modality name -> loader of its ``write(stage, scenario, phantom, acquisition, backend)``.
-_WRITERS = {"pet": _pet_writer, "mri": _mri_writer, "nirf": _nirf_writer, "spect": _spect_writer, "ct": _ct_writer}
-#: (functional, anatomical) -> loader of ``fuse(stage, scenario, phantom, functional_acq, anatomical_acq,
-#: backend)``, run when both are acquired: the functional images resampled onto the anatomical grid.
-_FUSIONS = {("pet", "mri"): _pet_mri_fusion, ("spect", "ct"): _spect_ct_fusion}
 
 
 def write_subject(subject: Subject, out_dir: str | Path, *, overwrite: bool = False) -> list[Path]:
     """Write a subject as a BIDS dataset (atomically) and return the files written."""
-    from imagingsim.io.bids import write_dataset
+    from imagingsim.dataset.write import write_dataset
 
+    ctx = WriteContext(subject.scenario, subject.phantom, subject.backend, subject.acquisitions)
     return write_dataset(
         Path(out_dir), subject.scenario, subject.phantom, subject.delivery, subject.backend,
-        overwrite=overwrite, extra_writers=_modality_writers(subject),
+        overwrite=overwrite, extra_writers=_modality_writers(subject, ctx),
     )
+
+
+def _modality_writers(subject: Subject, ctx: WriteContext) -> list[Callable[[Path], Any]]:
+    """``writer(stage)`` callables: each acquisition's files, then each fusion of a functional
+    acquisition onto an anatomical one that was acquired too."""
+    writers: list[Callable[[Path], Any]] = []
+    for name, acquisition in subject.acquisitions.items():
+        writers.append(functools.partial(_write_one, registry.get(name), acquisition, ctx))
+    for name, acquisition in subject.acquisitions.items():
+        modality = registry.get(name)
+        for anatomical in modality.fuses_onto:
+            if anatomical in subject.acquisitions:
+                writers.append(functools.partial(_fuse_one, modality, acquisition, anatomical, ctx))
+    return writers
+
+
+def _write_one(modality, acquisition, ctx: WriteContext, stage: Path):
+    return modality.write(stage, acquisition, ctx)
+
+
+def _fuse_one(modality, acquisition, anatomical: str, ctx: WriteContext, stage: Path):
+    return modality.fuse(stage, acquisition, anatomical, ctx)

@@ -22,15 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 NAME_PATTERN = r"^[A-Za-z0-9]+$"  # BIDS entity values: letters and digits only
 MAX_TIME_H = 24.0 * 60  # 60 days: past 89Zr's useful window, far past any nanocarrier study
 
-#: Modalities that this version can simulate; later modules register themselves here.
-AVAILABLE_MODALITIES: tuple[str, ...] = ("pet", "mri", "nirf", "spect", "ct")
 
 
 class ScenarioError(ValueError):
     """Invalid scenario input; the message is one line naming the field and what is allowed."""
 
 
-class _Model(BaseModel):
+class SpecModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
@@ -40,7 +38,7 @@ Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 # --- phantom ---------------------------------------------------------------------------
 
 
-class TumourSpec(_Model):
+class TumourSpec(SpecModel):
     """One tumour: a sphere with an irregular boundary, necrotic core and hypoxic zone."""
 
     name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=32)] = "tumour"
@@ -73,7 +71,7 @@ class TumourSpec(_Model):
         return self
 
 
-class HeterogeneitySpec(_Model):
+class HeterogeneitySpec(SpecModel):
     """Seeded Gaussian random field modulating the property maps (log-normal, mean 1)."""
 
     correlation_length_mm: Annotated[float, Field(gt=0.0, le=200.0)] = Field(
@@ -84,7 +82,7 @@ class HeterogeneitySpec(_Model):
     )
 
 
-class PhantomSpec(_Model):
+class PhantomSpec(SpecModel):
     """Which anatomy, at which voxel size, with which tumours."""
 
     anatomy: Literal["mouse", "torso", "brain"] = "mouse"
@@ -104,14 +102,14 @@ class PhantomSpec(_Model):
 # --- agents ----------------------------------------------------------------------------
 
 NUCLIDES = ("F18", "Zr89", "Cu64", "Ga68", "Tc99m", "In111", "Lu177")
-#: Nuclides that decay by positron emission (imaged by PET; data/radionuclides.toml).
+#: Nuclides that decay by positron emission (data/radionuclides.toml).
 POSITRON_EMITTERS = ("F18", "Zr89", "Cu64", "Ga68")
-#: Single-photon emitters imaged by SPECT (photopeaks in data/radionuclides.toml).
-SPECT_EMITTERS = ("Tc99m", "In111", "Lu177")
+#: Single-photon emitters (photopeaks in data/radionuclides.toml).
+SINGLE_PHOTON_EMITTERS = ("Tc99m", "In111", "Lu177")
 DYES = ("ICG", "IRDye800CW", "Cy55", "NIRII")
 
 
-class RadionuclideLabel(_Model):
+class RadionuclideLabel(SpecModel):
     kind: Literal["radionuclide"]
     nuclide: Literal[NUCLIDES]  # type: ignore[valid-type]
     specific_activity_MBq_per_mg: Annotated[float, Field(gt=0.0, le=1e7)] = Field(
@@ -119,7 +117,7 @@ class RadionuclideLabel(_Model):
     )
 
 
-class IronOxideLabel(_Model):
+class IronOxideLabel(SpecModel):
     kind: Literal["iron_oxide"]
     iron_mass_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
         description="mg Fe per mg of carrier."
@@ -129,7 +127,7 @@ class IronOxideLabel(_Model):
     )
 
 
-class FluorophoreLabel(_Model):
+class FluorophoreLabel(SpecModel):
     kind: Literal["fluorophore"]
     dye: Literal[DYES]  # type: ignore[valid-type]
     dye_nmol_per_mg: Annotated[float, Field(gt=0.0, le=1e6)] = Field(
@@ -137,12 +135,12 @@ class FluorophoreLabel(_Model):
     )
 
 
-class GoldLabel(_Model):
+class GoldLabel(SpecModel):
     kind: Literal["gold"]
     gold_mass_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = Field(description="mg Au per mg of carrier.")
 
 
-class IodineLabel(_Model):
+class IodineLabel(SpecModel):
     kind: Literal["iodine"]
     iodine_mass_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = Field(description="mg I per mg of carrier.")
 
@@ -154,7 +152,7 @@ Label = Annotated[
 LABEL_KINDS = ("radionuclide", "iron_oxide", "fluorophore", "gold", "iodine")
 
 
-class ReleaseSpec(_Model):
+class ReleaseSpec(SpecModel):
     """Payload release from the carrier: a baseline leak plus an optional stimulus trigger."""
 
     baseline_rate_per_h: Annotated[float, Field(ge=0.0, le=100.0)] = Field(
@@ -172,7 +170,7 @@ class ReleaseSpec(_Model):
     )
 
 
-class PayloadSpec(_Model):
+class PayloadSpec(SpecModel):
     """The drug carried inside the carrier."""
 
     drug: Annotated[str, Field(pattern=NAME_PATTERN, max_length=32)] = "doxorubicin"
@@ -182,7 +180,7 @@ class PayloadSpec(_Model):
     release: ReleaseSpec = Field(default_factory=ReleaseSpec)
 
 
-class TargetingSpec(_Model):
+class TargetingSpec(SpecModel):
     """Active targeting: a ligand binding the receptor map."""
 
     ligand: Annotated[str, Field(pattern=NAME_PATTERN, max_length=32)] = "ligand"
@@ -194,7 +192,7 @@ class TargetingSpec(_Model):
     )
 
 
-class AgentSpec(_Model):
+class AgentSpec(SpecModel):
     """One injected agent: a carrier from the library with its labels and payload."""
 
     name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=32)]
@@ -236,7 +234,7 @@ class AgentSpec(_Model):
 # --- schedule, modalities, scenario ----------------------------------------------------
 
 
-class ScheduleSpec(_Model):
+class ScheduleSpec(SpecModel):
     """When images are taken, hours after the first injection."""
 
     times_h: Annotated[list[Annotated[float, Field(ge=0.0, le=MAX_TIME_H)]], Field(min_length=1, max_length=64)]
@@ -249,223 +247,27 @@ class ScheduleSpec(_Model):
         return times
 
 
-class PETSpec(_Model):
-    """PET acquisition and reconstruction; a field left unset takes the scanner preset's value.
+class ModalitiesSpec(SpecModel):
+    """Which modalities run (``enabled``), and each one's settings table ``[modalities.<name>]``.
 
-    One frame starts at each schedule time. Presets and their sources: data/scanners.toml.
+    This core model keeps the settings tables as given; the registry's model
+    (:func:`imagingsim.modalities.registry.scenario_model`) validates each one with its
+    modality's ``Spec`` and fills in the defaults of the tables left out.
     """
 
-    scanner: Literal["preclinical", "clinical"] = "preclinical"
-    tracer: Annotated[str, Field(pattern=NAME_PATTERN, max_length=32)] | None = Field(
-        None,
-        description="Agent whose positron label names the scan and sets the decay correction; "
-        "default: the first agent with a positron-emitting label. Other positron emitters are "
-        "still detected (a scanner cannot tell them apart).",
-    )
-    frame_duration_s: Annotated[float, Field(gt=0.0, le=86400.0)] | None = None
-    n_views: Annotated[int, Field(ge=8, le=1024)] | None = None
-    fwhm_mm: Annotated[float, Field(ge=0.0, le=20.0)] | None = Field(None, description="Scanner PSF FWHM, mm.")
-    sensitivity: Annotated[float, Field(gt=0.0, le=1.0)] | None = Field(
-        None, description="Absolute sensitivity: detected trues per annihilation in the field of view."
-    )
-    scatter_fraction: Annotated[float, Field(ge=0.0, le=0.9)] | None = None
-    randoms_fraction: Annotated[float, Field(ge=0.0, le=0.9)] | None = None
-    recon: Annotated[list[Literal["osem", "mlem", "fbp"]], Field(min_length=1, max_length=3)] = Field(
-        default_factory=lambda: ["osem", "fbp"]
-    )
-    iterations: Annotated[int, Field(ge=1, le=200)] | None = Field(None, description="OSEM/MLEM iterations.")
-    subsets: Annotated[int, Field(ge=1, le=64)] | None = Field(None, description="OSEM subsets (views are split evenly).")
-    psf_in_model: bool = Field(True, description="Model positron range and PSF in OSEM/MLEM (resolution recovery).")
-    post_filter_fwhm_mm: Annotated[float, Field(ge=0.0, le=30.0)] | None = None
-    fbp_filter: Literal["ramp", "shepp-logan", "hann"] | None = None
-    fbp_cutoff: Annotated[float, Field(gt=0.0, le=1.0)] | None = Field(None, description="Filter cut-off, fraction of Nyquist.")
-    decay_correction: Literal["injection", "none"] = Field(
-        "injection",
-        description="Images decay-corrected to the tracer's injection, or not (then each frame shows its "
-        "mean activity during the frame).",
-    )
-
-    @field_validator("recon")
-    @classmethod
-    def _unique_recon(cls, recon):
-        if len(set(recon)) != len(recon):
-            raise ValueError(f"recon methods listed twice: {recon}")
-        return recon
-
-
-class MRISpec(_Model):
-    """Spoiled multi-echo gradient echo (3-D Cartesian, readout along x), one scan per schedule time."""
-
-    field_T: Literal[1.5, 3.0, 7.0] = Field(3.0, description="Main field, T (relaxivity and baseline presets).")
-    repetition_time_ms: Annotated[float, Field(gt=0.0, le=10000.0)] = 40.0
-    echo_times_ms: Annotated[list[Annotated[float, Field(gt=0.0, le=1000.0)]], Field(min_length=1, max_length=32)] = (
-        Field(default_factory=lambda: [2.0, 5.0, 8.0, 11.0, 14.0, 17.0, 20.0, 23.0])
-    )
-    flip_angle_deg: Annotated[float, Field(gt=0.0, le=90.0)] = 15.0
-    noise_percent: Annotated[float, Field(ge=0.0, le=100.0)] = Field(
-        2.0,
-        description="BrainWeb definition: complex noise sd as a percentage of the first-echo signal of muscle.",
-    )
-    undersampling: Literal["none", "random", "variable_density", "poisson_disc"] = "none"
-    acceleration: Annotated[float, Field(ge=1.0, le=16.0)] = Field(
-        1.0, description="Fully sampled phase encodes / acquired phase encodes (1 without undersampling)."
-    )
-    calibration_fraction: Annotated[float, Field(ge=0.0, le=0.5)] = Field(
-        0.08, description="Fully sampled centre of k-space (each phase-encode axis), fraction of its width."
-    )
-    n_coils: Annotated[int, Field(ge=1, le=32)] = 1
-    b0_offresonance_hz: Annotated[float, Field(ge=0.0, le=500.0)] = Field(
-        0.0, description="Standard deviation of a smooth seeded B0 off-resonance map, Hz (0: none)."
-    )
-    recon: Literal["auto", "zero_filled", "cg_sense"] = Field(
-        "auto", description="auto: CG-SENSE when undersampled with several coils, else zero-filled inverse FFT."
-    )
-    cg_iterations: Annotated[int, Field(ge=1, le=500)] = 30
-    cg_regularization: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
-        1e-3, description="Tikhonov weight of CG-SENSE, relative to the largest eigenvalue estimate."
-    )
-    clustered_iron_r2star_factor: Annotated[float, Field(ge=1.0, le=20.0)] = Field(
-        3.0,
-        description="Effective r2* of cell-associated (clustered, internalised) iron over that in solution "
-        "(PHYSICS.md: liver data imply several-fold).",
-    )
-
-    @model_validator(mode="after")
-    def _consistent(self):
-        times = self.echo_times_ms
-        if any(b <= a for a, b in itertools.pairwise(times)):
-            raise ValueError(f"echo_times_ms must be strictly increasing, got {times}")
-        if times[-1] >= self.repetition_time_ms:
-            raise ValueError(
-                f"echo_times_ms must all be shorter than repetition_time_ms ({self.repetition_time_ms}), got {times[-1]}"
-            )
-        if (self.undersampling == "none") != (self.acceleration == 1.0):
-            raise ValueError(
-                "acceleration must be 1 without undersampling and > 1 with it "
-                f"(undersampling {self.undersampling!r}, acceleration {self.acceleration})"
-            )
-        return self
-
-
-class NIRFSpec(_Model):
-    """Planar NIR fluorescence imaging of the body surface, one image per schedule time."""
-
-    view: Literal["dorsal", "ventral", "left", "right"] = Field(
-        "dorsal", description="Body surface facing the camera (dorsal = posterior, -y; left = -x)."
-    )
-    mode: Literal["epi", "trans"] = Field(
-        "epi", description="Epi-illumination (light and camera on the same side) or transillumination."
-    )
-    window: Literal["auto", "NIR-I", "NIR-II"] = Field(
-        "auto", description="Emission window; auto: the dye's own (NIR-II dyes in NIR-II, others in NIR-I)."
-    )
-    exposure_s: Annotated[float, Field(gt=0.0, le=600.0)] = 0.1
-    irradiance_mW_per_cm2: Annotated[float, Field(gt=0.0, le=1000.0)] = Field(
-        10.0, description="Excitation irradiance at the skin, mW/cm^2."
-    )
-    autofluorescence: Annotated[float, Field(ge=0.0, le=100.0)] = Field(
-        1.0, description="Multiplier of the tabulated tissue autofluorescence (0: none)."
-    )
-
-
-class SPECTSpec(_Model):
-    """SPECT acquisition and reconstruction; a field left unset takes the system preset's value.
-
-    One acquisition starts at each schedule time from the tracer's injection on. Presets,
-    collimators and their sources: data/spect_systems.toml.
-    """
-
-    system: Literal["preclinical", "clinical"] = "preclinical"
-    tracer: Annotated[str, Field(pattern=NAME_PATTERN, max_length=32)] | None = Field(
-        None, description="Agent whose single-photon label is imaged; default: the first agent with one."
-    )
-    collimator: Annotated[str, Field(pattern=NAME_PATTERN, max_length=32)] | None = Field(
-        None, description="Collimator of data/spect_systems.toml; default: the preset's for the nuclide's energies."
-    )
-    n_views: Annotated[int, Field(ge=8, le=512)] | None = Field(None, description="Views over 360 degrees.")
-    acquisition_time_s: Annotated[float, Field(gt=0.0, le=86400.0)] | None = Field(
-        None, description="Duration of the whole acquisition (all views), s."
-    )
-    orbit_radius_mm: Annotated[float, Field(gt=0.0, le=1000.0)] | None = Field(
-        None, description="Rotation axis to collimator face, mm; default: just clears the image box."
-    )
-    voxel_binning: Annotated[int, Field(ge=1, le=8)] | None = Field(
-        None, description="Reconstruction voxel = this many phantom voxels along each axis (detector pixels too)."
-    )
-    energy_window_percent: Annotated[float, Field(gt=0.0, le=60.0)] = Field(
-        20.0, description="Full width of each photopeak window, percent of the photopeak energy."
-    )
-    scatter: Literal["fraction", "tew"] = Field(
-        "fraction",
-        description="fraction: known expected scatter as the reconstruction background; tew: estimated from "
-        "two narrow side windows (triple energy window).",
-    )
-    scatter_fraction: Annotated[float, Field(ge=0.0, le=0.9)] | None = Field(
-        None, description="Scatter / (primary + scatter) in each photopeak window."
-    )
-    recon: Annotated[list[Literal["ac_cdr", "ac", "cdr", "none"]], Field(min_length=1, max_length=4)] = Field(
-        default_factory=lambda: ["ac_cdr", "none"],
-        description="OSEM variants by what the system model includes: ac = attenuation, cdr = collimator-"
-        "detector response (scatter is always in the background).",
-    )
-    iterations: Annotated[int, Field(ge=1, le=200)] | None = None
-    subsets: Annotated[int, Field(ge=1, le=64)] | None = None
-    post_filter_fwhm_mm: Annotated[float, Field(ge=0.0, le=30.0)] | None = None
-    decay_correction: Literal["injection", "none"] = "injection"
-
-    @field_validator("recon")
-    @classmethod
-    def _unique_recon(cls, recon):
-        if len(set(recon)) != len(recon):
-            raise ValueError(f"recon variants listed twice: {recon}")
-        return recon
-
-
-class CTSpec(_Model):
-    """Polyenergetic parallel-beam CT, one scan per schedule time; unset fields from the preset.
-
-    Presets and their sources: data/ct_systems.toml.
-    """
-
-    system: Literal["preclinical", "clinical"] = "preclinical"
-    kvp: Annotated[float, Field(ge=20.0, le=150.0)] | None = Field(None, description="Tube voltage, kV.")
-    tube_current_time_mAs: Annotated[float, Field(gt=0.0, le=5000.0)] | None = Field(
-        None, description="Tube current-time product of the whole scan, mAs."
-    )
-    added_filtration_mm_Al: Annotated[float, Field(ge=0.0, le=20.0)] | None = None
-    added_filtration_mm_Cu: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
-    n_views: Annotated[int, Field(ge=8, le=4096)] | None = Field(None, description="Views over 180 degrees.")
-    water_precorrection: bool = Field(
-        True, description="Linearise the projections for water before FBP (removes most beam-hardening cupping)."
-    )
-    fbp_filter: Literal["ramp", "shepp-logan", "hann"] | None = None
-    fbp_cutoff: Annotated[float, Field(gt=0.0, le=1.0)] | None = Field(None, description="Fraction of Nyquist.")
-    noise: bool = Field(True, description="Poisson photon noise (false: the expected counts).")
-
-
-class ModalitiesSpec(_Model):
-    """Which modality forward models run, and their settings."""
+    model_config = ConfigDict(extra="allow")
 
     enabled: list[str] = Field(default_factory=list)
-    pet: PETSpec = Field(default_factory=PETSpec)
-    mri: MRISpec = Field(default_factory=MRISpec)
-    nirf: NIRFSpec = Field(default_factory=NIRFSpec)
-    spect: SPECTSpec = Field(default_factory=SPECTSpec)
-    ct: CTSpec = Field(default_factory=CTSpec)
 
     @field_validator("enabled")
     @classmethod
-    def _available(cls, enabled):
-        unknown = [m for m in enabled if m not in AVAILABLE_MODALITIES]
-        if unknown:
-            allowed = ", ".join(AVAILABLE_MODALITIES) or "none yet (ground truth only)"
-            raise ValueError(f"unknown modality {unknown[0]!r}; allowed: {allowed}")
+    def _listed_once(cls, enabled):
         if len(set(enabled)) != len(enabled):
             raise ValueError(f"modalities listed twice: {enabled}")
         return enabled
 
 
-class Scenario(_Model):
+class Scenario(SpecModel):
     """A complete, validated scenario."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$", max_length=64)]
@@ -484,76 +286,6 @@ class Scenario(_Model):
         if len(set(names)) != len(names):
             raise ValueError(f"agent names must be unique, got {names}")
         return agents
-
-    @model_validator(mode="after")
-    def _pet_has_a_tracer(self):
-        if "pet" not in self.modalities.enabled and self.modalities.pet.tracer is None:
-            return self
-        emitters = [a.name for a in self.agents if positron_nuclide(a) is not None]
-        tracer = self.modalities.pet.tracer
-        if tracer is not None and tracer not in emitters:
-            raise ValueError(
-                f"modalities.pet.tracer {tracer!r} is not an agent with a positron-emitting label; "
-                f"allowed: {', '.join(emitters) or 'none (label an agent with ' + '/'.join(POSITRON_EMITTERS) + ')'}"
-            )
-        if "pet" in self.modalities.enabled and not emitters:
-            raise ValueError(
-                "modalities.enabled has 'pet' but no agent has a positron-emitting label "
-                f"({', '.join(POSITRON_EMITTERS)})"
-            )
-        if "pet" in self.modalities.enabled:
-            injection_h = self.pet_tracer().injection_time_h
-            if self.schedule.times_h[-1] < injection_h:
-                raise ValueError(
-                    f"modalities.pet: no schedule time at or after the PET tracer's injection ({injection_h:g} h); "
-                    "PET frames start at the tracer's injection"
-                )
-        return self
-
-    @model_validator(mode="after")
-    def _nirf_has_a_dye(self):
-        if "nirf" in self.modalities.enabled and not any(
-            label.kind == "fluorophore" for agent in self.agents for label in agent.labels
-        ):
-            raise ValueError(
-                f"modalities.enabled has 'nirf' but no agent has a fluorophore label ({', '.join(DYES)})"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _spect_has_a_tracer(self):
-        if "spect" not in self.modalities.enabled and self.modalities.spect.tracer is None:
-            return self
-        emitters = [a.name for a in self.agents if spect_nuclide(a) is not None]
-        tracer = self.modalities.spect.tracer
-        allowed = ", ".join(emitters) or "none (label an agent with " + "/".join(SPECT_EMITTERS) + ")"
-        if tracer is not None and tracer not in emitters:
-            raise ValueError(
-                f"modalities.spect.tracer {tracer!r} is not an agent with a single-photon label; allowed: {allowed}"
-            )
-        if "spect" in self.modalities.enabled:
-            if not emitters:
-                raise ValueError(
-                    f"modalities.enabled has 'spect' but no agent has a single-photon label ({', '.join(SPECT_EMITTERS)})"
-                )
-            injection_h = self.spect_tracer().injection_time_h
-            if self.schedule.times_h[-1] < injection_h:
-                raise ValueError(
-                    f"modalities.spect: no schedule time at or after the SPECT tracer's injection ({injection_h:g} h)"
-                )
-        return self
-
-    def spect_tracer(self) -> AgentSpec:
-        """The agent SPECT images and decay-corrects for (see :class:`SPECTSpec`)."""
-        name = self.modalities.spect.tracer
-        emitters = [a for a in self.agents if spect_nuclide(a) is not None]
-        return next(a for a in emitters if name is None or a.name == name)
-
-    def pet_tracer(self) -> AgentSpec:
-        """The agent PET is named after and decay-corrected for (see :class:`PETSpec`)."""
-        name = self.modalities.pet.tracer
-        emitters = [a for a in self.agents if positron_nuclide(a) is not None]
-        return next(a for a in emitters if name is None or a.name == name)
 
 
 def time_label(time_h: float) -> str:
@@ -585,10 +317,10 @@ def specific_activity_bq_per_ug(agent: AgentSpec, nuclide: str) -> float:
     raise ValueError(f"agent {agent.name!r} has no radionuclide label {nuclide!r}")
 
 
-def spect_nuclide(agent: AgentSpec) -> str | None:
-    """The single-photon nuclide labelling ``agent`` (SPECT), or None."""
+def single_photon_nuclide(agent: AgentSpec) -> str | None:
+    """The single-photon nuclide labelling ``agent``, or None."""
     for label in agent.labels:
-        if label.kind == "radionuclide" and label.nuclide in SPECT_EMITTERS:
+        if label.kind == "radionuclide" and label.nuclide in SINGLE_PHOTON_EMITTERS:
             return label.nuclide
     return None
 
@@ -624,12 +356,18 @@ def _one_line(error: ValidationError) -> str:
     return " ".join(f"{field}: {message}{suffix}".split())
 
 
-def validate_scenario(data: dict[str, Any]) -> Scenario:
-    """Validate a plain dict into a :class:`Scenario`, raising a one-line :class:`ScenarioError`."""
+def validate_scenario(data: dict[str, Any], model: type[Scenario] = Scenario) -> Scenario:
+    """Validate a plain dict into a :class:`Scenario`, raising a one-line :class:`ScenarioError`.
+
+    ``model`` is the core :class:`Scenario` (modality settings kept as raw tables) or the
+    registry's model with every modality's settings
+    (:func:`imagingsim.modalities.registry.scenario_model`; :func:`imagingsim.load_scenario`
+    uses that one).
+    """
     if not isinstance(data, dict):
         raise ScenarioError("scenario: must be a TOML table")
     try:
-        return Scenario.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(_one_line(exc)) from None
     except (TypeError, ValueError, RecursionError) as exc:  # defensive: never a traceback
@@ -724,8 +462,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return result
 
 
-def load_scenario(name_or_path: str | Path | None = None, overrides: list[str] | None = None) -> Scenario:
-    """Load, override and validate a scenario.
+def load_scenario(
+    name_or_path: str | Path | None = None, overrides: list[str] | None = None, model: type[Scenario] = Scenario
+) -> Scenario:
+    """Load, override and validate a scenario's core (see :func:`validate_scenario` for ``model``).
 
     Parameters
     ----------
@@ -733,9 +473,11 @@ def load_scenario(name_or_path: str | Path | None = None, overrides: list[str] |
         Built-in name or TOML path; None for the default scenario.
     overrides : list of str, optional
         ``dotted.key=value`` strings applied before validation.
+    model : type, optional
+        The model validated against; the core :class:`Scenario` by default.
     """
     data = read_scenario_toml(name_or_path)
-    return validate_scenario(apply_overrides(data, overrides or []))
+    return validate_scenario(apply_overrides(data, overrides or []), model)
 
 
 def scenario_description(name: str) -> str:

@@ -24,8 +24,8 @@ from imagingsim.delivery.release import drug_parameters, release_rate_map, trigg
 from imagingsim.grid import ImageGrid
 from imagingsim.phantom import build_phantom
 from imagingsim.phantom.model import PROPERTY_UNITS, Label, Phantom
-from imagingsim.pipeline import subject_seed
-from imagingsim.scenario import AgentSpec, PayloadSpec, PhantomSpec, ReleaseSpec, TargetingSpec, load_scenario
+from imagingsim.pipeline import load_scenario, subject_seed
+from imagingsim.scenario import AgentSpec, PayloadSpec, PhantomSpec, ReleaseSpec, TargetingSpec
 
 LN2 = math.log(2.0)
 

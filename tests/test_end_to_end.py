@@ -13,8 +13,8 @@ import pytest
 from imagingsim.backend import get_backend
 from imagingsim.cli import main
 from imagingsim.phantom import Label
-from imagingsim.pipeline import simulate
-from imagingsim.scenario import builtin_names, load_scenario
+from imagingsim.pipeline import load_scenario, simulate
+from imagingsim.scenario import builtin_names
 
 
 def _tree(root: Path) -> dict[str, bytes]:

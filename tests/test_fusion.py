@@ -169,8 +169,7 @@ def test_fusion_writes_nothing_without_a_common_time(tmp_path):
 
 
 def test_fusion_of_a_simulated_subject(tmp_path):
-    from imagingsim.pipeline import simulate
-    from imagingsim.scenario import load_scenario
+    from imagingsim.pipeline import load_scenario, simulate
 
     scenario = load_scenario(None, ["phantom.voxel_size_mm=1.0", "schedule.times_h=[1.0, 24.0]",
                                     'modalities.enabled=["pet", "mri"]'])

@@ -15,14 +15,14 @@ import pytest
 import SimpleITK as sitk
 
 from imagingsim.backend import get_backend
+from imagingsim.dataset.write import CORE_TRUTH_FILES, property_desc, truth_files, write_dataset
 from imagingsim.delivery.carriers import carrier_parameters
 from imagingsim.grid import ImageGrid
 from imagingsim.io.atomic import atomic_write_bytes, check_output_dir, staged_directory
-from imagingsim.io.bids import TRUTH_FILES, json_text, property_desc, write_dataset
 from imagingsim.io.nifti import XFORM_CODE, read_nifti, write_nifti
-from imagingsim.io.truth_files import MODALITY_TRUTH_FILES
+from imagingsim.io.sidecars import json_text
 from imagingsim.phantom.model import PROPERTY_UNITS, Label, Phantom
-from imagingsim.scenario import validate_scenario
+from imagingsim.pipeline import validate_scenario
 
 GRID = ImageGrid((7, 5, 4), (0.4, 0.75, 1.3), (-12.5, 3.25, -40.0))  # anisotropic, off-origin
 
@@ -417,7 +417,7 @@ def test_unknown_property_is_a_clear_error(tmp_path):
 
 
 # The patterns the derivative may contain. Adding a file to the writer means adding it here
-# and to imagingsim.io.bids.TRUTH_FILES, which documents it in derivatives/truth/README.
+# and to imagingsim.dataset.write.truth_files(), which documents it in derivatives/truth/README.
 DOCUMENTED_TRUTH_FILES = {
     "sub-<id>/sub-<id>_scenario": (".json",),
     "sub-<id>/anat/sub-<id>_dseg": (".nii.gz", ".tsv", ".json"),
@@ -450,7 +450,7 @@ DOCUMENTED_TRUTH_FILES = {
     "sub-<id>/ct/sub-<id>_acq-<label>_desc-iodine_conc": (".nii.gz", ".json"),
 }
 #: Written by modality writers (their own tests cover them), not by this fake subject.
-MODALITY_STEMS = {t.stem for t in MODALITY_TRUTH_FILES}
+MODALITY_STEMS = {t.stem for t in truth_files()} - {t.stem for t in CORE_TRUTH_FILES}
 
 #: Entities of BIDS 1.9 (key in file names); derivative-only ones included.
 BIDS_ENTITIES = {
@@ -469,9 +469,9 @@ def test_every_truth_file_matches_a_documented_pattern(tmp_path):
     out = tmp_path / "ds"
     write_dataset(out, *make_subject())
     truth = out / "derivatives" / "truth"
-    assert {t.stem: t.extensions for t in TRUTH_FILES} == DOCUMENTED_TRUTH_FILES
+    assert {t.stem: t.extensions for t in truth_files()} == DOCUMENTED_TRUTH_FILES
     readme = (truth / "README").read_text()
-    for entry in TRUTH_FILES:
+    for entry in truth_files():
         assert entry.display() in readme, entry.stem
         assert entry.units and entry.meaning
     used = set()
@@ -479,7 +479,7 @@ def test_every_truth_file_matches_a_documented_pattern(tmp_path):
         if path.is_dir():
             continue
         rel = path.relative_to(truth).as_posix()
-        matches = [t.stem for t in TRUTH_FILES if t.regex().fullmatch(rel)]
+        matches = [t.stem for t in truth_files() if t.regex().fullmatch(rel)]
         assert len(matches) == 1, f"{rel} matches {matches}: undocumented or ambiguous"
         used.add(matches[0])
     assert used == set(DOCUMENTED_TRUTH_FILES) - MODALITY_STEMS  # every non-modality pattern

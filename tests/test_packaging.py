@@ -30,10 +30,23 @@ def test_non_editable_install_ships_builtin_scenarios(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(target)}
     probe = subprocess.run(
         [sys.executable, "-c", ("import imagingsim, imagingsim.scenario as s; print(imagingsim.__file__); "
-                                "print(s.builtin_names()); print(s.load_scenario('mouse_peg_liposome').name)")],
+                                "print(s.builtin_names()); print(imagingsim.load_scenario('mouse_peg_liposome').name)")],
         check=False, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
     )
     assert probe.returncode == 0, probe.stderr[-2000:]
     lines = probe.stdout.splitlines()
     assert lines[0].startswith(str(target))
     assert "mouse_peg_liposome" in lines[1] and lines[2] == "mouse_peg_liposome"
+
+
+def test_every_subpackage_is_listed_in_pyproject():
+    """setuptools cannot find packages automatically here (phantoms/ maps into imagingsim), so
+    the list in pyproject.toml is explicit: a subpackage missing from it would not be installed."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    package = REPO / "imagingsim"
+    found = {".".join(p.parent.relative_to(REPO).parts) for p in package.rglob("__init__.py")}
+    missing = sorted(found - listed)
+    assert not missing, f"add to [tool.setuptools] packages in pyproject.toml: {', '.join(missing)}"
+    assert "imagingsim.phantoms" in listed

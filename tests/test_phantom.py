@@ -18,7 +18,8 @@ from imagingsim.phantom.anatomy import ANATOMIES, VoxelCanvas
 from imagingsim.phantom.heterogeneity import gaussian_random_field, lognormal_multiplier
 from imagingsim.phantom.properties import RANGES, label_materials, material_compositions, tissue_table
 from imagingsim.phantom.tumour import draw_tumours, paint_tumours
-from imagingsim.scenario import HeterogeneitySpec, PhantomSpec, TumourSpec, load_scenario
+from imagingsim.pipeline import load_scenario
+from imagingsim.scenario import HeterogeneitySpec, PhantomSpec, TumourSpec
 
 FLANK = TumourSpec(name="flank", centre_mm=(6.0, -2.0, -14.0), radius_mm=4.5)
 #: One tumour per anatomy, inside the body (inside the brain for "brain"), at coarse voxels.

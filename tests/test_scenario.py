@@ -9,14 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from imagingsim.pipeline import load_scenario, validate_scenario
 from imagingsim.scenario import (
     ScenarioError,
     apply_overrides,
     builtin_names,
-    load_scenario,
     parse_toml,
     read_scenario_toml,
-    validate_scenario,
 )
 
 

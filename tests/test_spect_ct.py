@@ -12,8 +12,7 @@ import pytest
 
 from imagingsim.cli import main
 from imagingsim.modalities.spect.acquire import roi_activity_bq_per_ml
-from imagingsim.pipeline import simulate
-from imagingsim.scenario import load_scenario
+from imagingsim.pipeline import load_scenario, simulate
 
 SCENARIO = "mouse_gold_spect_ct"
 OVERRIDES = ["phantom.voxel_size_mm=1.0", "schedule.times_h=[1.0, 24.0]"]

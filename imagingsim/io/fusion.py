@@ -36,9 +36,9 @@ import numpy as np
 
 from imagingsim.grid import ImageGrid
 from imagingsim.io.atomic import atomic_write_text
-from imagingsim.io.bids import BIDS_VERSION, LICENSE, TIME_REFERENCE, generated_by, write_json
 from imagingsim.io.nifti import RGB24, write_nifti
 from imagingsim.io.resample import resample_to_grid, volume_integral
+from imagingsim.io.sidecars import BIDS_VERSION, LICENSE, TIME_REFERENCE, generated_by, write_json
 
 __all__ = [
     "FUSION_PIPELINE",

@@ -1,1 +1,48 @@
-"""ct."""
+"""CT: polyenergetic parallel-beam projection with beam hardening, gold/iodine contrast, FBP in HU.
+
+Modules: ``spec`` (settings), ``spectrum`` (X-ray spectra, attenuation, calibration),
+``acquire`` (presets, projection, reconstruction, HU -> mu), ``result``, ``bids`` (writer),
+``truth`` (truth-file patterns), ``summary`` (CLI lines).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from imagingsim.modalities.base import AcquisitionContext, Modality, WriteContext
+from imagingsim.modalities.ct.spec import CTSpec
+from imagingsim.modalities.ct.truth import TRUTH_FILES
+
+
+class CT(Modality):
+    name = "ct"
+    description = "CT: polyenergetic spectrum, beam hardening, gold/iodine contrast, Poisson, water pre-correction, FBP in HU"
+    Spec = CTSpec
+    bids_datatype = "ct"
+    bids_standard = False
+    truth_files = TRUTH_FILES
+    example = ("mouse_gold_spect_ct", ('modalities.enabled=["ct"]', "modalities.ct.n_views=32"))
+    summary_needs_tumour = False
+
+    def check(self, spec: CTSpec, scenario) -> None:
+        from imagingsim.modalities.ct.acquire import check_ct
+
+        check_ct(spec, scenario)
+
+    def acquire(self, ctx: AcquisitionContext):
+        from imagingsim.modalities.ct.acquire import acquire_ct
+
+        return acquire_ct(ctx)
+
+    def write(self, stage: Path, acquisition, ctx: WriteContext):
+        from imagingsim.modalities.ct.bids import write_ct
+
+        return write_ct(stage, ctx.scenario, ctx.phantom, acquisition, ctx.backend)
+
+    def summary(self, acquisition, subject) -> list[str]:
+        from imagingsim.modalities.ct.summary import summary_lines
+
+        return summary_lines(acquisition, subject)
+
+
+MODALITY = CT()

@@ -76,9 +76,10 @@ from dataclasses import fields
 from importlib import resources
 from typing import Any
 
-from imagingsim.physics.attenuation import contrast_density_g_per_ml, linear_attenuation_per_mm
 from imagingsim.backend import Backend
+from imagingsim.modalities.base import AcquisitionContext
 from imagingsim.modalities.ct.result import CTAcquisition, CTSystemParams, WaterCalibration
+from imagingsim.modalities.ct.spec import CTSpec
 from imagingsim.modalities.ct.spectrum import (
     BONE_CHORD_FRACTION,
     BONE_MATERIAL,
@@ -99,10 +100,11 @@ from imagingsim.modalities.ct.spectrum import (
 )
 from imagingsim.modalities.settings import merged_preset
 from imagingsim.modalities.stages import StageTimer
+from imagingsim.physics.attenuation import contrast_density_g_per_ml, linear_attenuation_per_mm
 from imagingsim.physics.noise import poisson_counts
 from imagingsim.projectors import ParallelBeamGeometry, ParallelProjector, PixelBackprojector
 from imagingsim.recon import fbp
-from imagingsim.scenario import CTSpec, Scenario
+from imagingsim.scenario import Scenario
 
 #: Random stream of CT noise: the generator key is (seed, CT_NOISE_STREAM, scan index).
 CT_NOISE_STREAM = 0xC7
@@ -230,7 +232,7 @@ def water_calibration(spectrum: XraySpectrum, diameter_mm: float, i0_photons: fl
     )
 
 
-def check_ct(scenario: Scenario) -> None:
+def check_ct(spec: CTSpec, scenario: Scenario) -> None:
     """Fail fast, before any simulation, on CT settings that only the presets can check.
 
     Raises
@@ -240,7 +242,7 @@ def check_ct(scenario: Scenario) -> None:
         too few photons per detector bin per view in air (mAs over views too small for the
         voxel size).
     """
-    system = ct_system_params(scenario.modalities.ct)
+    system = ct_system_params(spec)
     _, unfiltered = kramers_photons(system.kvp)
     _, filtered = filtered_kramers(system.kvp, system.filtration_mm)
     transmission = math.fsum(filtered) / math.fsum(unfiltered)
@@ -464,30 +466,24 @@ def hu_to_mu_per_mm(hu, energy_keV: float, backend: Backend, *, hu_bone: float, 
 # --- the acquisition ---------------------------------------------------------------------
 
 
-def acquire_ct(phantom, delivery, scenario: Scenario, backend: Backend, seed: int) -> CTAcquisition:
+def acquire_ct(ctx: AcquisitionContext) -> CTAcquisition:
     """Simulate and reconstruct one CT scan per schedule time (see the module docstring).
 
     Parameters
     ----------
-    phantom : imagingsim.phantom.Phantom
-        Grid, labels, materials and density map.
-    delivery : imagingsim.delivery.DeliveryResult
-        Carrier maps ``(nx, ny, nz, T)`` of every agent at ``delivery.times_h``; agents
-        labelled with gold or iodine add contrast.
-    scenario : Scenario
-        ``modalities.ct`` settings (unset fields from the preset).
-    backend : Backend
-    seed : int
-        Subject seed (>= 0); scan ``k``'s noise comes from ``backend.rng(seed, CT_NOISE_STREAM, k)``.
+    ctx : AcquisitionContext
+        The CT settings (``ctx.spec``), agents, schedule, phantom, delivery, backend and
+        subject seed (:func:`imagingsim.modalities.base.acquisition_context`).
 
     Returns
     -------
     CTAcquisition
         Every device array float32.
     """
+    phantom, delivery, backend, seed = ctx.phantom, ctx.delivery, ctx.backend, ctx.seed
     xp = backend.xp
     timer = StageTimer()
-    system = ct_system_params(scenario.modalities.ct)
+    system = ct_system_params(ctx.spec)
     grid = phantom.grid
     (nx, ny, nz), (dx, dy, dz) = grid.shape, grid.voxel_size_mm
     times = tuple(float(t) for t in delivery.times_h)

@@ -24,10 +24,10 @@ import numpy as np
 
 from imagingsim.grid import ImageGrid
 from imagingsim.io.atomic import atomic_write_text
-from imagingsim.io.bids import TIME_REFERENCE, write_json
 from imagingsim.io.nifti import sinogram_grid, write_nifti
-from imagingsim.modalities.pet.bids import GEOMETRY_CONVENTIONS
+from imagingsim.io.sidecars import TIME_REFERENCE, write_json
 from imagingsim.modalities.ct.result import CTAcquisition
+from imagingsim.modalities.pet.bids import GEOMETRY_CONVENTIONS
 from imagingsim.scenario import time_label
 
 _BONE_HU_DEFINITION = (

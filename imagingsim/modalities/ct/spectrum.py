@@ -45,8 +45,8 @@ from dataclasses import dataclass
 
 import xraydb
 
-from imagingsim.physics.attenuation import CONTRAST_ELEMENTS as ATTENUATION_CONTRAST_ELEMENTS
 from imagingsim.phantom.properties import material_compositions
+from imagingsim.physics.attenuation import CONTRAST_ELEMENTS as ATTENUATION_CONTRAST_ELEMENTS
 
 #: Lowest photon energy of the spectra, keV (bins start here).
 E_MIN_KEV = 10.0

@@ -1,1 +1,46 @@
-"""mri."""
+"""MRI with iron-oxide (SPION) contrast: multi-echo spoiled GRE, k-space, coils, CG-SENSE, R2* and iron.
+
+Modules: ``spec`` (settings), ``physics`` (relaxation, relaxivity), ``sampling`` (masks,
+coils), ``recon`` (zero filling, CG-SENSE, R2* fit), ``acquire`` (driver), ``result``,
+``bids`` (writer), ``truth`` (truth-file patterns), ``summary`` (CLI lines).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from imagingsim.modalities.base import AcquisitionContext, Modality, WriteContext
+from imagingsim.modalities.mri.spec import MRISpec
+from imagingsim.modalities.mri.truth import TRUTH_FILES
+
+
+class MRI(Modality):
+    name = "mri"
+    description = "MRI: multi-echo GRE with SPION relaxivity, k-space, undersampling, coils, CG-SENSE, R2* and iron maps"
+    Spec = MRISpec
+    bids_datatype = "anat"
+    truth_files = TRUTH_FILES
+    example = ("mouse_peg_liposome", ('modalities.enabled=["mri"]',))
+
+    def check(self, spec: MRISpec, scenario) -> None:
+        from imagingsim.modalities.mri.acquire import check_mri
+
+        check_mri(spec, scenario)
+
+    def acquire(self, ctx: AcquisitionContext):
+        from imagingsim.modalities.mri.acquire import acquire_mri
+
+        return acquire_mri(ctx)
+
+    def write(self, stage: Path, acquisition, ctx: WriteContext):
+        from imagingsim.modalities.mri.bids import write_mri
+
+        return write_mri(stage, ctx.scenario, ctx.phantom, acquisition, ctx.backend)
+
+    def summary(self, acquisition, subject) -> list[str]:
+        from imagingsim.modalities.mri.summary import summary_lines
+
+        return summary_lines(acquisition, subject)
+
+
+MODALITY = MRI()

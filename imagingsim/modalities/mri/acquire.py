@@ -46,6 +46,7 @@ Model (one session per schedule time ``t_k``; physics in :mod:`~imagingsim.modal
 from __future__ import annotations
 
 from imagingsim.backend import Backend
+from imagingsim.modalities.base import AcquisitionContext
 from imagingsim.modalities.mri.physics import (
     baseline_relaxation,
     iron_agents,
@@ -54,16 +55,6 @@ from imagingsim.modalities.mri.physics import (
     relaxation_with_iron,
     spoiled_gre,
 )
-from imagingsim.modalities.mri.result import MRIAcquisition, time_label
-from imagingsim.modalities.mri.sampling import (
-    calibration_size,
-    coil_sensitivities,
-    n_acquired,
-    sampling_mask,
-    to_fft_order,
-)
-from imagingsim.modalities.stages import StageTimer
-from imagingsim.phantom.model import Label
 from imagingsim.modalities.mri.recon import (
     NOISE_REALISATIONS,
     cg_sense,
@@ -74,6 +65,17 @@ from imagingsim.modalities.mri.recon import (
     signal_mask,
     zero_filled,
 )
+from imagingsim.modalities.mri.result import MRIAcquisition, time_label
+from imagingsim.modalities.mri.sampling import (
+    calibration_size,
+    coil_sensitivities,
+    n_acquired,
+    sampling_mask,
+    to_fft_order,
+)
+from imagingsim.modalities.mri.spec import MRISpec
+from imagingsim.modalities.stages import StageTimer
+from imagingsim.phantom.model import Label
 from imagingsim.scenario import Scenario
 
 #: Random streams: generator keys (seed, stream[, session]).
@@ -133,7 +135,7 @@ def resolve_recon(spec) -> str:
     return spec.recon
 
 
-def check_mri(scenario: Scenario) -> None:
+def check_mri(spec: MRISpec, scenario: Scenario) -> None:
     """Fail fast, before the phantom and delivery, on MRI settings that only the grid can check.
 
     Checks ``modalities.mri`` against the phantom grid the scenario will build (the anatomy's
@@ -153,7 +155,6 @@ def check_mri(scenario: Scenario) -> None:
     """
     from imagingsim.phantom.anatomy import get_anatomy
 
-    spec = scenario.modalities.mri
     grid = get_anatomy(scenario.phantom.anatomy).grid(scenario.phantom.voxel_size_mm)
     check_mri_spec(spec, tuple(int(n) for n in grid.shape[1:]))
 
@@ -178,21 +179,14 @@ def check_mri_spec(spec, phase_encodes: tuple[int, int]) -> None:
         )
 
 
-def acquire_mri(phantom, delivery, scenario: Scenario, backend: Backend, seed: int, *, dtype=None) -> MRIAcquisition:
+def acquire_mri(ctx: AcquisitionContext, *, dtype=None) -> MRIAcquisition:
     """Simulate and reconstruct the MRI study of a scenario (see the module docstring).
 
     Parameters
     ----------
-    phantom : imagingsim.phantom.Phantom
-        Grid, labels, proton density and 3 T relaxation maps.
-    delivery : imagingsim.delivery.DeliveryResult
-        Carrier and cell-associated carrier maps ``(nx, ny, nz, T)`` at the schedule times.
-    scenario : Scenario
-        ``modalities.mri`` settings and the agents (iron-oxide labels).
-    backend : Backend
-    seed : int
-        Subject seed (>= 0): masks, off-resonance and noise are drawn from
-        ``backend.rng(seed, stream, ...)``, reproducible per backend.
+    ctx : AcquisitionContext
+        The MRI settings (``ctx.spec``), agents, schedule, phantom, delivery, backend and
+        subject seed (:func:`imagingsim.modalities.base.acquisition_context`).
     dtype : complex dtype, keyword-only, optional
         Of k-space and the reconstructions: complex64 unless given (complex128 for exact
         checks); relaxation and signal are computed in float64.
@@ -201,8 +195,9 @@ def acquire_mri(phantom, delivery, scenario: Scenario, backend: Backend, seed: i
     -------
     MRIAcquisition
     """
+    phantom, delivery, backend, seed = ctx.phantom, ctx.delivery, ctx.backend, ctx.seed
     xp = backend.xp
-    spec = scenario.modalities.mri
+    spec = ctx.spec
     cdtype = dtype or xp.complex64
     rdtype = xp.float32 if cdtype == xp.complex64 else xp.float64
     timer = StageTimer()

@@ -56,10 +56,8 @@ from pathlib import Path
 import numpy as np
 
 from imagingsim.io.atomic import atomic_write_bytes, atomic_write_text
-from imagingsim.io.bids import BIDS_VERSION, LICENSE, TIME_REFERENCE, generated_by, write_json
 from imagingsim.io.nifti import write_nifti
-from imagingsim.modalities.mri.result import MRIAcquisition
-from imagingsim.modalities.mri.sampling import calibration_size
+from imagingsim.io.sidecars import BIDS_VERSION, LICENSE, TIME_REFERENCE, generated_by, write_json
 from imagingsim.modalities.mri.recon import (
     BASELINE_VOID_DECAY,
     NOISE_FLOOR_MULTIPLE,
@@ -69,6 +67,8 @@ from imagingsim.modalities.mri.recon import (
     SIGNAL_MASK_FRACTION,
     SIGNAL_MASK_NOISE_SDS,
 )
+from imagingsim.modalities.mri.result import MRIAcquisition
+from imagingsim.modalities.mri.sampling import calibration_size
 
 #: The derivative holding the iron estimate (not truth: a measurement from the R2* maps).
 ESTIMATE_PIPELINE = "mri-iron"

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imagingsim.modalities.mri.physics import IronAgent
-from imagingsim.scenario import MRISpec, time_label
+from imagingsim.modalities.mri.spec import MRISpec
+from imagingsim.scenario import time_label
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,1 +1,49 @@
-"""nirf."""
+"""NIR fluorescence: diffusion-theory excitation and depth blur, NIR-I/NIR-II, camera noise (planar).
+
+Modules: ``spec`` (settings), ``tables`` (dyes, cameras, optics), ``optics`` (diffusion
+theory), ``layered_blur`` (depth-dependent PSF operator), ``acquire`` (driver), ``result``,
+``bids`` (writer), ``truth`` (truth-file patterns), ``summary`` (CLI lines).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from imagingsim.modalities.base import AcquisitionContext, Modality, WriteContext
+from imagingsim.modalities.nirf.spec import NIRFSpec
+from imagingsim.modalities.nirf.truth import TRUTH_FILES
+from imagingsim.scenario import DYES
+
+
+class NIRF(Modality):
+    name = "nirf"
+    description = "NIR fluorescence: planar epi/trans-illumination, diffusion-theory depth blur, NIR-I/II cameras"
+    Spec = NIRFSpec
+    bids_datatype = "nirf"
+    bids_standard = False
+    truth_files = TRUTH_FILES
+    example = ("mouse_peg_liposome", ('modalities.enabled=["nirf"]',))
+    extension_suffixes: ClassVar[dict[str, str]] = {"nirf": "a planar NIR fluorescence image (NIfTI, one voxel thick along the view axis)"}
+
+    def check(self, spec: NIRFSpec, scenario) -> None:
+        if not any(label.kind == "fluorophore" for agent in scenario.agents for label in agent.labels):
+            raise ValueError(f"modalities.enabled has 'nirf' but no agent has a fluorophore label ({', '.join(DYES)})")
+
+    def acquire(self, ctx: AcquisitionContext):
+        from imagingsim.modalities.nirf.acquire import acquire_nirf
+
+        return acquire_nirf(ctx)
+
+    def write(self, stage: Path, acquisition, ctx: WriteContext):
+        from imagingsim.modalities.nirf.bids import write_nirf
+
+        return write_nirf(stage, ctx.scenario, ctx.phantom, acquisition, ctx.backend)
+
+    def summary(self, acquisition, subject) -> list[str]:
+        from imagingsim.modalities.nirf.summary import summary_lines
+
+        return summary_lines(acquisition, subject)
+
+
+MODALITY = NIRF()

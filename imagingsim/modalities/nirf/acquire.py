@@ -92,6 +92,8 @@ from typing import Any
 
 from imagingsim.backend import Backend, backend_of
 from imagingsim.grid import ImageGrid
+from imagingsim.modalities.base import AcquisitionContext
+from imagingsim.modalities.nirf.layered_blur import LayeredBlur
 from imagingsim.modalities.nirf.optics import (
     diffusion,
     layer_kernels,
@@ -116,8 +118,7 @@ from imagingsim.modalities.nirf.tables import (
 )
 from imagingsim.modalities.stages import StageTimer
 from imagingsim.physics.noise import gaussian_noise, poisson_counts
-from imagingsim.modalities.nirf.layered_blur import LayeredBlur
-from imagingsim.scenario import Scenario, time_label
+from imagingsim.scenario import time_label
 
 #: Random stream of NIRF camera noise: the generator key is (seed, NIRF_NOISE_STREAM, time index).
 NIRF_NOISE_STREAM = 0xF10
@@ -448,8 +449,8 @@ def surface_model(phantom, view: str, mode: str, excitation_nm: float, emission_
     return SurfaceModel.build(body, ex, em, voxel, window, mode, backend)
 
 
-def imaging_channel(scenario: Scenario, delivery):
-    """The imaging channel of a scenario (module docstring, "Channel").
+def imaging_channel(spec, delivery):
+    """The imaging channel of the NIRF settings ``spec`` (module docstring, "Channel").
 
     Returns
     -------
@@ -470,39 +471,32 @@ def imaging_channel(scenario: Scenario, delivery):
     if not labelled:
         raise ValueError("NIRF needs an agent with a fluorophore label")
     dye = fluorophore(labelled[0][1].dye)
-    spec = scenario.modalities.nirf
     window = dye.native_window if spec.window == "auto" else spec.window
     imaged = tuple(item.agent.name for item, label in labelled if label.dye == dye.key)
     return dye, window, dye.windows[window], labelled, imaged
 
 
-def acquire_nirf(phantom, delivery, scenario: Scenario, backend: Backend, seed: int) -> NIRFAcquisition:
+def acquire_nirf(ctx: AcquisitionContext) -> NIRFAcquisition:
     """Simulate the planar NIR fluorescence images of a scenario (see the module docstring).
 
     Parameters
     ----------
-    phantom : imagingsim.phantom.Phantom
-        Labels and 810 nm optical maps.
-    delivery : imagingsim.delivery.DeliveryResult
-        Carrier maps ``(nx, ny, nz, T)`` of every agent at the schedule times.
-    scenario : Scenario
-        ``modalities.nirf`` settings and the agents' fluorophore labels.
-    backend : Backend
-    seed : int
-        Subject seed (>= 0); the noise of time ``k`` is drawn from
-        ``backend.rng(seed, NIRF_NOISE_STREAM, k)``.
+    ctx : AcquisitionContext
+        The NIRF settings (``ctx.spec``), agents, schedule, phantom, delivery, backend and
+        subject seed (:func:`imagingsim.modalities.base.acquisition_context`).
 
     Returns
     -------
     NIRFAcquisition
         Images in photoelectrons, float32 device arrays.
     """
+    phantom, delivery, backend, seed = ctx.phantom, ctx.delivery, ctx.backend, ctx.seed
     xp = backend.xp
-    spec = scenario.modalities.nirf
+    spec = ctx.spec
     timer = StageTimer()
     lap = timer.lap
 
-    dye, window, band, labelled, imaged = imaging_channel(scenario, delivery)
+    dye, window, band, labelled, imaged = imaging_channel(spec, delivery)
     cam = camera_for_window(window)
     grid = phantom.grid
     view_axis, far_side = VIEWS[spec.view]

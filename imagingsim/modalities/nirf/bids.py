@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from imagingsim.io.bids import TIME_REFERENCE, write_json, write_tsv
 from imagingsim.io.nifti import write_nifti
+from imagingsim.io.sidecars import TIME_REFERENCE, write_json, write_tsv
 from imagingsim.modalities.nirf.acquire import AXIS_NAMES, NIRF_NOISE_STREAM, VIEWS, time_label
 from imagingsim.modalities.nirf.result import DEPTH_COLUMNS, NIRFAcquisition
 from imagingsim.modalities.nirf.tables import optics_table
@@ -221,7 +221,7 @@ def _sidecar(acq: NIRFAcquisition, phantom, sub: str) -> dict:
             "transmitted photon (not the albedo mu_s'/mu_t': fluence high by mu_a/mu_s', 4 % in muscle at 810 nm); "
             "autofluorescence depends on tissue and emission window, not on the excitation wavelength. NIR-II adds "
             "a hand-tuned, uncalibrated (check) component of weakly scattered light (PSFModel), not fitted to any "
-            "measurement. See imagingsim.modalities.nirf.acquire."
+            "measurement. See imagingsim.modalities.nirf."
         ),
         "PSFModel": psf.sidecar() if psf.weakly_scattered_fraction > 0 else {
             "Status": "pure diffusion theory (no weakly scattered component)",

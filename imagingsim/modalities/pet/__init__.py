@@ -1,1 +1,56 @@
-"""pet."""
+"""PET: positron emitters -> attenuated, blurred, noisy sinograms -> FBP / MLEM / OSEM.
+
+Modules: ``spec`` (settings), ``physics`` (positron range), ``scanner`` (presets), ``system``
+(system model), ``acquire`` (driver), ``result``, ``bids`` (writer), ``fusion`` (onto MRI),
+``truth`` (truth-file patterns), ``summary`` (CLI lines).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from imagingsim.modalities.base import AcquisitionContext, Modality, WriteContext
+from imagingsim.modalities.pet.spec import PETSpec, check_tracer
+from imagingsim.modalities.pet.truth import TRUTH_FILES
+
+
+class PET(Modality):
+    name = "pet"
+    description = "PET: 18F/89Zr/64Cu/68Ga, positron range, attenuation, scatter, randoms, Poisson; FBP/MLEM/OSEM"
+    Spec = PETSpec
+    fuses_onto = ("mri",)
+    bids_datatype = "pet"
+    truth_files = TRUTH_FILES
+    extension_suffixes: ClassVar[dict[str, str]] = {"activity": "a 4-D activity concentration map (NIfTI)"}
+    example = ("mouse_peg_liposome", ('modalities.enabled=["pet"]',))
+
+    def check(self, spec: PETSpec, scenario) -> None:
+        from imagingsim.modalities.pet.acquire import check_pet
+
+        check_tracer(spec, scenario)
+        check_pet(spec, scenario)
+
+    def acquire(self, ctx: AcquisitionContext):
+        from imagingsim.modalities.pet.acquire import acquire_pet
+
+        return acquire_pet(ctx)
+
+    def write(self, stage: Path, acquisition, ctx: WriteContext):
+        from imagingsim.modalities.pet.bids import write_pet
+
+        return write_pet(stage, ctx.scenario, ctx.phantom, acquisition, ctx.backend)
+
+    def fuse(self, stage: Path, acquisition, anatomical: str, ctx: WriteContext):
+        from imagingsim.io.fusion import write_pet_mri_fusion
+
+        return write_pet_mri_fusion(stage, ctx.scenario, ctx.phantom, acquisition, ctx.acquisitions[anatomical],
+                                    ctx.backend)
+
+    def summary(self, acquisition, subject) -> list[str]:
+        from imagingsim.modalities.pet.summary import summary_lines
+
+        return summary_lines(acquisition, subject)
+
+
+MODALITY = PET()

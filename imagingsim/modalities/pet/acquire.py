@@ -47,11 +47,12 @@ Model (one frame ``k`` per schedule time ``t_k``, length ``D``; t = 0 is the sce
 
 from __future__ import annotations
 
-from imagingsim.physics.attenuation import linear_attenuation_per_mm
 from imagingsim.backend import Backend
+from imagingsim.modalities.base import AcquisitionContext
 from imagingsim.modalities.pet.physics import Nuclide, decay_integral_s, nuclide
 from imagingsim.modalities.pet.result import PETAcquisition
 from imagingsim.modalities.pet.scanner import scanner_params
+from imagingsim.modalities.pet.spec import PETSpec, pet_tracer
 from imagingsim.modalities.pet.system import (
     PETSystem,
     counts_per_unit_projection,
@@ -61,8 +62,9 @@ from imagingsim.modalities.pet.system import (
 )
 from imagingsim.modalities.settings import check_acquisitions_fit
 from imagingsim.modalities.stages import StageTimer
-from imagingsim.physics.noise import check_nonnegative, poisson_counts
 from imagingsim.operators import Blur, FrameWise
+from imagingsim.physics.attenuation import linear_attenuation_per_mm
+from imagingsim.physics.noise import check_nonnegative, poisson_counts
 from imagingsim.projectors import ParallelBeamGeometry
 from imagingsim.scenario import AgentSpec, Scenario, positron_nuclide
 from imagingsim.scenario import specific_activity_bq_per_ug as label_specific_activity
@@ -122,7 +124,7 @@ def specific_activity_bq_per_ug(agent: AgentSpec) -> float:
     return label_specific_activity(agent, positron_nuclide(agent))
 
 
-def check_pet(scenario: Scenario) -> None:
+def check_pet(spec: PETSpec, scenario: Scenario) -> None:
     """Fail fast, before any simulation, on PET settings that only the presets can check.
 
     Raises
@@ -131,40 +133,34 @@ def check_pet(scenario: Scenario) -> None:
         One line naming the field: subsets that do not divide the views, or frames that
         overlap (the frame length must not exceed the spacing of the imaged schedule times).
     """
-    scanner = scanner_params(scenario.modalities.pet)
-    injection_h = scenario.pet_tracer().injection_time_h
+    scanner = scanner_params(spec)
+    injection_h = pet_tracer(spec, scenario.agents).injection_time_h
     check_acquisitions_fit(scenario.schedule.times_h, injection_h, scanner.frame_duration_s,
                            "modalities.pet.frame_duration_s", "frames")
 
 
-def acquire_pet(phantom, delivery, scenario: Scenario, backend: Backend, seed: int) -> PETAcquisition:
+def acquire_pet(ctx: AcquisitionContext) -> PETAcquisition:
     """Simulate and reconstruct the PET study of a scenario (see the module docstring).
 
     Parameters
     ----------
-    phantom : imagingsim.phantom.Phantom
-        Grid, labels and densities (for the 511 keV attenuation map) and body mass.
-    delivery : imagingsim.delivery.DeliveryResult
-        Carrier maps ``(nx, ny, nz, T)`` of every agent at the schedule times.
-    scenario : Scenario
-        ``modalities.pet`` settings (unset fields from the scanner preset) and the agents.
-    backend : Backend
-    seed : int
-        Subject seed (>= 0); the noise of frame ``k`` is drawn from
-        ``backend.rng(seed, PET_NOISE_STREAM, k)``, so it is reproducible per backend.
+    ctx : AcquisitionContext
+        The PET settings (``ctx.spec``), agents, schedule, phantom, delivery, backend and
+        subject seed (:func:`imagingsim.modalities.base.acquisition_context`).
 
     Returns
     -------
     PETAcquisition
         Every device array float32.
     """
+    phantom, delivery, backend, seed = ctx.phantom, ctx.delivery, ctx.backend, ctx.seed
     xp = backend.xp
-    spec = scenario.modalities.pet
+    spec = ctx.spec
     timer = StageTimer()
     lap = timer.lap
 
     scanner = scanner_params(spec)
-    tracer = scenario.pet_tracer()
+    tracer = pet_tracer(spec, ctx.agents)
     tracer_nuclide = nuclide(positron_nuclide(tracer))
     emitters = [item for item in delivery.agents if positron_nuclide(item.agent) is not None]
     grid = phantom.grid

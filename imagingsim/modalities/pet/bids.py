@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from imagingsim.io.atomic import atomic_write_text
-from imagingsim.io.bids import TIME_REFERENCE, write_json
 from imagingsim.io.nifti import sinogram_grid, write_nifti
+from imagingsim.io.sidecars import TIME_REFERENCE, write_json
 from imagingsim.modalities.pet.physics import nuclide
 from imagingsim.modalities.pet.result import PETAcquisition
 

@@ -9,8 +9,8 @@ from importlib import resources
 from typing import Any
 
 from imagingsim.modalities.pet.result import ScannerParams
+from imagingsim.modalities.pet.spec import PETSpec
 from imagingsim.modalities.settings import merged_preset
-from imagingsim.scenario import PETSpec
 
 #: ScannerParams fields that a scenario may override (the PETSpec field of the same name).
 OVERRIDABLE = (

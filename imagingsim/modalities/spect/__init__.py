@@ -1,1 +1,57 @@
-"""spect."""
+"""SPECT: single-photon emitters -> attenuated, collimator-blurred projections -> OSEM variants.
+
+Uses the CT of the same subject for attenuation correction when CT is enabled too
+(``requires``). Modules: ``spec`` (settings), ``physics`` (presets, photopeaks),
+``projector`` (rotation-based projector), ``system`` (grids, system models), ``acquire``
+(driver), ``result``, ``bids`` (writer), ``truth`` (truth-file patterns), ``summary``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from imagingsim.modalities.base import AcquisitionContext, Modality, WriteContext
+from imagingsim.modalities.spect.spec import SPECTSpec, check_tracer
+from imagingsim.modalities.spect.truth import TRUTH_FILES
+
+
+class SPECT(Modality):
+    name = "spect"
+    description = "SPECT: 99mTc/111In/177Lu, attenuation and depth-dependent collimator response, OSEM variants"
+    Spec = SPECTSpec
+    requires = ("ct",)
+    fuses_onto = ("ct",)
+    bids_datatype = "spect"
+    bids_standard = False
+    truth_files = TRUTH_FILES
+    example = ("mouse_gold_spect_ct", ('modalities.enabled=["ct", "spect"]', "modalities.spect.n_views=16"))
+
+    def check(self, spec: SPECTSpec, scenario) -> None:
+        from imagingsim.modalities.spect.acquire import check_spect
+
+        check_tracer(spec, scenario)
+        check_spect(spec, scenario)
+
+    def acquire(self, ctx: AcquisitionContext):
+        from imagingsim.modalities.spect.acquire import acquire_spect
+
+        return acquire_spect(ctx)
+
+    def write(self, stage: Path, acquisition, ctx: WriteContext):
+        from imagingsim.modalities.spect.bids import write_spect
+
+        return write_spect(stage, ctx.scenario, ctx.phantom, acquisition, ctx.backend)
+
+    def fuse(self, stage: Path, acquisition, anatomical: str, ctx: WriteContext):
+        from imagingsim.io.fusion import write_spect_ct_fusion
+
+        return write_spect_ct_fusion(stage, ctx.scenario, ctx.phantom, acquisition, ctx.acquisitions[anatomical],
+                                     ctx.backend)
+
+    def summary(self, acquisition, subject) -> list[str]:
+        from imagingsim.modalities.spect.summary import summary_lines
+
+        return summary_lines(acquisition, subject)
+
+
+MODALITY = SPECT()

@@ -42,12 +42,13 @@ from __future__ import annotations
 import itertools
 import math
 
-from imagingsim.physics.attenuation import contrast_attenuation_per_mm, contrast_density_g_per_ml, linear_attenuation_per_mm
 from imagingsim.backend import Backend
+from imagingsim.modalities.base import AcquisitionContext
 from imagingsim.modalities.pet.physics import decay_integral_s, nuclide
 from imagingsim.modalities.settings import check_acquisitions_fit
 from imagingsim.modalities.spect.physics import SPECTParams, photopeaks, spect_params
 from imagingsim.modalities.spect.result import RECON_VARIANTS, SPECTAcquisition
+from imagingsim.modalities.spect.spec import SPECTSpec, spect_tracer
 from imagingsim.modalities.spect.system import (
     SPECTGrids,
     bin_pixels,
@@ -59,9 +60,15 @@ from imagingsim.modalities.spect.system import (
     subset_projectors,
 )
 from imagingsim.modalities.stages import StageTimer
-from imagingsim.physics.noise import poisson_counts
 from imagingsim.operators import Blur
-from imagingsim.scenario import AgentSpec, Scenario, spect_nuclide
+from imagingsim.physics.attenuation import (
+    contrast_attenuation_per_mm,
+    contrast_density_g_per_ml,
+    linear_attenuation_per_mm,
+)
+from imagingsim.physics.noise import poisson_counts
+from imagingsim.scenario import AgentSpec, Scenario
+from imagingsim.scenario import single_photon_nuclide as spect_nuclide
 from imagingsim.scenario import specific_activity_bq_per_ug as label_specific_activity
 
 #: Random stream of SPECT noise: generator key (seed, SPECT_NOISE_STREAM, schedule index, window).
@@ -73,7 +80,7 @@ def specific_activity_bq_per_ug(agent: AgentSpec) -> float:
     return label_specific_activity(agent, spect_nuclide(agent))
 
 
-def check_spect(scenario: Scenario) -> None:
+def check_spect(spec: SPECTSpec, scenario: Scenario) -> None:
     """Fail fast, before any simulation, on SPECT settings only the presets and grid can check.
 
     Raises
@@ -85,8 +92,7 @@ def check_spect(scenario: Scenario) -> None:
     """
     from imagingsim.phantom.anatomy import get_anatomy
 
-    spec = scenario.modalities.spect
-    tracer = scenario.spect_tracer()
+    tracer = spect_tracer(spec, scenario.agents)
     data = nuclide(spect_nuclide(tracer))
     params = spect_params(spec, data)
     check_windows(photopeaks(data, params), params, tew=spec.scatter == "tew")
@@ -135,33 +141,27 @@ def _smooth(sinogram, fwhm_mm: float, pixel_mm: float, slice_mm: float, backend:
     return smooth * xp.astype(scale, sinogram.dtype)
 
 
-def acquire_spect(phantom, delivery, scenario: Scenario, backend: Backend, seed: int, *, ct=None) -> SPECTAcquisition:
+def acquire_spect(ctx: AcquisitionContext) -> SPECTAcquisition:
     """Simulate and reconstruct the SPECT study of a scenario (see the module docstring).
 
     Parameters
     ----------
-    phantom : imagingsim.phantom.Phantom
-        Grid, labels and densities (attenuation at the photopeaks).
-    delivery : imagingsim.delivery.DeliveryResult
-        Carrier maps ``(nx, ny, nz, T)`` of every agent at the schedule times.
-    scenario : Scenario
-        ``modalities.spect`` settings and the agents.
-    backend : Backend
-    seed : int
-        Subject seed; acquisition ``k``'s noise comes from ``backend.rng(seed, SPECT_NOISE_STREAM, k, w)``.
-    ct : CTAcquisition, optional, keyword-only
-        CT of the same subject: its HU images give the attenuation correction.
+    ctx : AcquisitionContext
+        The SPECT settings (``ctx.spec``), agents, schedule, phantom, delivery, backend and
+        subject seed (:func:`imagingsim.modalities.base.acquisition_context`).
 
     Returns
     -------
     SPECTAcquisition
     """
+    phantom, delivery, backend, seed = ctx.phantom, ctx.delivery, ctx.backend, ctx.seed
+    ct = ctx.inputs.get("ct")
     xp = backend.xp
-    spec = scenario.modalities.spect
+    spec = ctx.spec
     timer = StageTimer()
     lap = timer.lap
 
-    tracer = scenario.spect_tracer()
+    tracer = spect_tracer(spec, ctx.agents)
     data = nuclide(spect_nuclide(tracer))
     params = spect_params(spec, data)
     peaks = photopeaks(data, params)

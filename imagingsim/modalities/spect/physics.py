@@ -17,7 +17,7 @@ import xraydb
 
 from imagingsim.modalities.pet.physics import Nuclide
 from imagingsim.modalities.spect.projector import FWHM_PER_SIGMA, CollimatorResponse
-from imagingsim.scenario import SPECTSpec
+from imagingsim.modalities.spect.spec import SPECTSpec
 
 #: Density of lead, g/cm^3 (collimator septa).
 LEAD_DENSITY_G_PER_CM3 = 11.35

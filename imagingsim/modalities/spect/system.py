@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from imagingsim.backend import Backend
 from imagingsim.grid import ImageGrid
 from imagingsim.modalities.spect.physics import Photopeak, SPECTParams
-from imagingsim.operators import LinearOperator, Sum
 from imagingsim.modalities.spect.projector import SPECTGeometry, SPECTProjector
+from imagingsim.operators import LinearOperator, Sum
 from imagingsim.recon import osem
 
 #: mm^3 per mL.

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import xraydb
 
-from imagingsim.physics.attenuation import mass_attenuation_cm2_per_g
 from imagingsim.backend import get_backend
 from imagingsim.grid import ImageGrid
+from imagingsim.modalities.base import acquisition_context
 from imagingsim.modalities.ct import acquire as ct_module
 from imagingsim.modalities.ct.acquire import (
     acquire_ct,
@@ -34,6 +34,7 @@ from imagingsim.modalities.ct.acquire import (
     water_calibration,
     water_precorrect,
 )
+from imagingsim.modalities.ct.spec import CTSpec
 from imagingsim.modalities.ct.spectrum import (
     BONE_CHORD_FRACTION,
     bone_hu,
@@ -52,8 +53,10 @@ from imagingsim.modalities.ct.spectrum import (
     water_mu_per_mm,
     xray_spectrum,
 )
+from imagingsim.physics.attenuation import mass_attenuation_cm2_per_g
+from imagingsim.pipeline import load_scenario
 from imagingsim.projectors import ParallelBeamGeometry
-from imagingsim.scenario import AgentSpec, CTSpec, load_scenario
+from imagingsim.scenario import AgentSpec
 
 VOXEL_MM = 0.5
 N = 64
@@ -325,7 +328,7 @@ def test_noiseless_water_cylinder_reads_water_and_air_with_precorrection(backend
     ring 13-15.5 mm (inside the box, away from the 10 mm edge).
     """
     phantom, delivery = _cylinder(backend)
-    acq = acquire_ct(phantom, delivery, _scenario("modalities.ct.noise=false"), backend, seed=1)
+    acq = acquire_ct(acquisition_context("ct", phantom, delivery, _scenario("modalities.ct.noise=false"), backend, 1))
     hu, r = _hu(backend, acq), _radius_mm()
     assert abs(hu[r < 7.0].mean()) < 5.0
     assert abs(hu[(r > 13.0) & (r < 15.5)].mean() + 1000.0) < 5.0
@@ -356,7 +359,7 @@ def test_cupping_appears_without_precorrection_and_precorrection_removes_it():
     cupping = {}
     for precorrect in (False, True):
         scenario = _scenario("modalities.ct.noise=false", f"modalities.ct.water_precorrection={str(precorrect).lower()}")
-        acq = acquire_ct(phantom, delivery, scenario, backend, seed=1)
+        acq = acquire_ct(acquisition_context("ct", phantom, delivery, scenario, backend, 1))
         hu = _hu(backend, acq)
         cupping[precorrect] = hu[rim].mean() - hu[centre].mean()
     spectrum = acq.spectrum
@@ -381,7 +384,7 @@ def test_uncorrected_calibration_cylinder_averages_zero_hu():
     n, radius = 72, 15.0
     phantom, delivery = _cylinder(backend, n=n, radius_mm=radius)
     scenario = _scenario("modalities.ct.noise=false", "modalities.ct.water_precorrection=false")
-    acq = acquire_ct(phantom, delivery, scenario, backend, seed=1)
+    acq = acquire_ct(acquisition_context("ct", phantom, delivery, scenario, backend, 1))
     assert acq.calibration.calibration_diameter_mm == 2 * radius
     mu = np.asarray(backend.to_host(acq.mu_recon_per_mm))[:, :, 0, 0]
     truth = np.asarray(backend.to_host(acq.mu_true_per_mm))[:, :, 0, 0]
@@ -432,7 +435,7 @@ def test_ct_derived_mu_at_140_kev_recovers_bone_and_water(system, precorrect):
     phantom, delivery = _bone_rod(backend, n, voxel, diameter / 2, rod)
     scenario = _scenario(f'modalities.ct.system="{system}"', "modalities.ct.noise=false",
                          f"modalities.ct.water_precorrection={str(precorrect).lower()}")
-    acq = acquire_ct(phantom, delivery, scenario, backend, seed=1)
+    acq = acquire_ct(acquisition_context("ct", phantom, delivery, scenario, backend, 1))
     c = (np.arange(n) - (n - 1) / 2) * voxel
     r = np.hypot(*np.meshgrid(c, c, indexing="ij"))
     bone = r < rod - 1.5 * voxel
@@ -459,8 +462,7 @@ def test_gold_insert_is_brighter_by_the_polyenergetic_expectation(system):
     """
     backend = get_backend("numpy")
     phantom, delivery = _cylinder(backend, gold_ug_per_ml=(0.0, 10000.0))  # carrier; gold fraction 0.5
-    acq = acquire_ct(phantom, delivery, _scenario(f'modalities.ct.system="{system}"', "modalities.ct.noise=false"),
-                     backend, seed=1)
+    acq = acquire_ct(acquisition_context("ct", phantom, delivery, _scenario(f'modalities.ct.system="{system}"', "modalities.ct.noise=false"), backend, 1))
     r = _radius_mm(centre=INSERT_CENTRE_MM)
     inside, around = r < 1.5, (r > 3.5) & (r < 5.0)
     before, after = _hu(backend, acq, 0), _hu(backend, acq, 1)
@@ -488,7 +490,7 @@ def test_poisson_noise_has_variance_equal_to_its_mean(backend):
     variance (counts here are >= ~1e3, where Poisson residuals are near-Gaussian).
     """
     phantom, delivery = _cylinder(backend)
-    acq = acquire_ct(phantom, delivery, _scenario(), backend, seed=7)
+    acq = acquire_ct(acquisition_context("ct", phantom, delivery, _scenario(), backend, 7))
     expected = np.asarray(backend.to_host(acq.expected_counts), dtype=np.float64).ravel()
     measured = np.asarray(backend.to_host(acq.measured_counts), dtype=np.float64).ravel()
     assert np.all(measured == np.round(measured))
@@ -502,9 +504,9 @@ def test_same_seed_same_counts_and_each_scan_draws_anew(backend):
     phantom, delivery = _cylinder(backend)
     delivery.times_h = (1.0, 2.0)  # two scans of an unchanging phantom
     scenario = _scenario()
-    first = acquire_ct(phantom, delivery, scenario, backend, seed=11)
-    again = acquire_ct(phantom, delivery, scenario, backend, seed=11)
-    other = acquire_ct(phantom, delivery, scenario, backend, seed=12)
+    first = acquire_ct(acquisition_context("ct", phantom, delivery, scenario, backend, 11))
+    again = acquire_ct(acquisition_context("ct", phantom, delivery, scenario, backend, 11))
+    other = acquire_ct(acquisition_context("ct", phantom, delivery, scenario, backend, 12))
     a, b, c = (np.asarray(backend.to_host(x.measured_counts)) for x in (first, again, other))
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
@@ -531,16 +533,17 @@ def test_overrides_replace_preset_values():
     ],
 )
 def test_bad_overrides_give_one_line_errors_naming_the_field(overrides, field):
-    scenario = load_scenario(None, overrides)
+    scenario = load_scenario(None, overrides)  # CT is not enabled there: its check runs only here
     with pytest.raises(ValueError) as info:
-        check_ct(scenario)
+        check_ct(scenario.modalities.ct, scenario)
     message = str(info.value)
     assert message.startswith(f"modalities.ct.{field}: ") and "\n" not in message
 
 
 def test_the_default_presets_pass_the_checks():
     for system in ("preclinical", "clinical"):
-        check_ct(load_scenario(None, [f'modalities.ct.system="{system}"']))
+        scenario = load_scenario(None, [f'modalities.ct.system="{system}"'])
+        check_ct(scenario.modalities.ct, scenario)
 
 
 def test_a_preset_missing_a_field_is_named(monkeypatch):

@@ -14,11 +14,13 @@ import pytest
 
 from imagingsim.backend import get_backend
 from imagingsim.grid import ImageGrid
-from imagingsim.modalities.ct.bids import write_ct
 from imagingsim.io.truth_files import TruthFile
+from imagingsim.modalities.base import acquisition_context
 from imagingsim.modalities.ct.acquire import acquire_ct
+from imagingsim.modalities.ct.bids import write_ct
+from imagingsim.pipeline import load_scenario
 from imagingsim.projectors import ParallelBeamGeometry
-from imagingsim.scenario import AgentSpec, load_scenario
+from imagingsim.scenario import AgentSpec
 
 #: Sidecar keys every HU image carries (units in the key names where there are units).
 CT_SIDECAR_KEYS = (
@@ -64,7 +66,7 @@ def ct_dataset(tmp_path_factory):
     backend = get_backend("numpy")
     phantom, delivery = _gold_cylinder(backend)
     scenario = load_scenario(None, ["modalities.ct.n_views=120"])
-    acq = acquire_ct(phantom, delivery, scenario, backend, seed=3)
+    acq = acquire_ct(acquisition_context("ct", phantom, delivery, scenario, backend, 3))
     stage = tmp_path_factory.mktemp("ct")
     write_ct(stage, scenario, phantom, acq, backend)
     return stage, phantom, acq

@@ -12,6 +12,7 @@ from scipy import special
 
 from imagingsim.backend import get_backend
 from imagingsim.grid import ImageGrid
+from imagingsim.modalities.base import acquisition_context
 from imagingsim.modalities.mri.acquire import acquire_mri, add_kspace_noise, check_mri, resolve_recon, roi_iron_mM
 from imagingsim.modalities.mri.physics import (
     FE_MOLAR_MASS_G_PER_MOL,
@@ -22,12 +23,12 @@ from imagingsim.modalities.mri.physics import (
     relaxivity,
     spoiled_gre,
 )
+from imagingsim.modalities.mri.recon import encoding_operator, fit_r2star, zero_filled
 from imagingsim.modalities.mri.result import time_label
 from imagingsim.phantom import Label
 from imagingsim.phantom.properties import tissue_table
-from imagingsim.pipeline import simulate
-from imagingsim.modalities.mri.recon import encoding_operator, fit_r2star, zero_filled
-from imagingsim.scenario import IronOxideLabel, load_scenario
+from imagingsim.pipeline import load_scenario, simulate
+from imagingsim.scenario import IronOxideLabel
 
 #: Coarse phantom (2 mm voxels, 15 x 15 x 35): every label but the kidney cortex is present.
 BASE = ["phantom.voxel_size_mm=2.0", "modalities.enabled=[]", "schedule.times_h=[24.0]"]
@@ -156,7 +157,7 @@ def _analytic_magnitude(subject, spec):
 def test_noiseless_acquisition_matches_the_analytic_signal(subject):
     be = subject.backend
     scenario = _scenario("modalities.mri.noise_percent=0.0", "modalities.mri.b0_offresonance_hz=25.0")
-    acq = acquire_mri(subject.phantom, subject.delivery, scenario, be, subject.seed, dtype=be.xp.complex128)
+    acq = acquire_mri(acquisition_context("mri", subject.phantom, subject.delivery, scenario, be, subject.seed), dtype=be.xp.complex128)
     got = np.asarray(acq.magnitude)[0]
     expected = _analytic_magnitude(subject, scenario.modalities.mri)
     assert got.dtype == np.float64
@@ -169,7 +170,7 @@ def test_noiseless_acquisition_matches_the_analytic_signal(subject):
 
 def test_r2star_fit_recovers_r2star_at_high_snr(subject):
     scenario = _scenario("modalities.mri.noise_percent=0.1")
-    acq = acquire_mri(subject.phantom, subject.delivery, scenario, subject.backend, subject.seed)
+    acq = acquire_mri(acquisition_context("mri", subject.phantom, subject.delivery, scenario, subject.backend, subject.seed))
     labels = np.asarray(subject.phantom.labels)
     fit, true, mask = (np.asarray(a)[0] for a in (acq.r2star_per_s, acq.true_r2star_per_s, acq.fit_mask))
     tissue = ~np.isin(labels, [Label.AIR, Label.BONE, Label.LUNG, Label.SPLEEN])
@@ -229,7 +230,7 @@ def test_noise_sd_is_fixed_by_the_precontrast_muscle_signal():
     # (MRI properties are not textured by the heterogeneity, so every muscle voxel has them).
     scenario = _scenario("schedule.times_h=[0.5, 24.0]", "modalities.mri.noise_percent=3.0")
     two = simulate(scenario, backend="numpy")
-    acq = acquire_mri(two.phantom, two.delivery, scenario, two.backend, two.seed)
+    acq = acquire_mri(acquisition_context("mri", two.phantom, two.delivery, scenario, two.backend, two.seed))
     spec = scenario.modalities.mri
     muscle = tissue_table()[Label.SOFT_TISSUE]
     a = math.radians(spec.flip_angle_deg)
@@ -260,7 +261,7 @@ def mouse_1mm():
 def _mri_1mm(mouse, *extra):
     scenario = load_scenario("mouse_targeted_spion", ["phantom.voxel_size_mm=1.0", "schedule.times_h=[24.0]",
                                                       "modalities.mri.n_coils=8", *extra])
-    acq = acquire_mri(mouse.phantom, mouse.delivery, scenario, mouse.backend, mouse.seed)
+    acq = acquire_mri(acquisition_context("mri", mouse.phantom, mouse.delivery, scenario, mouse.backend, mouse.seed))
     labels = np.asarray(mouse.phantom.labels)
     fit, true, mask, estimate = (np.asarray(a)[0] for a in (acq.r2star_per_s, acq.true_r2star_per_s, acq.fit_mask,
                                                              acq.iron_estimate_mM))
@@ -332,8 +333,7 @@ def test_cg_sense_noise_floor_keeps_air_out_and_bounds_muscle_r2star(mouse_1mm):
 
 
 def test_tumour_iron_estimate_tracks_truth_and_clustering(subject):
-    acq = acquire_mri(subject.phantom, subject.delivery, _scenario("modalities.mri.noise_percent=0.5"),
-                      subject.backend, subject.seed)
+    acq = acquire_mri(acquisition_context("mri", subject.phantom, subject.delivery, _scenario("modalities.mri.noise_percent=0.5"), subject.backend, subject.seed))
     labels = np.asarray(subject.phantom.labels)
     tumour = np.isin(labels, [Label.TUMOUR_VIABLE, Label.TUMOUR_HYPOXIC])
     true = np.asarray(acq.true_iron_mM)[0][tumour].mean()
@@ -353,7 +353,7 @@ def test_acquisition_is_the_same_on_numpy_and_strict(subject):
                          "modalities.mri.acceleration=2.0", "modalities.mri.b0_offresonance_hz=20.0",
                          "modalities.mri.cg_iterations=5")
     strict = simulate(_scenario(), backend="strict")
-    results = [acquire_mri(s.phantom, s.delivery, scenario, s.backend, s.seed) for s in (subject, strict)]
+    results = [acquire_mri(acquisition_context("mri", s.phantom, s.delivery, scenario, s.backend, s.seed)) for s in (subject, strict)]
     a, b = results
     sb = get_backend("strict")
     assert a.acceleration == b.acceleration == pytest.approx(2.0, rel=0.01)
@@ -361,7 +361,7 @@ def test_acquisition_is_the_same_on_numpy_and_strict(subject):
     # Same arithmetic in complex64 on both: differences are float32 rounding.
     np.testing.assert_allclose(sb.to_host(b.kspace), np.asarray(a.kspace), rtol=0, atol=1e-6)
     np.testing.assert_allclose(sb.to_host(b.r2star_per_s), np.asarray(a.r2star_per_s), rtol=1e-3, atol=1e-2)
-    again = acquire_mri(subject.phantom, subject.delivery, scenario, subject.backend, subject.seed)
+    again = acquire_mri(acquisition_context("mri", subject.phantom, subject.delivery, scenario, subject.backend, subject.seed))
     np.testing.assert_array_equal(np.asarray(again.kspace), np.asarray(a.kspace))  # seeded: bit-identical
 
 
@@ -398,7 +398,7 @@ def test_fitted_delta_r2star_is_linear_in_iron_with_slope_r2star():
     levels = [0.0, 0.5, 1.0, 2.0, 4.0]
     be, phantom, delivery, iron, r2star_0 = _homogeneous_muscle(levels)
     scenario = _scenario("modalities.mri.noise_percent=0.1")
-    acq = acquire_mri(phantom, delivery, scenario, be, 7)
+    acq = acquire_mri(acquisition_context("mri", phantom, delivery, scenario, be, 7))
     fit = np.asarray(acq.r2star_per_s)[0]
     assert np.all(np.asarray(acq.fit_mask)[0])
     slope, intercept = np.polyfit(iron.ravel(), fit.ravel() - r2star_0, 1)
@@ -413,29 +413,30 @@ def test_fitted_delta_r2star_is_linear_in_iron_with_slope_r2star():
 
 
 def test_check_mri_fails_fast_naming_the_field(monkeypatch):
-    from imagingsim import pipeline
-
     def no_phantom(*_args, **_kwargs):
         raise AssertionError("check_mri must reject the scenario before the phantom is built")
 
     monkeypatch.setattr("imagingsim.phantom.build_phantom", no_phantom)
     undersampled = ['modalities.enabled=["mri"]', 'modalities.mri.undersampling="random"']
     # 2 mm mouse grid: (ky, kz) = 15 x 35; a 0.5 box is 8 x 18 = 144 encodes > 525 / 8 = 66.
-    box = _scenario(*undersampled, "modalities.mri.acceleration=8.0", "modalities.mri.calibration_fraction=0.5")
+    box = [*undersampled, "modalities.mri.acceleration=8.0", "modalities.mri.calibration_fraction=0.5"]
+    single = [*undersampled, "modalities.mri.acceleration=2.0", 'modalities.mri.recon="cg_sense"']
+    # Refused when the scenario is loaded (every enabled modality's check runs there) ...
     with pytest.raises(ValueError, match=r"^modalities\.mri\.calibration_fraction: the 8x18 calibration box"):
-        pipeline.simulate(box, backend="numpy")
-    single = _scenario(*undersampled, "modalities.mri.acceleration=2.0", 'modalities.mri.recon="cg_sense"')
+        _scenario(*box)
     with pytest.raises(ValueError, match=r"^modalities\.mri\.recon: .*n_coils > 1 or recon = \"zero_filled\""):
-        pipeline.simulate(single, backend="numpy")
+        _scenario(*single)
+    # ... and by check_mri itself, for the same settings in a scenario where MRI is not enabled.
     for error in (box, single):
-        assert "\n" not in str(pytest.raises(ValueError, check_mri, error).value)
+        scenario = _scenario(*error, "modalities.enabled=[]")
+        assert "\n" not in str(pytest.raises(ValueError, check_mri, scenario.modalities.mri, scenario).value)
     # Accepted: auto on one coil resolves to zero filling; cg_sense with coils; full sampling.
     auto = _scenario(*undersampled, "modalities.mri.acceleration=2.0")
     assert resolve_recon(auto.modalities.mri) == "zero_filled"
     coils = _scenario(*undersampled, "modalities.mri.acceleration=2.0", "modalities.mri.n_coils=4")
     assert resolve_recon(coils.modalities.mri) == "cg_sense"
     for ok in (auto, coils, _scenario('modalities.enabled=["mri"]', 'modalities.mri.recon="cg_sense"')):
-        check_mri(ok)
+        check_mri(ok.modalities.mri, ok)
 
 
 def test_no_iron_agent_gives_no_estimate():

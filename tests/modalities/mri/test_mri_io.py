@@ -10,11 +10,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from imagingsim.io.bids import TRUTH_FILES
-from imagingsim.io.truth_files import MRI_TRUTH_FILES
+from imagingsim.dataset.write import truth_files
 from imagingsim.modalities.mri.physics import spoiled_gre
-from imagingsim.pipeline import simulate, write_subject
-from imagingsim.scenario import load_scenario
+from imagingsim.modalities.mri.truth import TRUTH_FILES as MRI_TRUTH_FILES
+from imagingsim.pipeline import load_scenario, simulate, write_subject
 
 TIMES_H = [0.5, 24.0]
 LABELS = ["0p5h", "24h"]
@@ -130,7 +129,7 @@ def test_truth_files_match_their_registered_patterns(mri_dataset):
     used = set()
     for path in mri_files:
         rel = path.relative_to(truth).as_posix()
-        matches = [t.stem for t in TRUTH_FILES if t.regex().fullmatch(rel)]
+        matches = [t.stem for t in truth_files() if t.regex().fullmatch(rel)]
         assert len(matches) == 1, f"{rel} matches {matches}"
         assert matches[0] in {t.stem for t in MRI_TRUTH_FILES}
         used.add(matches[0])

@@ -6,17 +6,7 @@ import numpy as np
 import pytest
 
 from imagingsim.grid import ImageGrid
-from imagingsim.physics.metrics import nrmse
 from imagingsim.modalities.mri.acquire import add_kspace_noise
-from imagingsim.modalities.mri.sampling import (
-    calibration_size,
-    coil_sensitivities,
-    n_acquired,
-    sampling_mask,
-    to_centred,
-    to_fft_order,
-)
-from imagingsim.operators import check_adjoint
 from imagingsim.modalities.mri.recon import (
     BASELINE_VOID_DECAY,
     NOISE_REALISATIONS,
@@ -32,6 +22,16 @@ from imagingsim.modalities.mri.recon import (
     signal_mask,
     zero_filled,
 )
+from imagingsim.modalities.mri.sampling import (
+    calibration_size,
+    coil_sensitivities,
+    n_acquired,
+    sampling_mask,
+    to_centred,
+    to_fft_order,
+)
+from imagingsim.operators import check_adjoint
+from imagingsim.physics.metrics import nrmse
 
 GRID = ImageGrid((12, 10, 14), (1.0, 1.0, 1.5), (-5.5, -4.5, -9.75))
 PATTERNS = ("random", "variable_density", "poisson_disc")

@@ -13,6 +13,7 @@ import pytest
 
 from imagingsim.backend import get_backend
 from imagingsim.grid import ImageGrid
+from imagingsim.modalities.base import acquisition_context
 from imagingsim.modalities.nirf import optics as no
 from imagingsim.modalities.nirf import tables as nt
 from imagingsim.modalities.nirf.acquire import (
@@ -28,8 +29,7 @@ from imagingsim.modalities.nirf.layered_blur import LayeredBlur
 from imagingsim.operators import Blur, check_adjoint
 from imagingsim.phantom.model import Label
 from imagingsim.phantom.properties import tissue_table
-from imagingsim.pipeline import simulate
-from imagingsim.scenario import load_scenario
+from imagingsim.pipeline import load_scenario, simulate
 
 MUSCLE_810 = (0.028, 0.704)  # PHYSICS.md, mu_a and mu_s' in 1/mm
 #: PHYSICS.md: surface FWHM of a point source in muscle at 810 nm, mm, by depth (mm).
@@ -367,9 +367,9 @@ def _slab_subject(backend):
 def test_acquisition_is_backend_clean_and_matches_numpy(backend):
     # On strict, any implicit device->host conversion raises (conftest guards).
     phantom, delivery, scenario = _slab_subject(backend)
-    acq = acquire_nirf(phantom, delivery, scenario, backend, seed=11)
+    acq = acquire_nirf(acquisition_context("nirf", phantom, delivery, scenario, backend, 11))
     ref_backend = get_backend("numpy")
-    ref = acquire_nirf(*_slab_subject(ref_backend)[:2], scenario, ref_backend, seed=11)
+    ref = acquire_nirf(acquisition_context("nirf", *_slab_subject(ref_backend)[:2], scenario, ref_backend, 11))
     expected, ref_expected = backend.to_host(acq.expected_e), np.asarray(ref.expected_e)
     assert expected.shape == (24, 24, 2) and acq.image_axes == ("x", "z")
     # FFTs of different libraries agree to round-off, far below float32 storage precision.
@@ -386,12 +386,12 @@ def test_acquisition_is_backend_clean_and_matches_numpy(backend):
 
 def test_saturation_is_clipped_and_counted(numpy_backend):
     phantom, delivery, scenario = _slab_subject(numpy_backend)
-    dim = acquire_nirf(phantom, delivery, scenario, numpy_backend, seed=5)
+    dim = acquire_nirf(acquisition_context("nirf", phantom, delivery, scenario, numpy_backend, 5))
     level = dim.setup.saturation_e
     assert dim.saturated_pixels == (0, 0) and max(dim.peak_expected_e) < level
     # Expose until the brightest pixel gets 3 x the saturation level.
     exposure = 3.0 * level / max(dim.peak_expected_e) * scenario.modalities.nirf.exposure_s
-    acq = acquire_nirf(phantom, delivery, _with_nirf(scenario, exposure_s=exposure), numpy_backend, seed=5)
+    acq = acquire_nirf(acquisition_context("nirf", phantom, delivery, _with_nirf(scenario, exposure_s=exposure), numpy_backend, 5))
     images, expected = np.asarray(acq.images_e, dtype=np.float64), np.asarray(acq.expected_e, dtype=np.float64)
     assert images.max() == pytest.approx(level, rel=1e-7)  # float32 storage
     assert np.all(images <= level * (1 + 1e-7))
@@ -449,8 +449,7 @@ def test_flank_tumour_contrast_by_view(mouse):
     scenario, subject = mouse
     tbr = {}
     for view in ("dorsal", "right", "left"):
-        acq = acquire_nirf(subject.phantom, subject.delivery, _with_nirf(scenario, view=view), subject.backend,
-                           subject.seed)
+        acq = acquire_nirf(acquisition_context("nirf", subject.phantom, subject.delivery, _with_nirf(scenario, view=view), subject.backend, subject.seed))
         tbr[view] = _tumour_to_background(subject, acq, view)
     # Measured (0.5, 1, 4, 24 h): dorsal 1.04 / 1.05 / 1.17 / 1.44, right 1.03 / 1.08 / 1.44 / 2.46,
     # left 0.98 / 0.98 / 0.94 / 0.83. The dye must clear from the blood before the tumour shows.
@@ -462,7 +461,7 @@ def test_flank_tumour_contrast_by_view(mouse):
 @pytest.mark.parametrize("view", ["dorsal", "right"])
 def test_tumour_is_where_the_image_grid_says(mouse, view):
     scenario, subject = mouse
-    acq = acquire_nirf(subject.phantom, subject.delivery, _with_nirf(scenario, view=view), subject.backend, subject.seed)
+    acq = acquire_nirf(acquisition_context("nirf", subject.phantom, subject.delivery, _with_nirf(scenario, view=view), subject.backend, subject.seed))
     axis, _ = VIEWS[view]
     footprint = np.asarray(subject.phantom.tumour_index).any(axis=axis)
     expected, measured = np.asarray(acq.expected_e), np.asarray(acq.images_e)

@@ -11,11 +11,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from imagingsim.io.bids import TRUTH_FILES
-from imagingsim.io.truth_files import NIRF_TRUTH_FILES
+from imagingsim.dataset.write import truth_files
 from imagingsim.modalities.nirf.result import DEPTH_COLUMNS
-from imagingsim.pipeline import simulate, write_subject
-from imagingsim.scenario import load_scenario
+from imagingsim.modalities.nirf.truth import TRUTH_FILES as NIRF_TRUTH_FILES
+from imagingsim.pipeline import load_scenario, simulate, write_subject
 
 LABELS = ["0p5h", "1h", "4h", "24h"]  # mouse_targeted_spion schedule: 0.5, 1, 4, 24 h
 
@@ -110,7 +109,7 @@ def test_truth_files(nirf_dataset):
     written = sorted(p.relative_to(truth).as_posix() for p in folder.iterdir())
     assert len(written) == 2 * (len(LABELS) + 2)
     for rel in written:
-        matches = [t.stem for t in TRUTH_FILES if t.regex().fullmatch(rel)]
+        matches = [t.stem for t in truth_files() if t.regex().fullmatch(rel)]
         assert len(matches) == 1 and matches[0] in {t.stem for t in NIRF_TRUTH_FILES}, rel
     # Noise-free image = E[measured]; the measured one is within its Poisson + read noise.
     measured = nib.load(out / "sub-01" / "nirf" / "sub-01_acq-24h_nirf.nii.gz").get_fdata()

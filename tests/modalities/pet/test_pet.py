@@ -12,8 +12,8 @@ import math
 import numpy as np
 import pytest
 
-from imagingsim.physics.attenuation import linear_attenuation_per_mm, mass_attenuation_cm2_per_g
 from imagingsim.backend import get_backend
+from imagingsim.modalities.base import acquisition_context
 from imagingsim.modalities.pet.acquire import acquire_pet
 from imagingsim.modalities.pet.physics import (
     decay_integral_s,
@@ -23,6 +23,7 @@ from imagingsim.modalities.pet.physics import (
     truncated_exponential_mean_mm,
 )
 from imagingsim.modalities.pet.scanner import scanner_params
+from imagingsim.modalities.pet.spec import PETSpec
 from imagingsim.modalities.pet.system import (
     PETSystem,
     counts_per_unit_projection,
@@ -31,7 +32,8 @@ from imagingsim.modalities.pet.system import (
     resolution_kernel,
 )
 from imagingsim.phantom import Label, build_phantom
-from imagingsim.scenario import PETSpec, load_scenario
+from imagingsim.physics.attenuation import linear_attenuation_per_mm, mass_attenuation_cm2_per_g
+from imagingsim.pipeline import load_scenario
 
 SMALL = ['phantom.voxel_size_mm=1.0', 'modalities.enabled=["pet"]', 'modalities.pet.recon=["fbp"]']
 
@@ -95,7 +97,7 @@ def test_decay_integral_starts_at_injection():
 def test_trues_between_frames_follow_the_decay_law(backend, name):
     overrides = [f'agents[0].labels[0].nuclide="{name}"', "schedule.times_h=[1.0, 3.0]"]
     scenario, phantom, delivery, _ = _static_case(backend, overrides)
-    acq = acquire_pet(phantom, delivery, scenario, backend, seed=3)
+    acq = acquire_pet(acquisition_context("pet", phantom, delivery, scenario, backend, 3))
     trues = acq.total_counts["trues"]
     expected = math.exp(-nuclide(name).decay_constant_per_s * 2 * 3600.0)
     # Equal frame lengths: the ratio is exact; 1e-3 leaves room for float32 projections.
@@ -112,7 +114,7 @@ def test_18F_is_gone_after_a_week_while_89Zr_still_counts():
         ]
         # 7.5 MBq injected (500 ug at 15 MBq/mg), all of it in the field of view.
         scenario, phantom, delivery, _ = _static_case(backend, overrides, carrier_ug_per_ml=500.0 / 2.14)
-        acq = acquire_pet(phantom, delivery, scenario, backend, seed=1)
+        acq = acquire_pet(acquisition_context("pet", phantom, delivery, scenario, backend, 1))
         assert 2e6 < acq.injected_activity_bq < 1e7
         totals[name] = acq.total_counts["trues"][0]
     assert totals["F18"] < 1.0  # 92 half-lives: ~1e-21 counts
@@ -124,7 +126,7 @@ def test_decay_correcting_a_vanished_tracer_is_a_clear_error():
     overrides = ['agents[0].labels[0].nuclide="F18"', "schedule.times_h=[168.0]"]
     scenario, phantom, delivery, _ = _static_case(backend, overrides, carrier_ug_per_ml=100.0)
     with pytest.raises(ValueError, match=r"modalities.pet.decay_correction: at 168 h .*F18"):
-        acquire_pet(phantom, delivery, scenario, backend, seed=1)
+        acquire_pet(acquisition_context("pet", phantom, delivery, scenario, backend, 1))
 
 
 # --- positron range -----------------------------------------------------------------------
@@ -195,7 +197,7 @@ def test_central_ray_through_a_water_cylinder(backend):
 
 def test_trues_are_sensitivity_times_annihilations(backend):
     scenario, phantom, delivery, sphere = _static_case(backend, ["schedule.times_h=[1.0, 30.0]"], mu_zero=True)
-    acq = acquire_pet(phantom, delivery, scenario, backend, seed=3)
+    acq = acquire_pet(acquisition_context("pet", phantom, delivery, scenario, backend, 3))
     zr = nuclide("Zr89")
     activity_bq = backend.scalar(backend.xp.sum(sphere)) * phantom.grid.voxel_volume_ml * acq.specific_activity_bq_per_ug
     for k, start in enumerate(acq.frame_start_s):
@@ -213,7 +215,7 @@ def test_a_long_frame_integrates_the_decay_over_the_frame():
     be = get_backend("numpy")
     overrides = ['agents[0].labels[0].nuclide="F18"', "schedule.times_h=[1.0]", "modalities.pet.frame_duration_s=7200.0"]
     scenario, phantom, delivery, sphere = _static_case(be, overrides, mu_zero=True)
-    acq = acquire_pet(phantom, delivery, scenario, be, seed=3)
+    acq = acquire_pet(acquisition_context("pet", phantom, delivery, scenario, be, 3))
     f18 = nuclide("F18")
     activity_bq = be.scalar(be.xp.sum(sphere)) * phantom.grid.voxel_volume_ml * acq.specific_activity_bq_per_ug
     lam = f18.decay_constant_per_s
@@ -241,7 +243,7 @@ def test_co_injected_positron_emitters_add_up():
         (delivery.agents[0], _AgentDelivery(second, carrier, delivery.agents[0].injected_mass_ug, delivery.times_h)),
         delivery.times_h,
     )
-    acq = acquire_pet(phantom, delivery, scenario, be, seed=3)
+    acq = acquire_pet(acquisition_context("pet", phantom, delivery, scenario, be, 3))
     assert acq.emitters == {first.name: "Zr89", "fluorine": "F18"}
     mass_ug = be.scalar(be.xp.sum(sphere)) * phantom.grid.voxel_volume_ml
     start, end = 7200.0, 7200.0 + acq.frame_duration_s[0]
@@ -271,7 +273,7 @@ def test_suv_scale_follows_the_declared_decay_correction():
     for mode in ("injection", "none"):
         overrides = ["schedule.times_h=[24.0, 168.0]", f'modalities.pet.decay_correction="{mode}"']
         scenario, phantom, delivery, _ = _static_case(be, overrides)
-        acq = acquire_pet(phantom, delivery, scenario, be, seed=3)
+        acq = acquire_pet(acquisition_context("pet", phantom, delivery, scenario, be, 3))
         image = np.asarray(acq.expected_image_bq_per_ml)
         suv[mode] = image * np.asarray(acq.suv_scale_g_per_bq)
         assert acq.decay_corrected == (mode == "injection")
@@ -285,7 +287,7 @@ def test_decay_correction_changes_the_image_scale_not_the_counts():
     counts, images = {}, {}
     for mode in ("injection", "none"):
         scenario, phantom, delivery, _ = _static_case(be, ["schedule.times_h=[24.0]", f'modalities.pet.decay_correction="{mode}"'])
-        acq = acquire_pet(phantom, delivery, scenario, be, seed=3)
+        acq = acquire_pet(acquisition_context("pet", phantom, delivery, scenario, be, 3))
         counts[mode] = acq.total_counts["trues"][0]
         images[mode] = float(np.asarray(acq.expected_image_bq_per_ml).max())
     assert counts["injection"] == pytest.approx(counts["none"], rel=1e-6)  # float32 sums of equal sinograms
@@ -296,7 +298,7 @@ def test_decay_correction_changes_the_image_scale_not_the_counts():
 
 def test_scatter_and_randoms_follow_their_fractions(backend):
     scenario, phantom, delivery, _ = _static_case(backend, ["schedule.times_h=[1.0, 30.0]"])
-    acq = acquire_pet(phantom, delivery, scenario, backend, seed=3)
+    acq = acquire_pet(acquisition_context("pet", phantom, delivery, scenario, backend, 3))
     t, s, r = (np.array(acq.total_counts[k]) for k in ("trues", "scatter", "randoms"))
     sf, rf = acq.scanner.scatter_fraction, acq.scanner.randoms_fraction
     # 1e-6: the totals are float64 sums of float32 sinograms scaled to the fractions.
@@ -310,9 +312,9 @@ def test_scatter_and_randoms_follow_their_fractions(backend):
 
 def test_noise_is_reproducible_per_seed_and_differs_between_seeds(backend):
     scenario, phantom, delivery, _ = _static_case(backend, ["schedule.times_h=[1.0, 1.5]"])
-    first = acquire_pet(phantom, delivery, scenario, backend, seed=11)
-    again = acquire_pet(phantom, delivery, scenario, backend, seed=11)
-    other = acquire_pet(phantom, delivery, scenario, backend, seed=12)
+    first = acquire_pet(acquisition_context("pet", phantom, delivery, scenario, backend, 11))
+    again = acquire_pet(acquisition_context("pet", phantom, delivery, scenario, backend, 11))
+    other = acquire_pet(acquisition_context("pet", phantom, delivery, scenario, backend, 12))
     p1, p2, p3 = (backend.to_host(a.prompts) for a in (first, again, other))
     np.testing.assert_array_equal(p1, p2)
     assert np.any(p1 != p3)
@@ -386,7 +388,7 @@ def test_tumour_is_visible_at_24h_in_the_default_89Zr_scenario():
 
     scenario = load_scenario(None, ['modalities.enabled=["pet"]', "schedule.times_h=[24.0]"])
     subject = simulate(scenario, backend="numpy")
-    acq = acquire_pet(subject.phantom, subject.delivery, scenario, subject.backend, subject.seed)
+    acq = acquire_pet(acquisition_context("pet", subject.phantom, subject.delivery, scenario, subject.backend, subject.seed))
     labels = np.asarray(subject.phantom.labels)
     tumour = np.isin(labels, [Label.TUMOUR_VIABLE, Label.TUMOUR_HYPOXIC, Label.TUMOUR_NECROTIC])
     muscle = labels == Label.SOFT_TISSUE
@@ -410,7 +412,7 @@ def test_numpy_and_strict_give_the_same_expected_data(monkeypatch):
         if name == "strict":
             install_strict_guards(monkeypatch)
         scenario, phantom, delivery, _ = _static_case(be, ["schedule.times_h=[1.0, 24.0]", 'modalities.pet.recon=["osem"]'])
-        acq = acquire_pet(phantom, delivery, scenario, be, seed=5)
+        acq = acquire_pet(acquisition_context("pet", phantom, delivery, scenario, be, 5))
         results[name] = acq, be
     (a, na), (b, sb) = results["numpy"], results["strict"]
     for field in ("expected_background", "attenuation_factors", "expected_image_bq_per_ml", "mu_511_per_mm"):
@@ -439,7 +441,7 @@ def test_system_model_adjoint(backend, space):
 def test_no_scatter_no_randoms_still_gives_valid_counts(backend):
     overrides = ["schedule.times_h=[1.0]", "modalities.pet.scatter_fraction=0.0", "modalities.pet.randoms_fraction=0.0"]
     scenario, phantom, delivery, _ = _static_case(backend, overrides)
-    acq = acquire_pet(phantom, delivery, scenario, backend, seed=2)
+    acq = acquire_pet(acquisition_context("pet", phantom, delivery, scenario, backend, 2))
     assert backend.scalar(backend.xp.max(backend.xp.abs(acq.expected_background))) == 0.0
     assert acq.total_counts["scatter"] == (0.0,) and acq.total_counts["randoms"] == (0.0,)
     assert backend.scalar(backend.xp.min(acq.prompts)) == 0.0  # outside the body

@@ -9,9 +9,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from imagingsim.pipeline import simulate, write_subject
+from imagingsim.pipeline import load_scenario, simulate, write_subject
 from imagingsim.projectors import ParallelBeamGeometry, ParallelProjector
-from imagingsim.scenario import load_scenario
 
 #: BIDS 1.9 PET sidecar fields that are REQUIRED (and conditionally required ones we trigger).
 BIDS_PET_REQUIRED = (

@@ -12,9 +12,9 @@ import math
 import numpy as np
 import pytest
 
-from imagingsim.physics.attenuation import mass_attenuation_cm2_per_g
 from imagingsim.backend import get_backend
 from imagingsim.grid import ImageGrid
+from imagingsim.modalities.base import acquisition_context
 from imagingsim.modalities.pet.physics import nuclide
 from imagingsim.modalities.spect.physics import (
     collimator,
@@ -23,6 +23,8 @@ from imagingsim.modalities.spect.physics import (
     spect_params,
     window_fraction,
 )
+from imagingsim.modalities.spect.projector import FWHM_PER_SIGMA, CollimatorResponse, SPECTGeometry, SPECTProjector
+from imagingsim.modalities.spect.spec import SPECTSpec
 from imagingsim.modalities.spect.system import (
     SPECTGrids,
     bin_pixels,
@@ -34,8 +36,9 @@ from imagingsim.modalities.spect.system import (
     subset_projectors,
 )
 from imagingsim.operators import Diagonal, Sum, check_adjoint
-from imagingsim.modalities.spect.projector import FWHM_PER_SIGMA, CollimatorResponse, SPECTGeometry, SPECTProjector
-from imagingsim.scenario import ScenarioError, SPECTSpec, load_scenario
+from imagingsim.physics.attenuation import mass_attenuation_cm2_per_g
+from imagingsim.pipeline import load_scenario
+from imagingsim.scenario import ScenarioError
 
 #: Water at 140.5 keV, 1/mm (xraydb; PHYSICS.md tabulates 0.1538 /cm at 140 keV).
 MU_WATER_140 = mass_attenuation_cm2_per_g("water", 140.5) / 10.0
@@ -426,7 +429,7 @@ def test_acquisition_runs_on_every_backend_and_agrees(backend):
 
         off = scenario.modalities.model_copy(update={"enabled": []})
         subject = simulate(scenario.model_copy(update={"modalities": off}), backend=be)
-        acq = acquire_spect(subject.phantom, subject.delivery, scenario, be, subject.seed)
+        acq = acquire_spect(acquisition_context("spect", subject.phantom, subject.delivery, scenario, be, subject.seed))
         results[be.name] = be.to_host(acq.expected_primary)
     reference = results["numpy"]
     np.testing.assert_allclose(results[backend.name], reference, rtol=1e-5, atol=1e-6 * reference.max())
@@ -435,8 +438,8 @@ def test_acquisition_runs_on_every_backend_and_agrees(backend):
 def test_gold_attenuates_the_simulated_spect_photons():
     """The true mu map of each acquisition is the tissues' plus gold density x (mu/rho)_Au at the
     photopeak (rtol 1e-5, float32), so the data and the CT-based correction see the same gold."""
-    from imagingsim.physics.attenuation import element_mass_attenuation_cm2_per_g, linear_attenuation_per_mm
     from imagingsim.modalities.spect.acquire import acquire_spect
+    from imagingsim.physics.attenuation import element_mass_attenuation_cm2_per_g, linear_attenuation_per_mm
     from imagingsim.pipeline import simulate
 
     scenario = load_scenario("mouse_gold_spect_ct", [
@@ -446,7 +449,7 @@ def test_gold_attenuates_the_simulated_spect_photons():
     ])
     off = scenario.modalities.model_copy(update={"enabled": []})
     subject = simulate(scenario.model_copy(update={"modalities": off}), backend="numpy")
-    acq = acquire_spect(subject.phantom, subject.delivery, scenario, subject.backend, subject.seed)
+    acq = acquire_spect(acquisition_context("spect", subject.phantom, subject.delivery, scenario, subject.backend, subject.seed))
     tissue = linear_attenuation_per_mm(subject.phantom, 171.3, subject.backend)
     gold_g_per_ml = subject.delivery.agent("aunp").carrier_ug_per_ml * (0.8 * 1e-6)
     expected = tissue[..., None] + gold_g_per_ml * element_mass_attenuation_cm2_per_g("Au", 171.3) / 10.0
@@ -491,9 +494,11 @@ def test_overlapping_acquisitions_are_refused_before_simulating():
     """Two schedule times 10 min apart cannot hold 30 min acquisitions: one line naming the field."""
     from imagingsim.modalities.spect.acquire import check_spect
 
-    scenario = load_scenario("mouse_gold_spect_ct", ["schedule.times_h=[1.0, 1.1667]"])
     with pytest.raises(ValueError, match=r"^modalities.spect.acquisition_time_s: 1800 s acquisitions would overlap"):
-        check_spect(scenario)
+        load_scenario("mouse_gold_spect_ct", ["schedule.times_h=[1.0, 1.1667]"])
+    scenario = load_scenario("mouse_gold_spect_ct", ["schedule.times_h=[1.0, 1.1667]", 'modalities.enabled=["ct"]'])
+    with pytest.raises(ValueError, match=r"^modalities.spect.acquisition_time_s: 1800 s acquisitions would overlap"):
+        check_spect(scenario.modalities.spect, scenario)
 
 
 def test_with_response_shares_tables_and_matches_a_fresh_projector():

@@ -10,14 +10,15 @@ import numpy as np
 import pytest
 
 from imagingsim.backend import get_backend
+from imagingsim.dataset.write import truth_files, write_dataset
 from imagingsim.delivery import simulate_delivery
-from imagingsim.io import truth_files
-from imagingsim.io.bids import TRUTH_FILES, write_dataset
-from imagingsim.modalities.spect.bids import recon_label, write_spect
+from imagingsim.modalities.base import acquisition_context
 from imagingsim.modalities.pet.physics import nuclide
+from imagingsim.modalities.spect import truth as spect_truth
 from imagingsim.modalities.spect.acquire import acquire_spect
+from imagingsim.modalities.spect.bids import recon_label, write_spect
 from imagingsim.phantom import build_phantom
-from imagingsim.scenario import load_scenario
+from imagingsim.pipeline import load_scenario
 
 TIMES_H = [1.0, 24.0]
 VARIANTS = ["ac_cdr", "none"]
@@ -39,7 +40,7 @@ def study(tmp_path_factory):
     scenario = load_scenario("mouse_gold_spect_ct", [*OVERRIDES, f"modalities.spect.recon={json.dumps(VARIANTS)}"])
     phantom = build_phantom(scenario.phantom, be, 1)
     delivery = simulate_delivery(phantom, list(scenario.agents), scenario.schedule.times_h, be)
-    acq = acquire_spect(phantom, delivery, scenario, be, 1)
+    acq = acquire_spect(acquisition_context("spect", phantom, delivery, scenario, be, 1))
     root = tmp_path_factory.mktemp("spect")
     out = _write(root / "ds", scenario, phantom, delivery, acq, be)
     return {"out": out, "root": root, "scenario": scenario, "phantom": phantom, "delivery": delivery, "acq": acq,
@@ -192,13 +193,12 @@ def test_truth_round_trips(study):
         assert _sidecar(path)["Units"] == "1/mm" and _sidecar(path)["PhotonEnergy_keV"] == peak.energy_keV
 
 
-@pytest.mark.skipif(not hasattr(truth_files, "SPECT_TRUTH_FILES"), reason="SPECT truth patterns not declared yet")
 def test_truth_files_match_documented_patterns(study):
     truth = study["out"] / "derivatives" / "truth"
-    spect_stems = {t.stem for t in truth_files.SPECT_TRUTH_FILES}
+    spect_stems = {t.stem for t in spect_truth.TRUTH_FILES}
     for path in sorted((truth / "sub-01" / "spect").iterdir()):
         rel = path.relative_to(truth).as_posix()
-        matches = [t.stem for t in TRUTH_FILES if t.regex().fullmatch(rel)]
+        matches = [t.stem for t in truth_files() if t.regex().fullmatch(rel)]
         assert len(matches) == 1 and matches[0] in spect_stems, rel
 
 
@@ -216,7 +216,7 @@ def test_tew_side_windows_are_written(study, tmp_path):
     scenario = load_scenario("mouse_gold_spect_ct", [*OVERRIDES, 'modalities.spect.recon=["none"]',
                                                      'modalities.spect.scatter="tew"', "modalities.spect.n_views=32",
                                                      "modalities.spect.subsets=4"])
-    acq = acquire_spect(s["phantom"], s["delivery"], scenario, be, 1)
+    acq = acquire_spect(acquisition_context("spect", s["phantom"], s["delivery"], scenario, be, 1))
     out = _write(tmp_path / "ds", scenario, s["phantom"], s["delivery"], acq, be)
     raw = out / "sourcedata" / "sub-01" / "spect"
     for side in ("lower", "upper"):

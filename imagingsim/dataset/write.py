@@ -24,12 +24,12 @@ Layout (``<id>`` is ``scenario.subject_id``, ``<agent>`` an agent's name)::
 Modality writers (:mod:`imagingsim.modalities.pet.bids`) add their raw images, ``sourcedata/`` and truth
 files through ``extra_writers``.
 
-Every file of the derivative matches one entry of :data:`TRUTH_FILES`, which also writes the
+Every file of the derivative matches one entry of :func:`truth_files`, which also writes the
 derivative's README (meaning and units of each pattern). Only the BIDS entities ``sub``,
 ``desc`` and (PET truth) ``trc`` are used; the agent and the quantity are both encoded in ``desc`` (agent names are
 letters and digits). The suffixes ``scenario``, ``map``, ``conc``, ``bloodcurve``, ``ledger``,
 ``uptake`` and ``activity`` and the ``delivery/`` folder are imagingsim extensions that BIDS 1.9 does not
-define (:data:`EXTENSION_SUFFIXES`); ``dseg`` is the BIDS derivative segmentation. The carrier
+define (:func:`extension_suffixes`); ``dseg`` is the BIDS derivative segmentation. The carrier
 blood curve is deliberately not called ``_blood``: that suffix is BIDS-PET's blood recording,
 with its own required columns and metadata. Likewise no sidecar uses the PET keys
 ``TimeZero``, ``FrameTimesStart`` or ``FrameDuration``: the 4th axis holds instantaneous
@@ -43,13 +43,10 @@ shortest round-trip ``repr``; NIfTI files are gzipped with a zero mtime.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -58,31 +55,33 @@ import numpy as np
 from imagingsim.delivery.result import REGIONS
 from imagingsim.io.atomic import atomic_write_text, staged_directory
 from imagingsim.io.nifti import write_nifti
-from imagingsim.io.truth_files import MODALITY_TRUTH_FILES, TruthFile
+from imagingsim.io.sidecars import (
+    BIDS_VERSION,
+    LICENSE,
+    TIME_REFERENCE,
+    generated_by,
+    plain,
+    version,
+    write_json,
+    write_tsv,
+)
+from imagingsim.io.truth_files import TruthFile
+from imagingsim.modalities import registry
 from imagingsim.phantom.model import PROPERTY_DESC, PROPERTY_UNITS, Label
 
 __all__ = [
-    "BIDSIGNORE_PATTERNS",
-    "BIDS_VERSION",
     "CONC_QUANTITIES",
+    "CORE_TRUTH_FILES",
     "EXTENSION_SUFFIXES",
-    "TRUTH_FILES",
-    "TruthFile",
-    "format_value",
-    "generated_by",
-    "json_text",
+    "bidsignore_patterns",
+    "extension_suffixes",
     "property_desc",
+    "truth_files",
     "write_dataset",
-    "write_json",
-    "write_tsv",
 ]
 
-BIDS_VERSION = "1.9.0"
-LICENSE = "CC0-1.0"
 TRUTH_PIPELINE = "truth"
 
-#: Datatypes BIDS does not define, which modality modules add; the validator skips them.
-BIDSIGNORE_PATTERNS = ("**/ct/", "**/spect/", "**/nirf/")
 
 #: NCBI Taxonomy binomial names for ``participants.tsv`` (BIDS ``species`` column).
 SPECIES_BINOMIAL = {"mouse": "mus musculus", "human": "homo sapiens"}
@@ -121,10 +120,6 @@ LABEL_ABBREVIATIONS = {
 }
 
 CONC_UNITS = "ug/mL"
-TIME_REFERENCE = (
-    "t = 0 of the scenario schedule (the first injection); every time in this dataset is counted "
-    "from it, and each agent's own injection time is its InjectionTime_h"
-)
 
 
 @dataclass(frozen=True)
@@ -170,7 +165,7 @@ _DELIVERY = "sub-<id>/delivery/sub-<id>_desc-<agent>"
 
 #: Every file pattern of ``derivatives/truth/sub-<id>/``: the derivative README is written
 #: from this table, and the tests check that every written file matches one entry.
-TRUTH_FILES: tuple[TruthFile, ...] = (
+CORE_TRUTH_FILES: tuple[TruthFile, ...] = (
     TruthFile(
         "sub-<id>/sub-<id>_scenario",
         (".json",),
@@ -235,7 +230,6 @@ TRUTH_FILES: tuple[TruthFile, ...] = (
         "and gram of tissue.",
         "time s, time_h h, regions %ID/g",
     ),
-    *MODALITY_TRUTH_FILES,
 )
 
 #: File-name suffixes of the derivative that BIDS 1.9 does not define, with their meaning.
@@ -246,9 +240,27 @@ EXTENSION_SUFFIXES: dict[str, str] = {
     "bloodcurve": "a blood concentration curve (TSV)",
     "ledger": "a mass-balance table (TSV)",
     "uptake": "a %ID/g table per region (TSV)",
-    "activity": "a 4-D activity concentration map (NIfTI)",
-    "nirf": "a planar NIR fluorescence image (NIfTI, one voxel thick along the view axis)",
 }
+
+
+def truth_files() -> tuple[TruthFile, ...]:
+    """Every documented file pattern of the truth derivative: the core's, then each registered
+    modality's (:attr:`~imagingsim.modalities.base.Modality.truth_files`), in registry order."""
+    return CORE_TRUTH_FILES + tuple(t for name in registry.names() for t in registry.get(name).truth_files)
+
+
+def extension_suffixes() -> dict[str, str]:
+    """File-name suffixes of the truth derivative that BIDS does not define: the core's and the
+    registered modalities' (:attr:`~imagingsim.modalities.base.Modality.extension_suffixes`)."""
+    suffixes = dict(EXTENSION_SUFFIXES)
+    for name in registry.names():
+        suffixes.update(registry.get(name).extension_suffixes)
+    return suffixes
+
+
+def bidsignore_patterns() -> tuple[str, ...]:
+    """``.bidsignore`` lines: the folder of each registered modality that BIDS does not define."""
+    return tuple(f"**/{m.bids_datatype}/" for m in map(registry.get, registry.names()) if not m.bids_standard)
 
 _TIME_COLUMNS = {
     "time": {"Description": f"Time since {TIME_REFERENCE.split(';')[0]}.", "Units": "s"},
@@ -279,72 +291,6 @@ _DRUG_LEDGER_MEANING = {
 }
 
 
-# --- deterministic text ---------------------------------------------------------------
-
-
-def _plain(obj: Any) -> Any:
-    """Convert ``obj`` into JSON-ready builtins; non-finite floats become None."""
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_plain(v) for v in obj.tolist()]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        value = float(obj)
-        return value if math.isfinite(value) else None
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if hasattr(obj, "model_dump"):
-        return _plain(obj.model_dump(mode="json"))
-    return obj
-
-
-def json_text(obj: Any) -> str:
-    """Canonical JSON: sorted keys, 2-space indent, UTF-8, trailing newline, no NaN."""
-    return json.dumps(_plain(obj), sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-
-
-def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as canonical JSON (:func:`json_text`) atomically; parents are created."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write_text(path, json_text(obj))
-
-
-def format_value(value: Any) -> str:
-    """One TSV cell: ``n/a`` for None/NaN/inf, shortest round-trip ``repr`` for floats."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, (bool, np.bool_)):
-        return "true" if value else "false"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return repr(value) if math.isfinite(value) else "n/a"
-    text = str(value)
-    if "\t" in text or "\n" in text:
-        raise ValueError(f"TSV cell contains a tab or newline: {text!r}")
-    return text
-
-
-def write_tsv(path: str | os.PathLike, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
-    """Write a tab-separated table with a header row and ``\\n`` line endings, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["\t".join(columns)]
-    for row in rows:
-        if len(row) != len(columns):
-            raise ValueError(f"{path.name}: row has {len(row)} cells for {len(columns)} columns")
-        lines.append("\t".join(format_value(v) for v in row))
-    return atomic_write_text(path, "\n".join(lines) + "\n")
-
-
 def property_desc(name: str) -> str:
     """The BIDS ``desc`` value of a property map (:data:`PROPERTY_DESC`).
 
@@ -352,23 +298,6 @@ def property_desc(name: str) -> str:
     'T2starAt3T'
     """
     return PROPERTY_DESC[name]
-
-
-def _version() -> str:
-    try:
-        return metadata.version("imagingsim")
-    except metadata.PackageNotFoundError:  # running from a bare source tree
-        return "unknown"
-
-
-def generated_by(scenario) -> list[dict[str, Any]]:
-    return [
-        {
-            "Name": "imagingsim",
-            "Version": _version(),
-            "Description": f"Synthetic multimodal imaging simulator; scenario {scenario.name!r}, seed {scenario.seed}.",
-        }
-    ]
 
 
 # --- writer -----------------------------------------------------------------------------
@@ -500,12 +429,12 @@ alongside it. The same imagingsim version, scenario and seed regenerate every fi
     atomic_write_text(stage / "README", readme)
     atomic_write_text(
         stage / "CHANGES",
-        f"1.0.0 n/a\n  - Generated by imagingsim {_version()} from scenario {scenario.name} (seed {scenario.seed}).\n",
+        f"1.0.0 n/a\n  - Generated by imagingsim {version()} from scenario {scenario.name} (seed {scenario.seed}).\n",
     )
     atomic_write_text(
         stage / ".bidsignore",
-        "# Datatypes that BIDS does not define (simulated CT, SPECT and NIR fluorescence)\n"
-        + "".join(f"{p}\n" for p in BIDSIGNORE_PATTERNS),
+        "# Datatypes that BIDS does not define (imagingsim modalities without a BIDS datatype)\n"
+        + "".join(f"{p}\n" for p in bidsignore_patterns()),
     )
     source = stage / "sourcedata"
     source.mkdir()
@@ -530,7 +459,7 @@ _CONVENTIONS = """\
 def _identity(scenario) -> str:
     return (
         f"Scenario: {scenario.name}; seed: {scenario.seed}; subject: sub-{scenario.subject_id}; "
-        f"generated by imagingsim {_version()}."
+        f"generated by imagingsim {version()}."
     )
 
 
@@ -629,7 +558,7 @@ def _truth_readme(scenario, phantom, delivery) -> str:
         "exactly one of these patterns.",
         "",
     ]
-    for entry in TRUTH_FILES:
+    for entry in truth_files():
         lines.append(f"- {entry.display()}")
         lines += textwrap.wrap(entry.meaning, 92, initial_indent="  ", subsequent_indent="  ")
         lines += textwrap.wrap(f"Units: {entry.units}.", 92, initial_indent="  ", subsequent_indent="  ")
@@ -654,7 +583,7 @@ def _truth_readme(scenario, phantom, delivery) -> str:
         "  Sidecars repeat them as the keys Agent and Quantity.",
         "- Suffixes defined by BIDS: `_dseg` (derivative segmentation, with its .tsv lookup table).",
         "- Suffixes that are imagingsim extensions, NOT defined by BIDS 1.9:",
-        *(f"  - `_{suffix}`: {what}" for suffix, what in EXTENSION_SUFFIXES.items()),
+        *(f"  - `_{suffix}`: {what}" for suffix, what in extension_suffixes().items()),
         "- The `delivery/` folder is an imagingsim extension, not a BIDS datatype.",
         "- The blood curve is `_bloodcurve`, not BIDS-PET's `_blood` recording; the 4-D maps are",
         "  timed by the imagingsim keys `SampleTimes_s`, `SampleTimes_h` and `ReferenceTime`, not",
@@ -765,9 +694,9 @@ def _write_agent(folder: Path, sub: str, grid, result, labels: np.ndarray, backe
         "InjectedDrug_ug": float(result.injected_drug_ug),
         "DosePerBodyMass_mg_per_kg": float(agent.dose_mg_per_kg),
         "Carrier": agent.carrier,
-        "CarrierParameters": _plain(result.carrier),
+        "CarrierParameters": plain(result.carrier),
         "Drug": drug,
-        "Labels": [_plain(label) for label in getattr(agent, "labels", ())],
+        "Labels": [plain(label) for label in getattr(agent, "labels", ())],
         "SpatialReference": spatial_reference,
     }
     for q in _agent_quantities(result):

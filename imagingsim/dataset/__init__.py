@@ -1,0 +1,1 @@
+"""Assembly of the BIDS dataset above the modalities: top level, raw anatomy, truth derivative."""

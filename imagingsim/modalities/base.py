@@ -1,0 +1,235 @@
+"""The Modality contract: everything the pipeline, the dataset writer and the CLI know of a modality.
+
+A modality is one subpackage of :mod:`imagingsim.modalities` (or of another installed package)
+whose ``__init__`` defines ``MODALITY``, an instance of a :class:`Modality` subclass. The
+registry (:mod:`imagingsim.modalities.registry`) finds it; nothing else in the core names it.
+
+The life of a modality in one simulation::
+
+    spec = Spec.model_validate(scenario table [modalities.<name>])    # at scenario load
+    check(spec, scenario)                                              # before any work
+    acquisition = acquire(AcquisitionContext(spec, agents, ...))       # after the delivery stage
+    write(stage, acquisition, WriteContext(...))                       # into the staged dataset
+    summary(acquisition, subject) -> lines                             # printed by the CLI
+
+``requires`` names modalities whose acquisitions this one uses when they are enabled too (SPECT
+corrects attenuation with the CT of the same subject); they are acquired first and handed over
+in ``ctx.inputs``, and the only thing used of them is their public result object, never their
+acquisition module.
+
+References
+----------
+The shape follows plug-in registries of scientific Python: xarray's backend entry points
+(``xarray.backends.plugins``) and SIRF's per-engine subpackages behind one interface.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel
+
+from imagingsim.io.truth_files import TruthFile
+
+if TYPE_CHECKING:
+    from imagingsim.backend import Backend
+    from imagingsim.scenario import AgentSpec, PhantomSpec, Scenario, ScheduleSpec
+
+
+@dataclass(frozen=True, eq=False)
+class AcquisitionContext:
+    """What a modality's ``acquire`` receives: its settings and the subject, not the whole scenario.
+
+    Attributes
+    ----------
+    spec : pydantic.BaseModel
+        The modality's validated settings (an instance of its ``Spec``).
+    agents : tuple of AgentSpec
+        The injected agents, in scenario order.
+    schedule : ScheduleSpec
+        Imaging times, h after the first injection (``schedule.times_h``).
+    phantom_spec : PhantomSpec
+        How the phantom was built (anatomy, voxel size in mm).
+    phantom : imagingsim.phantom.Phantom
+        Labels and property maps on the image grid.
+    delivery : imagingsim.delivery.DeliveryResult
+        Concentration maps over time per agent.
+    backend : Backend
+        Where the arrays live.
+    seed : int
+        The subject seed; each modality derives its own noise streams from it.
+    inputs : Mapping[str, Any]
+        Acquisitions of the modalities in ``requires`` that ran before this one.
+    """
+
+    spec: Any
+    agents: tuple[AgentSpec, ...]
+    schedule: ScheduleSpec
+    phantom_spec: PhantomSpec
+    phantom: Any
+    delivery: Any
+    backend: Backend
+    seed: int
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class WriteContext:
+    """What a modality's ``write`` receives.
+
+    Attributes
+    ----------
+    scenario : Scenario
+        For the subject id, the scenario name and the schedule (file names and sidecars).
+    phantom : imagingsim.phantom.Phantom
+        The image grid and the body (SUV, anatomy).
+    backend : Backend
+        For the explicit device -> host copies.
+    acquisitions : Mapping[str, Any]
+        Every acquisition of the subject, by modality name (for fusion onto another modality).
+    """
+
+    scenario: Scenario
+    phantom: Any
+    backend: Backend
+    acquisitions: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def sub(self) -> str:
+        """The BIDS subject label, ``sub-<id>``."""
+        return f"sub-{self.scenario.subject_id}"
+
+    def images_dir(self, stage: Path, datatype: str) -> Path:
+        """``stage/sub-<id>/<datatype>/`` (created): the reconstructed images."""
+        return _made(stage / self.sub / datatype)
+
+    def sourcedata_dir(self, stage: Path, name: str) -> Path:
+        """``stage/sourcedata/sub-<id>/<name>/`` (created): raw data and system model."""
+        return _made(stage / "sourcedata" / self.sub / name)
+
+    def truth_dir(self, stage: Path, name: str) -> Path:
+        """``stage/derivatives/truth/sub-<id>/<name>/`` (created): this modality's ground truth."""
+        return _made(stage / "derivatives" / "truth" / self.sub / name)
+
+
+def _made(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+class Modality(ABC):
+    """One imaging modality behind the common interface.
+
+    Class attributes
+    ----------------
+    name : str
+        Lower-case key: the scenario table ``[modalities.<name>]`` and the ``--modalities`` value.
+    description : str
+        One line for ``imagingsim modalities``.
+    Spec : type[pydantic.BaseModel]
+        The settings model; every field has a default so that an absent table is valid.
+    requires : tuple of str
+        Modalities whose acquisitions this one uses when they are enabled too (acquired first).
+    fuses_onto : tuple of str
+        Anatomical modalities this functional one is resampled and overlaid onto when both ran.
+    bids_datatype : str
+        The folder under ``sub-<id>/`` its images go to.
+    bids_standard : bool
+        False when BIDS has no datatype for it: the folder is then listed in ``.bidsignore``.
+    truth_files : tuple of TruthFile
+        Patterns of the files it adds to the ground-truth derivative (documented in its README).
+    extension_suffixes : dict of str to str
+        File-name suffixes it writes that BIDS does not define, with their meaning.
+    summary_needs_tumour : bool
+        Whether :meth:`summary` reports tumour values (then it is skipped for a phantom without one).
+    example : (str, tuple of str)
+        A built-in scenario and ``--set`` overrides that run this modality (the contract test
+        runs it on every backend, at a coarse voxel size and one schedule time).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    Spec: ClassVar[type[BaseModel]]
+    requires: ClassVar[tuple[str, ...]] = ()
+    fuses_onto: ClassVar[tuple[str, ...]] = ()
+    bids_datatype: ClassVar[str]
+    bids_standard: ClassVar[bool] = True
+    truth_files: ClassVar[tuple[TruthFile, ...]] = ()
+    extension_suffixes: ClassVar[dict[str, str]] = {}
+    summary_needs_tumour: ClassVar[bool] = True
+    example: ClassVar[tuple[str, tuple[str, ...]]]
+
+    def check(self, spec: BaseModel, scenario: Scenario) -> None:
+        """Check the settings against the rest of the scenario before any work.
+
+        Raises
+        ------
+        ValueError
+            One line naming the field, e.g. ``modalities.pet.subsets: ...``.
+        """
+
+    @abstractmethod
+    def acquire(self, ctx: AcquisitionContext) -> Any:
+        """Simulate (and reconstruct) this modality for one subject; returns its result object."""
+
+    @abstractmethod
+    def write(self, stage: Path, acquisition: Any, ctx: WriteContext) -> Sequence[Path] | None:
+        """Write the acquisition's images, raw data and truth into the dataset staged at ``stage``."""
+
+    def fuse(self, stage: Path, acquisition: Any, anatomical: str, ctx: WriteContext) -> list[Path]:
+        """Write this functional acquisition resampled onto modality ``anatomical`` (``fuses_onto``).
+
+        Files go under ``stage / "derivatives" / "fusion"``; the dataset writer adds that
+        derivative's description and README when any modality wrote into it.
+        """
+        raise NotImplementedError(f"{self.name} declares no fusion onto {anatomical}")
+
+    def fusion_readme(self, anatomical: str) -> str:
+        """The README paragraph of the files :meth:`fuse` writes onto ``anatomical``."""
+        return ""
+
+    def summary(self, acquisition: Any, subject: Any) -> list[str]:
+        """Lines for the CLI summary (what the scanner saw against the truth)."""
+        return []
+
+    def __repr__(self) -> str:
+        return f"<Modality {self.name}>"
+
+
+def acquisition_context(
+    name: str, phantom, delivery, scenario: Scenario, backend: Backend, seed: int, **inputs: Any
+) -> AcquisitionContext:
+    """The :class:`AcquisitionContext` of modality ``name`` for one subject of ``scenario``.
+
+    The pipeline builds it this way; tests and benchmarks that drive one modality directly
+    use it too.
+    """
+    return AcquisitionContext(
+        spec=getattr(scenario.modalities, name),
+        agents=tuple(scenario.agents),
+        schedule=scenario.schedule,
+        phantom_spec=scenario.phantom,
+        phantom=phantom,
+        delivery=delivery,
+        backend=backend,
+        seed=seed,
+        inputs={k: v for k, v in inputs.items() if v is not None},
+    )
+
+
+#: ``summary`` helpers shared by the modalities' CLI lines.
+def fixed(values) -> str:
+    """Values with three significant digits, comma-separated."""
+    return ", ".join(f"{v:.3g}" for v in values)
+
+
+def kilo(values) -> str:
+    """Values / 1000 with three significant digits, comma-separated (Bq/mL -> kBq/mL)."""
+    return ", ".join(f"{v / 1000:.3g}" for v in values)
+
+
+ModalityFactory = Callable[[], Modality]
