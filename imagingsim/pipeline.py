@@ -156,16 +156,17 @@ def write_subject(subject: Subject, out_dir: str | Path, *, overwrite: bool = Fa
 
 
 def _modality_writers(subject: Subject, ctx: WriteContext) -> list[Callable[[Path], Any]]:
-    """``writer(stage)`` callables: each acquisition's files, then each fusion of a functional
-    acquisition onto an anatomical one that was acquired too."""
-    writers: list[Callable[[Path], Any]] = []
-    for name, acquisition in subject.acquisitions.items():
-        writers.append(functools.partial(_write_one, registry.get(name), acquisition, ctx))
-    for name, acquisition in subject.acquisitions.items():
-        modality = registry.get(name)
-        for anatomical in modality.fuses_onto:
-            if anatomical in subject.acquisitions:
-                writers.append(functools.partial(_fuse_one, modality, acquisition, anatomical, ctx))
+    """``writer(stage)`` callables: each acquisition's files, then the fusion derivative of each
+    functional acquisition onto an anatomical one that was acquired too."""
+    writers: list[Callable[[Path], Any]] = [
+        functools.partial(_write_one, registry.get(name), acquisition, ctx)
+        for name, acquisition in subject.acquisitions.items()
+    ]
+    pairs = [(registry.get(functional), anatomical)
+             for functional in subject.acquisitions
+             for anatomical in registry.get(functional).fuses_onto if anatomical in subject.acquisitions]
+    if pairs:
+        writers.append(functools.partial(_fuse_all, pairs, ctx))
     return writers
 
 
@@ -173,5 +174,14 @@ def _write_one(modality, acquisition, ctx: WriteContext, stage: Path):
     return modality.write(stage, acquisition, ctx)
 
 
-def _fuse_one(modality, acquisition, anatomical: str, ctx: WriteContext, stage: Path):
-    return modality.fuse(stage, acquisition, anatomical, ctx)
+def _fuse_all(pairs, ctx: WriteContext, stage: Path) -> list[Path]:
+    from imagingsim.dataset.fusion import write_fusion_description
+
+    written = []
+    for modality, anatomical in pairs:
+        written += modality.fuse(stage, ctx.acquisitions[modality.name], anatomical, ctx)
+    if written:
+        labels = [f"{modality.title} on {registry.get(anatomical).title}" for modality, anatomical in pairs]
+        paragraphs = [modality.fusion_readme(anatomical) for modality, anatomical in pairs]
+        written += write_fusion_description(stage, ctx.scenario, labels, paragraphs)
+    return written

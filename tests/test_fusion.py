@@ -17,9 +17,10 @@ import SimpleITK as sitk
 
 from imagingsim.backend import get_backend
 from imagingsim.grid import ImageGrid
-from imagingsim.io.fusion import fuse, overlay_rgb, write_pet_mri_fusion, write_rgb_nifti
 from imagingsim.io.nifti import read_nifti
+from imagingsim.io.overlay import fuse, overlay_rgb, write_rgb_nifti
 from imagingsim.io.resample import volume_integral
+from imagingsim.modalities.pet.fusion import write_pet_mri_fusion
 
 PET_GRID = ImageGrid((16, 14, 12), (1.0, 1.0, 1.2), (-7.5, -6.5, -6.6))
 MRI_GRID = ImageGrid((40, 36, 34), (0.45, 0.45, 0.5), (-8.6, -7.7, -8.1))  # finer, shifted, covers PET
@@ -138,10 +139,7 @@ def test_fusion_derivative_keeps_the_pet_total(tmp_path):
     written = write_pet_mri_fusion(tmp_path, scenario, phantom, pet, mri, get_backend("numpy"),
                                    pet_grid=PET_GRID, mri_grid=MRI_GRID)
     root = tmp_path / "derivatives" / "fusion"
-    description = json.loads((root / "dataset_description.json").read_text())
-    assert description["DatasetType"] == "derivative" and description["GeneratedBy"][0]["Name"] == "imagingsim"
-    assert "space-MRI_pet" in (root / "README").read_text()
-    assert all(p.exists() for p in written)
+    assert all(p.exists() for p in written) and len(written) == 8  # 2 methods x (image, overlay) x (.nii.gz, .json)
     for method in ("osem", "fbp"):
         stem = root / "sub-01" / "pet" / f"sub-01_trc-lipo_rec-{method}"
         data, affine = read_nifti(f"{stem}_space-MRI_pet.nii.gz")
@@ -176,8 +174,22 @@ def test_fusion_of_a_simulated_subject(tmp_path):
     subject = simulate(scenario, backend="numpy")
     pet, mri = subject.acquisitions["pet"], subject.acquisitions["mri"]
     written = write_pet_mri_fusion(tmp_path, scenario, subject.phantom, pet, mri, subject.backend)
-    assert len(written) == 4 * len(pet.images_bq_per_ml) + 2
+    assert len(written) == 4 * len(pet.images_bq_per_ml)
     for path in written:
         if path.name.endswith("space-MRI_pet.json"):
             ratios = json.loads(path.read_text())["TotalActivityRatio"]
             assert len(ratios) == 2 and all(abs(r - 1.0) < 0.01 for r in ratios)
+
+
+def test_the_dataset_describes_the_fusion_derivative(tmp_path):
+    """write_subject adds the derivative's description and a README naming each fused pair."""
+    from imagingsim.pipeline import load_scenario, simulate, write_subject
+
+    scenario = load_scenario(None, ["phantom.voxel_size_mm=2.0", "schedule.times_h=[24.0]",
+                                    'modalities.enabled=["pet", "mri"]'])
+    write_subject(simulate(scenario, backend="numpy"), tmp_path / "ds")
+    root = tmp_path / "ds" / "derivatives" / "fusion"
+    description = json.loads((root / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative" and description["GeneratedBy"][0]["Name"] == "imagingsim"
+    readme = (root / "README").read_text()
+    assert "(PET on MRI)" in readme and "space-MRI_pet" in readme and "space-CT" not in readme

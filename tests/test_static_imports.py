@@ -10,10 +10,10 @@ import imagingsim
 PACKAGE = Path(imagingsim.__file__).parent
 FORBIDDEN = {"numpy", "scipy", "cupy", "cupyx", "skimage"}
 # Host-side code may import them: the backend itself, file I/O, dataset assembly, the CLI and
-# reporting, and each modality's BIDS writer (``modalities/<name>/bids.py``), which only
+# reporting, and each modality's writers (``modalities/<name>/bids.py`` and ``fusion.py``), which only
 # formats host copies of finished arrays.
 ALLOWED = ("backend/", "io/", "dataset/", "report/", "cli.py")
-HOST_MODULES_OF_A_MODALITY = ("bids.py",)
+HOST_MODULES_OF_A_MODALITY = ("bids.py", "fusion.py")
 
 
 def _is_host_side(rel: str) -> bool:

@@ -18,22 +18,23 @@ Layout (``<id>`` is ``scenario.subject_id``, ``<agent>`` an agent's name)::
         sub-<id>/delivery/sub-<id>_desc-<agent>Carrier_bloodcurve.tsv (+ .json)
         sub-<id>/delivery/sub-<id>_desc-<agent>{Carrier,Drug}_ledger.tsv (+ .json)
         sub-<id>/delivery/sub-<id>_desc-<agent>Carrier_uptake.tsv (+ .json)  %ID/g per region
-        sub-<id>/pet/sub-<id>_trc-<agent>_desc-expected_activity.nii.gz (+ .json)  PET truth, Bq/mL
-        sub-<id>/pet/sub-<id>_desc-mu511keV_map.nii.gz (+ .json)            mu at 511 keV, 1/mm
+        sub-<id>/<modality>/...                            each modality's truth (its truth_files)
 
-Modality writers (:mod:`imagingsim.modalities.pet.bids`) add their raw images, ``sourcedata/`` and truth
-files through ``extra_writers``.
+Each registered modality (:mod:`imagingsim.modalities.registry`) adds its images,
+``sourcedata/`` and truth files through ``extra_writers``.
 
 Every file of the derivative matches one entry of :func:`truth_files`, which also writes the
-derivative's README (meaning and units of each pattern). Only the BIDS entities ``sub``,
-``desc`` and (PET truth) ``trc`` are used; the agent and the quantity are both encoded in ``desc`` (agent names are
-letters and digits). The suffixes ``scenario``, ``map``, ``conc``, ``bloodcurve``, ``ledger``,
-``uptake`` and ``activity`` and the ``delivery/`` folder are imagingsim extensions that BIDS 1.9 does not
-define (:func:`extension_suffixes`); ``dseg`` is the BIDS derivative segmentation. The carrier
-blood curve is deliberately not called ``_blood``: that suffix is BIDS-PET's blood recording,
-with its own required columns and metadata. Likewise no sidecar uses the PET keys
-``TimeZero``, ``FrameTimesStart`` or ``FrameDuration``: the 4th axis holds instantaneous
-samples, timed by ``SampleTimes_s`` (and ``SampleTimes_h``) from ``ReferenceTime``.
+derivative's README (meaning and units of each pattern). The core files use only the BIDS
+entities ``sub`` and ``desc``; the agent and the quantity are both encoded in ``desc``
+(agent names are letters and digits). The suffixes ``scenario``, ``map``, ``conc``,
+``bloodcurve``, ``ledger`` and ``uptake``, those the modalities declare, and the
+``delivery/`` folder are imagingsim extensions that BIDS 1.9 does not define
+(:func:`extension_suffixes`); ``dseg`` is the BIDS derivative segmentation. The carrier
+blood curve is deliberately not called ``_blood``: that suffix is the BIDS-PET blood
+recording, with its own required columns and metadata. Likewise no core sidecar uses the
+BIDS-PET timing keys ``TimeZero``, ``FrameTimesStart`` or ``FrameDuration``: the 4th axis
+holds instantaneous samples, timed by ``SampleTimes_s`` (and ``SampleTimes_h``) from
+``ReferenceTime``.
 
 Everything is written inside one atomic staging directory (:func:`staged_directory`), so a
 failure leaves no partial dataset. Outputs are byte-for-byte reproducible: JSON has sorted
@@ -399,11 +400,18 @@ def _write_top_level(stage: Path, scenario, phantom) -> None:
             },
         },
     )
+    modalities = [registry.get(name) for name in registry.names()]
+    titles = ", ".join(m.title for m in modalities)
+    standard = [f"`{m.bids_datatype}/`" for m in modalities if m.bids_standard and m.bids_datatype != "anat"]
+    ignored = [f"`{m.bids_datatype}/`" for m in modalities if not m.bids_standard]
+    listed = ", ".join(standard) + (f", and the non-BIDS {', '.join(ignored)} listed in `.bidsignore`" if ignored else "")
+    folders = textwrap.fill(f"- Further modality folders ({listed}) hold simulated acquisitions when enabled.", 92,
+                            subsequent_indent="  ")
     readme = f"""# imagingsim synthetic dataset: {scenario.name}
 
 {_identity(scenario)}
 
-Simulated multimodal imaging (PET, SPECT, CT, MRI, NIR fluorescence) of targeted cancer
+Simulated multimodal imaging ({titles}) of targeted cancer
 drug delivery. Nothing here was measured on a living subject: every file is computed from a
 numerical phantom and a drug-delivery model, and the exact truth behind every image is stored
 alongside it. The same imagingsim version, scenario and seed regenerate every file byte for byte.
@@ -416,11 +424,10 @@ alongside it. The same imagingsim version, scenario and seed regenerate every fi
 
 ## Layout
 
-- `{sub}/anat/`: noise-free quantitative MRI maps of the phantom at 3 T (`_T1map` and
+- `{sub}/anat/`: noise-free quantitative relaxation maps of the phantom at 3 T (`_T1map` and
   `_T2starmap` in s, `_PDmap` relative to water). The ground truth the simulated acquisitions
   start from, not simulated acquisitions.
-- Further modality folders (`pet/`, and the non-BIDS `ct/`, `spect/`, `nirf/` listed in
-  `.bidsignore`) hold simulated acquisitions when enabled.
+{folders}
 - `sourcedata/`: raw acquisition data (k-space, sinograms, projections) when written.
 - `derivatives/{TRUTH_PIPELINE}/`: the ground truth as a BIDS derivative (segmentation,
   phantom property maps, per-agent 4-D concentration maps, blood curves, mass ledgers, %ID/g
@@ -587,7 +594,7 @@ def _truth_readme(scenario, phantom, delivery) -> str:
         "- The `delivery/` folder is an imagingsim extension, not a BIDS datatype.",
         "- The blood curve is `_bloodcurve`, not BIDS-PET's `_blood` recording; the 4-D maps are",
         "  timed by the imagingsim keys `SampleTimes_s`, `SampleTimes_h` and `ReferenceTime`, not",
-        "  by the PET keys TimeZero, FrameTimesStart or FrameDuration (volumes are instantaneous",
+        "  by the BIDS-PET keys TimeZero, FrameTimesStart or FrameDuration (volumes are instantaneous",
         "  samples, not frames).",
         "",
     ]

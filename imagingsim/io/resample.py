@@ -249,7 +249,7 @@ def resample_to_grid(
           source voxel beyond it). The total ``sum x voxel volume`` is kept exactly when
           the target box covers the source's content; content outside the target box is
           simply not in the output.
-        - ``"intensity"``: a signal (MRI magnitude, HU). The same mean, taken over the part
+        - ``"intensity"``: a signal (a magnitude, HU). The same mean, taken over the part
           of the target voxel the source covers, so voxels at the edge of the source box
           keep their level; ``fill_value`` where the source does not reach.
         - ``"labels"``: nearest neighbour (ties round towards the higher index);

@@ -128,6 +128,8 @@ class Modality(ABC):
     ----------------
     name : str
         Lower-case key: the scenario table ``[modalities.<name>]`` and the ``--modalities`` value.
+    title : str
+        How texts name it (``"PET"``, ``"NIR fluorescence"``).
     description : str
         One line for ``imagingsim modalities``.
     Spec : type[pydantic.BaseModel]
@@ -152,6 +154,7 @@ class Modality(ABC):
     """
 
     name: ClassVar[str]
+    title: ClassVar[str]
     description: ClassVar[str]
     Spec: ClassVar[type[BaseModel]]
     requires: ClassVar[tuple[str, ...]] = ()

@@ -154,3 +154,15 @@ def _spread_order(n: int) -> list[int]:
         order.append(best)
         remaining.remove(best)
     return order
+
+
+#: The geometry conventions of :class:`ParallelBeamGeometry` sinograms, as written into the
+#: raw-data sidecars (``Conventions``) of every modality that writes them.
+SINOGRAM_CONVENTIONS = (
+    "Transaxial image = the (x, y) plane of the image grid (axis 0 = +x, axis 1 = +y); z planes are "
+    "independent 2-D sinograms. The rotation axis passes through the centre of the image box. View k has "
+    "angle theta_k (angles_deg) measured from +x towards +y and integrates along the lines "
+    "x cos(theta) + y sin(theta) = s, x and y in mm from the box centre. Radial bin b is centred at "
+    "s_b = (b - (n_bins - 1) / 2) * bin_size_mm. Sinogram arrays are [view, radial bin, slice(, frame)]. "
+    "Line integrals are Joseph's (linear interpolation between pixel centres, path length per step)."
+)

@@ -16,6 +16,7 @@ from imagingsim.modalities.ct.truth import TRUTH_FILES
 
 class CT(Modality):
     name = "ct"
+    title = "CT"
     description = "CT: polyenergetic spectrum, beam hardening, gold/iodine contrast, Poisson, water pre-correction, FBP in HU"
     Spec = CTSpec
     bids_datatype = "ct"

@@ -48,7 +48,7 @@ Model (one scan ``k`` at each schedule time ``t_k``)
   diameter, inside the calibration water cylinder, as a polyenergetic line integral with the
   1-photon clip, then the water pre-correction when it is on (else the uncorrected data);
   bone's effective mu, relative to the all-water chord, gives its HU as the CT measures it.
-  It is the break point of the bilinear HU -> mu conversion (:func:`hu_to_mu_per_mm`) that
+  It is the break point of the bilinear HU -> mu conversion (:func:`~imagingsim.modalities.ct.attenuation.hu_to_mu_per_mm`) that
   SPECT attenuation correction uses. The monoenergetic value is kept as
   ``hu_bone_monoenergetic`` for reference (as a break point it under-estimates bone's mu at
   140 keV by 12-20 %). Bone thinner than the chord reads a little higher, thicker a little
@@ -82,7 +82,6 @@ from imagingsim.modalities.ct.result import CTAcquisition, CTSystemParams, Water
 from imagingsim.modalities.ct.spec import CTSpec
 from imagingsim.modalities.ct.spectrum import (
     BONE_CHORD_FRACTION,
-    BONE_MATERIAL,
     CONTRAST_ELEMENTS,
     XraySpectrum,
     bone_hu,
@@ -92,7 +91,6 @@ from imagingsim.modalities.ct.spectrum import (
     filtered_kramers,
     kramers_photons,
     material_mass_attenuation_cm2_per_g,
-    material_mu_per_mm,
     measured_bone_hu,
     water_hardening_table,
     water_mu_per_mm,
@@ -407,62 +405,6 @@ def water_precorrect(line_integrals, calibration: WaterCalibration, backend: Bac
     return xp.reshape(length * calibration.mu_water_per_mm, shape)
 
 
-def hu_to_mu_per_mm(hu, energy_keV: float, backend: Backend, *, hu_bone: float, clip_negative: bool = True):
-    """Bilinear conversion of CT numbers to linear attenuation at another energy (e.g. SPECT).
-
-    ``HU <= 0`` (air-water mixtures): ``mu_w(E) (1 + HU / 1000)``.
-    ``HU > 0`` (water-bone mixtures): ``mu_w(E) + HU / HU_bone (mu_bone(E) - mu_w(E))``.
-    ``mu_w`` is water (1.00 g/mL) and ``mu_bone`` cortical bone (ICRU 44, 1.92 g/mL) at
-    ``energy_keV``; ``HU_bone`` is the CT number that bone *reads* on the CT that produced
-    ``hu`` (:attr:`CTAcquisition.hu_bone`: calibrated through the same polyenergetic chain and
-    water pre-correction, below bone's monoenergetic HU at the reference energy), so HU 0 maps
-    to water, HU_bone to bone and -1000 to 0.
-
-    Known limit: tissues off the air-water-bone lines map with an error. Fat, whose low
-    effective Z makes it attenuate far less than water at low energies (-261 HU at the
-    preclinical 26 keV reference energy, ~-290 HU as read in the mouse phantom), maps to
-    ~0.7 x water's mu at 140 keV where its true mu is 0.95 x water's (clinical 120 kVp:
-    ~-100 HU, ~0.9 x). Soft tissues denser than water sit on the bone branch's shallow slope
-    and map a few % low.
-
-    Parameters
-    ----------
-    hu : device array
-        CT numbers, HU.
-    energy_keV : float
-        Photon energy of the target attenuation map, keV (e.g. 140.5 for 99mTc).
-    backend : Backend
-    hu_bone : float, keyword-only
-        HU that cortical bone reads on the CT that produced ``hu`` (> 0).
-    clip_negative : bool, keyword-only
-        True (default): CT numbers below -1000 (noise in air) are clipped to -1000, so mu is
-        never negative -- but zero-mean noise in air then maps to a positive mean mu (a bias).
-        False: the soft branch stays linear below -1000, so mu may be slightly negative in
-        air and zero-mean noise stays zero-mean; the caller clips at 0 *after* any
-        resampling or averaging (e.g. onto a SPECT grid), which keeps the air unbiased.
-
-    Returns
-    -------
-    device array, shape and floating dtype of ``hu``
-        Linear attenuation, 1/mm.
-
-    References
-    ----------
-    Kinahan et al., Med Phys 1998;25:2046 (bilinear CT-based attenuation correction);
-    Brown et al., J Nucl Med 2008;49:1-10.
-    """
-    if not hu_bone > 0:
-        raise ValueError(f"hu_to_mu_per_mm: hu_bone must be > 0 HU, got {hu_bone:g}")
-    xp = backend.xp
-    mu_w = material_mu_per_mm("water", energy_keV)
-    mu_b = material_mu_per_mm(BONE_MATERIAL, energy_keV)
-    if clip_negative:
-        hu = xp.clip(hu, -1000.0, None)
-    soft = mu_w * (1.0 + hu / 1000.0)
-    bone = mu_w + hu * ((mu_b - mu_w) / hu_bone)
-    return xp.where(hu <= 0.0, soft, bone)
-
-
 # --- the acquisition ---------------------------------------------------------------------
 
 
@@ -560,6 +502,7 @@ def acquire_ct(ctx: AcquisitionContext) -> CTAcquisition:
         mu_true_per_mm=mu_true,
         contrast_mg_per_ml=contrast_mg,
         timings_s=timer.seconds,
+        grid=grid,
     )
 
 
@@ -649,7 +592,6 @@ __all__ = [
     "contrast_maps_g_per_ml",
     "ct_presets",
     "ct_system_params",
-    "hu_to_mu_per_mm",
     "line_integrals_from_counts",
     "material_basis_maps",
     "photons_per_detector_bin",

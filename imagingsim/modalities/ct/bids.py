@@ -27,7 +27,7 @@ from imagingsim.io.atomic import atomic_write_text
 from imagingsim.io.nifti import sinogram_grid, write_nifti
 from imagingsim.io.sidecars import TIME_REFERENCE, write_json
 from imagingsim.modalities.ct.result import CTAcquisition
-from imagingsim.modalities.pet.bids import GEOMETRY_CONVENTIONS
+from imagingsim.projectors.geometry import SINOGRAM_CONVENTIONS as GEOMETRY_CONVENTIONS
 from imagingsim.scenario import time_label
 
 _BONE_HU_DEFINITION = (

@@ -65,7 +65,7 @@ class WaterCalibration:
         the data (polyenergetic line integral, 1-photon clip, the water pre-correction when
         ``water_precorrection``, else none;
         :func:`~imagingsim.modalities.ct.spectrum.measured_bone_hu`). The break point of the
-        bilinear HU -> mu conversion (:func:`imagingsim.modalities.ct.acquire.hu_to_mu_per_mm`), so
+        bilinear HU -> mu conversion (:func:`imagingsim.modalities.ct.attenuation.hu_to_mu_per_mm`), so
         bone as reconstructed maps to bone's mu.
     hu_bone_monoenergetic : float
         HU of cortical bone at the monoenergetic ``E_ref``
@@ -157,15 +157,38 @@ class CTAcquisition:
     mu_true_per_mm: Any
     contrast_mg_per_ml: dict[str, Any]
     timings_s: dict[str, float] = field(default_factory=dict)
+    grid: Any = None
 
     @property
     def effective_energy_keV(self) -> float:
         """Reference energy of the HU scale, keV (see :class:`WaterCalibration`)."""
         return self.calibration.effective_energy_keV
 
+    def attenuation_map_per_mm(self, scan: int, energy_keV: float, grid, backend):
+        """Scan ``scan`` as linear attenuation at ``energy_keV`` on ``grid`` (e.g. a SPECT grid), 1/mm.
+
+        The bilinear HU -> mu conversion (:func:`~imagingsim.modalities.ct.attenuation.hu_to_mu_per_mm`
+        with this CT's :attr:`hu_bone`), resampled onto ``grid`` as a concentration (each
+        target voxel the mean over its box, which keeps the mu integral; a point-sampling
+        resampler would alias), then clipped at 0. Negative mu (noise in air) is kept through
+        the averaging and clipped after it, so that noise averages out instead of biasing air
+        upwards.
+
+        Returns
+        -------
+        device array, float32, shape ``grid.shape``
+        """
+        from imagingsim.io.resample import resample_to_grid
+        from imagingsim.modalities.ct.attenuation import hu_to_mu_per_mm
+
+        xp = backend.xp
+        mu = hu_to_mu_per_mm(self.hu[..., scan], energy_keV, backend, hu_bone=self.hu_bone, clip_negative=False)
+        host = resample_to_grid(backend.to_host(mu), self.grid, grid, quantity="concentration")
+        return xp.clip(xp.astype(backend.from_host(host), xp.float32), 0.0, None)
+
     @property
     def hu_bone(self) -> float:
-        """HU cortical bone reads on this CT (for :func:`~imagingsim.modalities.ct.acquire.hu_to_mu_per_mm`; see
+        """HU cortical bone reads on this CT (for :func:`~imagingsim.modalities.ct.attenuation.hu_to_mu_per_mm`; see
         :class:`WaterCalibration`)."""
         return self.calibration.hu_bone
 

@@ -16,6 +16,7 @@ from imagingsim.modalities.mri.truth import TRUTH_FILES
 
 class MRI(Modality):
     name = "mri"
+    title = "MRI"
     description = "MRI: multi-echo GRE with SPION relaxivity, k-space, undersampling, coils, CG-SENSE, R2* and iron maps"
     Spec = MRISpec
     bids_datatype = "anat"

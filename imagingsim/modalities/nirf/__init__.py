@@ -18,6 +18,7 @@ from imagingsim.scenario import DYES
 
 class NIRF(Modality):
     name = "nirf"
+    title = "NIR fluorescence"
     description = "NIR fluorescence: planar epi/trans-illumination, diffusion-theory depth blur, NIR-I/II cameras"
     Spec = NIRFSpec
     bids_datatype = "nirf"

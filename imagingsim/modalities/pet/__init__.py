@@ -17,6 +17,7 @@ from imagingsim.modalities.pet.truth import TRUTH_FILES
 
 class PET(Modality):
     name = "pet"
+    title = "PET"
     description = "PET: 18F/89Zr/64Cu/68Ga, positron range, attenuation, scatter, randoms, Poisson; FBP/MLEM/OSEM"
     Spec = PETSpec
     fuses_onto = ("mri",)
@@ -42,10 +43,15 @@ class PET(Modality):
         return write_pet(stage, ctx.scenario, ctx.phantom, acquisition, ctx.backend)
 
     def fuse(self, stage: Path, acquisition, anatomical: str, ctx: WriteContext):
-        from imagingsim.io.fusion import write_pet_mri_fusion
+        from imagingsim.modalities.pet.fusion import write_pet_mri_fusion
 
         return write_pet_mri_fusion(stage, ctx.scenario, ctx.phantom, acquisition, ctx.acquisitions[anatomical],
                                     ctx.backend)
+
+    def fusion_readme(self, anatomical: str) -> str:
+        from imagingsim.modalities.pet.fusion import README
+
+        return README
 
     def summary(self, acquisition, subject) -> list[str]:
         from imagingsim.modalities.pet.summary import summary_lines

@@ -28,15 +28,8 @@ from imagingsim.io.nifti import sinogram_grid, write_nifti
 from imagingsim.io.sidecars import TIME_REFERENCE, write_json
 from imagingsim.modalities.pet.physics import nuclide
 from imagingsim.modalities.pet.result import PETAcquisition
+from imagingsim.projectors.geometry import SINOGRAM_CONVENTIONS as GEOMETRY_CONVENTIONS
 
-GEOMETRY_CONVENTIONS = (
-    "Transaxial image = the (x, y) plane of the image grid (axis 0 = +x, axis 1 = +y); z planes are "
-    "independent 2-D sinograms. The rotation axis passes through the centre of the image box. View k has "
-    "angle theta_k (angles_deg) measured from +x towards +y and integrates along the lines "
-    "x cos(theta) + y sin(theta) = s, x and y in mm from the box centre. Radial bin b is centred at "
-    "s_b = (b - (n_bins - 1) / 2) * bin_size_mm. Sinogram arrays are [view, radial bin, slice(, frame)]. "
-    "Line integrals are Joseph's (linear interpolation between pixel centres, path length per step)."
-)
 _RECON_CORRECTIONS = {
     "osem": "in the system model",
     "mlem": "in the system model",

@@ -17,6 +17,7 @@ from imagingsim.modalities.spect.truth import TRUTH_FILES
 
 class SPECT(Modality):
     name = "spect"
+    title = "SPECT"
     description = "SPECT: 99mTc/111In/177Lu, attenuation and depth-dependent collimator response, OSEM variants"
     Spec = SPECTSpec
     requires = ("ct",)
@@ -43,10 +44,15 @@ class SPECT(Modality):
         return write_spect(stage, ctx.scenario, ctx.phantom, acquisition, ctx.backend)
 
     def fuse(self, stage: Path, acquisition, anatomical: str, ctx: WriteContext):
-        from imagingsim.io.fusion import write_spect_ct_fusion
+        from imagingsim.modalities.spect.fusion import write_spect_ct_fusion
 
         return write_spect_ct_fusion(stage, ctx.scenario, ctx.phantom, acquisition, ctx.acquisitions[anatomical],
                                      ctx.backend)
+
+    def fusion_readme(self, anatomical: str) -> str:
+        from imagingsim.modalities.spect.fusion import README
+
+        return README
 
     def summary(self, acquisition, subject) -> list[str]:
         from imagingsim.modalities.spect.summary import summary_lines

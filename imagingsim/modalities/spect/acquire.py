@@ -31,9 +31,10 @@ Model (one acquisition ``k`` per schedule time ``t_k`` from the tracer's injecti
 - **Reconstruction.** OSEM on the grid ``voxel_binning`` times coarser than the phantom,
   with one model per variant: ``ac_cdr`` (attenuation and collimator response), ``ac``,
   ``cdr`` and ``none``. Attenuation correction uses the CT of the same time when CT is
-  acquired (bilinear HU -> mu at each photopeak, resampled onto the SPECT grid by
-  :func:`imagingsim.io.resample.resample_to_grid`, which averages over each coarse voxel
-  and keeps the mu integral; SimpleITK's point-sampling resampler would alias), else the
+  acquired (bilinear HU -> mu at each photopeak, resampled onto the SPECT grid by the CT
+  result's :meth:`~imagingsim.modalities.ct.result.CTAcquisition.attenuation_map_per_mm`,
+  which averages over each coarse voxel and keeps the mu integral; SimpleITK's
+  point-sampling resampler would alias), else the
   true mu map averaged over the coarse voxels.
 """
 
@@ -329,23 +330,10 @@ def _attenuation_maps(phantom, grids: SPECTGrids, peaks, mu_true, frames, ct, ba
             maps[peak.label] = xp.astype(coarse, xp.float32)
         else:
             maps[peak.label] = xp.stack(
-                [_ct_mu(ct, k, peak.energy_keV, phantom.grid, grids.grid, backend) for k in frames], axis=-1
+                # The CT scans every schedule time: its scan index is the schedule index.
+                [ct.attenuation_map_per_mm(k, peak.energy_keV, grids.grid, backend) for k in frames], axis=-1
             )
     return maps
-
-
-def _ct_mu(ct, schedule_index: int, energy_keV: float, phantom_grid, grid, backend: Backend):
-    """The CT at ``schedule_index`` as mu at ``energy_keV`` (bilinear), resampled onto ``grid``, 1/mm."""
-    from imagingsim.io.resample import resample_to_grid
-    from imagingsim.modalities.ct.acquire import hu_to_mu_per_mm
-
-    xp = backend.xp
-    # The CT scans every schedule time: its scan index is the schedule index. Negative mu
-    # (noise in air) is kept through the averaging and clipped after it, so that noise
-    # averages out instead of biasing air upwards.
-    mu = hu_to_mu_per_mm(ct.hu[..., schedule_index], energy_keV, backend, hu_bone=ct.hu_bone, clip_negative=False)
-    host = resample_to_grid(backend.to_host(mu), phantom_grid, grid, quantity="concentration")
-    return xp.clip(xp.astype(backend.from_host(host), xp.float32), 0.0, None)
 
 
 def roi_activity_bq_per_ml(acquisition: SPECTAcquisition, mask, backend: Backend):

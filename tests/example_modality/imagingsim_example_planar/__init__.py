@@ -36,6 +36,7 @@ class PlanarSpec(SpecModel):
 
 class Planar(Modality):
     name = "planar"
+    title = "planar projection"
     description = "Planar carrier projection (example external modality, installed from tests/)"
     Spec = PlanarSpec
     bids_datatype = "planar"

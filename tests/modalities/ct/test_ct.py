@@ -26,7 +26,6 @@ from imagingsim.modalities.ct.acquire import (
     check_ct,
     ct_presets,
     ct_system_params,
-    hu_to_mu_per_mm,
     line_integrals_from_counts,
     polyenergetic_counts,
     project_basis,
@@ -34,6 +33,7 @@ from imagingsim.modalities.ct.acquire import (
     water_calibration,
     water_precorrect,
 )
+from imagingsim.modalities.ct.attenuation import hu_to_mu_per_mm
 from imagingsim.modalities.ct.spec import CTSpec
 from imagingsim.modalities.ct.spectrum import (
     BONE_CHORD_FRACTION,

@@ -1,0 +1,186 @@
+"""PET fused onto MRI: the PET frames that have an MRI session at the same time, on the MRI grid.
+
+Layout (``<id>`` the subject, ``<trc>`` the PET tracer, ``<rec>`` a PET reconstruction)::
+
+    derivatives/fusion/sub-<id>/pet/
+      sub-<id>_trc-<trc>_rec-<rec>_space-MRI_pet.nii.gz (+ .json)
+            4-D [x, y, z, frame] on the MRI grid, Bq/mL
+      sub-<id>_trc-<trc>_rec-<rec>_desc-fusedMRI_overlay.nii.gz (+ .json)
+            4-D NIfTI-1 RGB24: PET in a hot colour map over the first-echo MRI magnitude
+
+The PET image is resampled as a concentration (:func:`imagingsim.io.overlay.fuse`), which
+keeps its total activity; the sidecar records the totals before and after. The MRI is used
+only through its result object (``magnitude``, ``times_h``, ``time_labels``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from imagingsim.grid import ImageGrid
+from imagingsim.io.host import host_array
+from imagingsim.io.nifti import write_nifti
+from imagingsim.io.overlay import (
+    DEFAULT_ALPHA,
+    DEFAULT_THRESHOLD,
+    FUSION_PIPELINE,
+    WINDOW_PERCENTILE,
+    anatomy_window_of,
+    fuse,
+    grid_record,
+    resampling_method,
+    write_rgb_nifti,
+)
+from imagingsim.io.sidecars import TIME_REFERENCE, write_json
+
+#: Schedule times closer than this (h) are the same session.
+TIME_MATCH_H = 1e-6
+
+README = """\
+- `sub-<id>/pet/sub-<id>_trc-<tracer>_rec-<rec>_space-MRI_pet.nii.gz` (+ .json): the PET
+  reconstruction `<rec>` (sub-<id>/pet/..._rec-<rec>_pet.nii.gz) on the MRI grid, 4-D
+  [x, y, z, frame], Bq/mL, for the PET frames that have an MRI session at the same schedule
+  time. Resampled as a concentration: each MRI voxel is the mean of the PET image over that
+  voxel, which keeps the total activity (the sidecar lists the totals before and after and
+  their ratio, and the frame times and MRI sessions of each frame). In the built-in scenarios
+  PET and MRI share the phantom grid, so this is the identity resampling there (the
+  resampler is general and tested across grids).
+- `sub-<id>/pet/sub-<id>_trc-<tracer>_rec-<rec>_desc-fusedMRI_overlay.nii.gz` (+ .json): for
+  display only, a 4-D NIfTI-1 RGB24 image: the first-echo MRI magnitude of each session in
+  grey with the PET frame in a hot colour map (the sidecar gives the grey window, the activity
+  shown as white, the threshold and the opacity).
+"""
+
+
+def matched_frames(pet, mri) -> list[tuple[int, int]]:
+    """``(PET frame, MRI session)`` index pairs at the same schedule time (within 1e-6 h)."""
+    pairs = []
+    for frame, start_s in enumerate(pet.frame_start_s):
+        for session, time_h in enumerate(mri.times_h):
+            if abs(float(start_s) / 3600.0 - float(time_h)) <= TIME_MATCH_H:
+                pairs.append((frame, session))
+                break
+    return pairs
+
+
+def write_pet_mri_fusion(
+    stage: Path,
+    scenario,
+    phantom,
+    pet,
+    mri,
+    backend,
+    *,
+    pet_grid: ImageGrid | None = None,
+    mri_grid: ImageGrid | None = None,
+) -> list[Path]:
+    """Write the PET images fused onto the MRI into the fusion derivative of the dataset at ``stage``.
+
+    For every PET reconstruction and every PET frame with an MRI session at the same
+    schedule time, the PET image (Bq/mL) is resampled onto the MRI grid as a concentration
+    and coloured over that session's first-echo magnitude (see the module docstring).
+    Nothing is written when no frame matches.
+
+    Parameters
+    ----------
+    stage : Path
+        Root of the dataset being built.
+    scenario : Scenario
+        Subject id, name and seed (GeneratedBy).
+    phantom : Phantom
+        Its grid is the default for both grids.
+    pet : PETAcquisition
+        ``images_bq_per_ml`` (``(nx, ny, nz, T)`` device arrays), ``frame_start_s``,
+        ``frame_duration_s``, ``tracer``, ``decay_corrected``.
+    mri : MRIAcquisition
+        ``magnitude`` (``(T, E, nx, ny, nz)``), ``times_h``, ``time_labels``.
+    backend : Backend
+        For the explicit device -> host copies.
+    pet_grid, mri_grid : ImageGrid, keyword-only
+        Grids of the PET and MRI images; default ``phantom.grid``.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    pairs = matched_frames(pet, mri)
+    if not pairs:
+        return []
+    pet_grid = phantom.grid if pet_grid is None else pet_grid
+    mri_grid = phantom.grid if mri_grid is None else mri_grid
+    sub = f"sub-{scenario.subject_id}"
+    trc = pet.tracer.name
+    root = Path(stage) / "derivatives" / FUSION_PIPELINE
+    folder = root / sub / "pet"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    labels = [mri.time_labels[j] for _, j in pairs]
+    anatomy = [host_array(backend, mri.magnitude[j, 0], np.float32) for _, j in pairs]
+    window = anatomy_window_of(np.stack(anatomy))  # one window for every session: brightness comparable over time
+    injection_s = float(pet.tracer.injection_time_h) * 3600.0
+    frame_times = [float(pet.frame_start_s[f]) - injection_s for f, _ in pairs]
+    echo_files = [f"bids:raw:{sub}/anat/{sub}_acq-{label}_echo-1_part-mag_MEGRE.nii.gz" for label in labels]
+    timing = {
+        "FrameTimesStart": frame_times,
+        "FrameDuration": [float(pet.frame_duration_s[f]) for f, _ in pairs],
+        "TimeZero": "the PET tracer's injection",
+        "SessionTimes_h": [float(mri.times_h[j]) for _, j in pairs],
+        "AcquisitionLabels": labels,
+        "SourceFrames": [f for f, _ in pairs],
+        "ReferenceTime": f"FrameTimesStart from the tracer's injection; SessionTimes_h from {TIME_REFERENCE}",
+    }
+    written = []
+    for method, image in pet.images_bq_per_ml.items():
+        host = host_array(backend, image, np.float32)
+        frames = [host[..., f] for f, _ in pairs]
+        scale = max(float(np.max(fr[np.isfinite(fr)], initial=0.0)) for fr in frames)  # one colour scale per method
+        results = [fuse(fr, pet_grid, an, mri_grid, anatomy_window=window, activity_max=scale)
+                   for fr, an in zip(frames, anatomy)]
+        base = f"{sub}_trc-{trc}_rec-{method}"
+        pet_source = f"bids:raw:{sub}/pet/{base}_pet.nii.gz"
+        pet_path = folder / f"{base}_space-MRI_pet.nii.gz"
+        write_nifti(pet_path, np.stack([r[0] for r in results], axis=-1), mri_grid, frame_times_s=frame_times,
+                    description=f"imagingsim PET {trc} {method} on MRI grid")
+        totals = [r[2] for r in results]
+        write_json(pet_path.with_name(f"{base}_space-MRI_pet.json"), {
+            "Description": f"PET reconstruction {method!r} of tracer {trc!r} resampled onto the MRI grid, for the "
+                           "PET frames that have an MRI session at the same schedule time.",
+            "Units": "Bq/mL",
+            "Sources": [pet_source, *echo_files],
+            "SpatialReference": echo_files[0],
+            "ResamplingMethod": resampling_method("PET", "MRI"),
+            "ImageDecayCorrected": bool(pet.decay_corrected),
+            "TotalActivityBefore_Bq": [t["before_Bq"] for t in totals],
+            "TotalActivityAfter_Bq": [t["after_Bq"] for t in totals],
+            "TotalActivityRatio": [t["ratio"] for t in totals],
+            "TotalActivityDefinition": "sum of the voxels x voxel volume (mL), on the PET grid (before) and the MRI "
+                                       "grid (after); the ratio is below 1 only where the MRI field of view leaves "
+                                       "activity out",
+            "SourceGrid": grid_record(pet_grid),
+            "TargetGrid": grid_record(mri_grid),
+            **timing,
+        })
+        overlay_path = folder / f"{base}_desc-fusedMRI_overlay.nii.gz"
+        write_rgb_nifti(overlay_path, np.stack([r[1] for r in results], axis=3), mri_grid, frame_times_s=frame_times,
+                        description=f"imagingsim PET {trc} {method} over MRI echo 1")
+        write_json(overlay_path.with_name(f"{base}_desc-fusedMRI_overlay.json"), {
+            "Description": f"PET ({method}, {trc}) in a hot colour map over the first-echo MRI magnitude of the "
+                           "session at the same time, for display. Not for quantification: use the _pet file.",
+            "Units": "RGB (NIfTI-1 RGB24)",
+            "Sources": [f"bids::{sub}/pet/{pet_path.name}", *echo_files],
+            "ColourMap": "hot: R = 3v, G = 3v - 1, B = 3v - 2 clipped to [0, 1], v = activity / ActivityMax",
+            "ActivityMax_Bq_per_mL": scale,
+            "Threshold": DEFAULT_THRESHOLD,
+            "ThresholdDefinition": "colour only where activity > Threshold x ActivityMax",
+            "Alpha": DEFAULT_ALPHA,
+            "AnatomyWindow": list(window),
+            "AnatomyWindowDefinition": f"first-echo magnitude lo -> black, hi -> white; hi is the "
+                                       f"{WINDOW_PERCENTILE}th percentile over the fused sessions",
+            **timing,
+        })
+        written += [pet_path, pet_path.with_name(f"{base}_space-MRI_pet.json"), overlay_path,
+                    overlay_path.with_name(f"{base}_desc-fusedMRI_overlay.json")]
+    return written
