@@ -89,7 +89,7 @@ def test_every_stage_agrees_between_numpy_and_strict(monkeypatch):
     from conftest import install_strict_guards
 
     # Modalities off: their sparse products and Poisson draws go through the host on strict by
-    # design (counted round trips); tests/test_pet.py compares PET between the backends.
+    # design (counted round trips); tests/modalities/pet/test_pet.py compares PET between the backends.
     scenario = load_scenario(
         None, ["phantom.voxel_size_mm=1.0", "schedule.times_h=[1.0, 24.0]", "modalities.enabled=[]"]
     )

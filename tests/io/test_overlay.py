@@ -1,6 +1,6 @@
 """PET/MRI fusion: overlay colours, RGB NIfTI, and the fusion derivative (totals kept within 1 %).
 
-The 1 % bound is issue 5's acceptance bound (see tests/test_resample.py): the resampler is
+The 1 % bound is issue 5's acceptance bound (see tests/io/test_resample.py): the resampler is
 exact to float rounding when the MRI field of view covers the PET activity.
 """
 
