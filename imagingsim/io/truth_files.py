@@ -1,8 +1,8 @@
 """File patterns of the ground-truth derivative: the :class:`TruthFile` type.
 
-The core's patterns live in :mod:`imagingsim.dataset.write`, each modality's in its ``truth``
+The core's patterns live in :mod:`imagingsim.dataset.layout`, each modality's in its ``truth``
 module (declared as ``Modality.truth_files``). Every file under ``derivatives/truth/sub-<id>/``
-must match exactly one pattern of :func:`imagingsim.dataset.write.truth_files` (a test checks
+must match exactly one pattern of :func:`imagingsim.dataset.layout.truth_files` (a test checks
 it), and the derivative's README is written from that table.
 """
 

@@ -15,7 +15,8 @@ import pytest
 import SimpleITK as sitk
 
 from imagingsim.backend import get_backend
-from imagingsim.dataset.write import CORE_TRUTH_FILES, property_desc, truth_files, write_dataset
+from imagingsim.dataset.layout import CORE_TRUTH_FILES, property_desc, truth_files
+from imagingsim.dataset.write import write_dataset
 from imagingsim.delivery.carriers import carrier_parameters
 from imagingsim.grid import ImageGrid
 from imagingsim.io.atomic import atomic_write_bytes, check_output_dir, staged_directory
@@ -417,7 +418,7 @@ def test_unknown_property_is_a_clear_error(tmp_path):
 
 
 # The patterns the derivative may contain. Adding a file to the writer means adding it here
-# and to imagingsim.dataset.write.truth_files(), which documents it in derivatives/truth/README.
+# and to imagingsim.dataset.layout.truth_files(), which documents it in derivatives/truth/README.
 DOCUMENTED_TRUTH_FILES = {
     "sub-<id>/sub-<id>_scenario": (".json",),
     "sub-<id>/anat/sub-<id>_dseg": (".nii.gz", ".tsv", ".json"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from imagingsim.dataset.write import truth_files
+from imagingsim.dataset.layout import truth_files
 from imagingsim.modalities import registry
 from imagingsim.modalities.base import Modality
 from imagingsim.pipeline import load_scenario, simulate, write_subject

@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from imagingsim.dataset.write import truth_files
+from imagingsim.dataset.layout import truth_files
 from imagingsim.modalities.mri.physics import spoiled_gre
 from imagingsim.modalities.mri.truth import TRUTH_FILES as MRI_TRUTH_FILES
 from imagingsim.pipeline import load_scenario, simulate, write_subject

@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from imagingsim.dataset.write import truth_files
+from imagingsim.dataset.layout import truth_files
 from imagingsim.modalities.nirf.result import DEPTH_COLUMNS
 from imagingsim.modalities.nirf.truth import TRUTH_FILES as NIRF_TRUTH_FILES
 from imagingsim.pipeline import load_scenario, simulate, write_subject

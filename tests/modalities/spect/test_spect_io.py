@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from imagingsim.backend import get_backend
-from imagingsim.dataset.write import truth_files, write_dataset
+from imagingsim.dataset.layout import truth_files
+from imagingsim.dataset.write import write_dataset
 from imagingsim.delivery import simulate_delivery
 from imagingsim.modalities.base import acquisition_context
 from imagingsim.modalities.pet.physics import nuclide
