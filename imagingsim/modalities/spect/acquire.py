@@ -44,7 +44,7 @@ import math
 
 from imagingsim.physics.attenuation import contrast_attenuation_per_mm, contrast_density_g_per_ml, linear_attenuation_per_mm
 from imagingsim.backend import Backend
-from imagingsim.modalities.pet.physics import decay_integral_s, nuclide
+from imagingsim.data.radionuclides import nuclide
 from imagingsim.modalities.settings import check_acquisitions_fit
 from imagingsim.modalities.spect.physics import SPECTParams, photopeaks, spect_params
 from imagingsim.modalities.spect.result import RECON_VARIANTS, SPECTAcquisition
@@ -59,6 +59,7 @@ from imagingsim.modalities.spect.system import (
     subset_projectors,
 )
 from imagingsim.modalities.stages import StageTimer
+from imagingsim.physics.decay import decay_integral_s
 from imagingsim.physics.noise import poisson_counts
 from imagingsim.operators import Blur
 from imagingsim.scenario import AgentSpec, Scenario, spect_nuclide

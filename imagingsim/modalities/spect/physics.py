@@ -15,7 +15,7 @@ from typing import Any
 
 import xraydb
 
-from imagingsim.modalities.pet.physics import Nuclide
+from imagingsim.data.radionuclides import Nuclide
 from imagingsim.modalities.spect.projector import FWHM_PER_SIGMA, CollimatorResponse
 from imagingsim.scenario import SPECTSpec
 

@@ -15,7 +15,7 @@ import pytest
 from imagingsim.physics.attenuation import mass_attenuation_cm2_per_g
 from imagingsim.backend import get_backend
 from imagingsim.grid import ImageGrid
-from imagingsim.modalities.pet.physics import nuclide
+from imagingsim.data.radionuclides import nuclide
 from imagingsim.modalities.spect.physics import (
     collimator,
     lead_attenuation_per_mm,

@@ -14,7 +14,7 @@ from imagingsim.delivery import simulate_delivery
 from imagingsim.io import truth_files
 from imagingsim.io.bids import TRUTH_FILES, write_dataset
 from imagingsim.modalities.spect.bids import recon_label, write_spect
-from imagingsim.modalities.pet.physics import nuclide
+from imagingsim.data.radionuclides import nuclide
 from imagingsim.modalities.spect.acquire import acquire_spect
 from imagingsim.phantom import build_phantom
 from imagingsim.scenario import load_scenario
