@@ -216,7 +216,7 @@ class AgentSpec(_Model):
     @field_validator("carrier")
     @classmethod
     def _known_carrier(cls, value):
-        from imagingsim.delivery.carriers import CARRIERS
+        from imagingsim.data.carriers import CARRIERS
 
         if value not in CARRIERS:
             raise ValueError(f"unknown carrier {value!r}; allowed: {', '.join(sorted(CARRIERS))}")
@@ -224,7 +224,7 @@ class AgentSpec(_Model):
 
     @model_validator(mode="after")
     def _overrides_valid(self):
-        from imagingsim.delivery.carriers import carrier_parameters
+        from imagingsim.data.carriers import carrier_parameters
 
         carrier_parameters(self.carrier, self.carrier_overrides)  # raises ValueError naming the key
         kinds = [label.kind for label in self.labels]

@@ -15,7 +15,7 @@ import pytest
 import SimpleITK as sitk
 
 from imagingsim.backend import get_backend
-from imagingsim.delivery.carriers import carrier_parameters
+from imagingsim.data.carriers import carrier_parameters
 from imagingsim.grid import ImageGrid
 from imagingsim.io.atomic import atomic_write_bytes, check_output_dir, staged_directory
 from imagingsim.io.bids import TRUTH_FILES, json_text, property_desc, write_dataset

@@ -119,9 +119,10 @@ from imagingsim.delivery.body import (
     build_body,
     diffusible_access,
 )
-from imagingsim.delivery.carriers import CarrierParams, carrier_parameters
+from imagingsim.data.carriers import CarrierParams, carrier_parameters
+from imagingsim.data.drugs import DrugParams, drug_parameters
 from imagingsim.delivery.network import Network
-from imagingsim.delivery.release import DrugParams, drug_parameters, release_rate_map
+from imagingsim.delivery.release import release_rate_map
 from imagingsim.delivery.result import DRUG_LEDGER_KEYS, LEDGER_KEYS, AgentDelivery, DeliveryResult
 from imagingsim.phantom.model import Label, Phantom
 from imagingsim.scenario import AgentSpec
