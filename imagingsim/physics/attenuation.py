@@ -13,7 +13,7 @@ import functools
 import xraydb
 
 from imagingsim.backend import Backend
-from imagingsim.phantom.properties import material_compositions
+from imagingsim.data.materials import material_compositions
 
 
 @functools.cache

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import xraydb
 
 from imagingsim.physics.attenuation import CONTRAST_ELEMENTS as ATTENUATION_CONTRAST_ELEMENTS
-from imagingsim.phantom.properties import material_compositions
+from imagingsim.data.materials import material_compositions
 
 #: Lowest photon energy of the spectra, keV (bins start here).
 E_MIN_KEV = 10.0
