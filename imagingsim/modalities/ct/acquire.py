@@ -76,21 +76,24 @@ from dataclasses import fields
 from importlib import resources
 from typing import Any
 
-from imagingsim.physics.attenuation import contrast_density_g_per_ml, linear_attenuation_per_mm
+from imagingsim.physics.attenuation import (
+    CONTRAST_ELEMENTS,
+    contrast_density_g_per_ml,
+    element_mass_attenuation_cm2_per_g,
+    linear_attenuation_per_mm,
+    material_mass_attenuation_cm2_per_g,
+)
 from imagingsim.backend import Backend
 from imagingsim.modalities.ct.result import CTAcquisition, CTSystemParams, WaterCalibration
 from imagingsim.modalities.ct.spectrum import (
     BONE_CHORD_FRACTION,
     BONE_MATERIAL,
-    CONTRAST_ELEMENTS,
     XraySpectrum,
     bone_hu,
     calibration_mu_water_per_mm,
     effective_energy_keV,
-    element_mass_attenuation_cm2_per_g,
     filtered_kramers,
     kramers_photons,
-    material_mass_attenuation_cm2_per_g,
     material_mu_per_mm,
     measured_bone_hu,
     water_hardening_table,
