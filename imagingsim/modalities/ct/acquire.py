@@ -71,9 +71,7 @@ from __future__ import annotations
 
 import functools
 import math
-import tomllib
 from dataclasses import fields
-from importlib import resources
 from typing import Any
 
 from imagingsim.physics.attenuation import (
@@ -84,6 +82,7 @@ from imagingsim.physics.attenuation import (
     material_mass_attenuation_cm2_per_g,
 )
 from imagingsim.backend import Backend
+from imagingsim.data.tables import read_table
 from imagingsim.modalities.ct.result import CTAcquisition, CTSystemParams, WaterCalibration
 from imagingsim.modalities.ct.spectrum import (
     BONE_CHORD_FRACTION,
@@ -137,8 +136,7 @@ _PER_CM_TO_PER_MM = 0.1
 @functools.cache
 def ct_presets() -> dict[str, dict[str, Any]]:
     """The ``[ct.<name>]`` tables of ``data/ct_systems.toml``, by preset name."""
-    text = resources.files("imagingsim.data").joinpath("ct_systems.toml").read_text(encoding="utf-8")
-    return dict(tomllib.loads(text)["ct"])
+    return read_table("ct_systems.toml")["ct"]
 
 
 def ct_system_params(spec: CTSpec) -> CTSystemParams:
