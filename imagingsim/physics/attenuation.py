@@ -15,7 +15,6 @@ import xraydb
 from imagingsim.backend import Backend
 from imagingsim.data.materials import material_compositions
 
-
 #: Contrast labels of the scenario -> their element (xraydb symbol); K edges: I 33.17 keV, Au 80.72 keV.
 CONTRAST_ELEMENTS = {"iodine": "I", "gold": "Au"}
 
