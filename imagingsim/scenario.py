@@ -19,6 +19,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from imagingsim.data.carriers import CARRIERS, carrier_parameters
+from imagingsim.data.radionuclides import NUCLIDE_NAMES, POSITRON_EMITTERS, SINGLE_PHOTON_EMITTERS
+
 NAME_PATTERN = r"^[A-Za-z0-9]+$"  # BIDS entity values: letters and digits only
 MAX_TIME_H = 24.0 * 60  # 60 days: past 89Zr's useful window, far past any nanocarrier study
 
@@ -101,11 +104,8 @@ class PhantomSpec(SpecModel):
 
 # --- agents ----------------------------------------------------------------------------
 
-NUCLIDES = ("F18", "Zr89", "Cu64", "Ga68", "Tc99m", "In111", "Lu177")
-#: Nuclides that decay by positron emission (data/radionuclides.toml).
-POSITRON_EMITTERS = ("F18", "Zr89", "Cu64", "Ga68")
-#: Single-photon emitters (photopeaks in data/radionuclides.toml).
-SINGLE_PHOTON_EMITTERS = ("Tc99m", "In111", "Lu177")
+#: Every nuclide of data/radionuclides.toml: the one list the scenario schema and the physics share.
+NUCLIDES = NUCLIDE_NAMES
 DYES = ("ICG", "IRDye800CW", "Cy55", "NIRII")
 
 
@@ -214,16 +214,12 @@ class AgentSpec(SpecModel):
     @field_validator("carrier")
     @classmethod
     def _known_carrier(cls, value):
-        from imagingsim.delivery.carriers import CARRIERS
-
         if value not in CARRIERS:
             raise ValueError(f"unknown carrier {value!r}; allowed: {', '.join(sorted(CARRIERS))}")
         return value
 
     @model_validator(mode="after")
     def _overrides_valid(self):
-        from imagingsim.delivery.carriers import carrier_parameters
-
         carrier_parameters(self.carrier, self.carrier_overrides)  # raises ValueError naming the key
         kinds = [label.kind for label in self.labels]
         if len(set(kinds)) != len(kinds):

@@ -110,6 +110,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from imagingsim.data.carriers import CarrierParams, carrier_parameters
+from imagingsim.data.drugs import DrugParams, drug_parameters
 from imagingsim.delivery.body import (
     MPS_ORGANS,
     REFERENCE_ORGAN_MASS_FRACTION,
@@ -119,9 +121,8 @@ from imagingsim.delivery.body import (
     build_body,
     diffusible_access,
 )
-from imagingsim.delivery.carriers import CarrierParams, carrier_parameters
 from imagingsim.delivery.network import Network
-from imagingsim.delivery.release import DrugParams, drug_parameters, release_rate_map
+from imagingsim.delivery.release import release_rate_map
 from imagingsim.delivery.result import DRUG_LEDGER_KEYS, LEDGER_KEYS, AgentDelivery, DeliveryResult
 from imagingsim.phantom.model import Label, Phantom
 from imagingsim.scenario import AgentSpec

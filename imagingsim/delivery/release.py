@@ -1,4 +1,4 @@
-"""Payload release: stimulus trigger maps and the fate of released drug (``data/drugs.toml``).
+"""Payload release: stimulus trigger maps (the released drug's table is :mod:`imagingsim.data.drugs`).
 
 A carrier leaks its payload at ``ReleaseSpec.baseline_rate_per_h`` everywhere, plus
 ``triggered_rate_per_h * trigger(x)`` in tissue, where the trigger is a logistic switch of
@@ -20,59 +20,11 @@ switch sharp on the scale of the tumour's pH and pO2 gradients while keeping it 
 
 from __future__ import annotations
 
-import math
-import tomllib
-from importlib import resources
-from typing import Annotated
-
-from pydantic import BaseModel, ConfigDict, Field
-
 from imagingsim.scenario import ReleaseSpec
 
 PH_TRIGGER_WIDTH = 0.1  # pH units: logistic width of the pH switch
 PO2_TRIGGER_WIDTH_MMHG = 2.0  # mmHg: logistic width of the hypoxia switch
 _LOGIT_CLIP = 60.0  # exp(60) is finite in float64; beyond it the sigmoid is 0 or 1 to rounding
-
-Rate = Annotated[float, Field(ge=0.0, le=1000.0)]
-
-
-class DrugParams(BaseModel):
-    """Kinetics of a released drug (rates 1/h, half-life h); see ``data/drugs.toml``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    description: str
-    free_to_bound_per_h: Rate
-    bound_to_free_per_h: Rate
-    tissue_to_blood_per_h: Rate
-    blood_half_life_h: Annotated[float, Field(gt=0.0, le=10000.0)]
-
-    @property
-    def blood_elimination_per_h(self) -> float:
-        """First-order elimination rate of free drug from blood, ln2 / half-life, 1/h."""
-        return math.log(2.0) / self.blood_half_life_h
-
-
-def _load() -> dict[str, DrugParams]:
-    text = resources.files("imagingsim.data").joinpath("drugs.toml").read_text(encoding="utf-8")
-    return {name: DrugParams.model_validate(entry) for name, entry in tomllib.loads(text).items()}
-
-
-DRUGS: dict[str, DrugParams] = _load()
-
-
-def drug_parameters(name: str) -> DrugParams:
-    """The drug table entry ``name``.
-
-    Raises
-    ------
-    ValueError
-        One line naming the unknown drug and the known ones.
-    """
-    if name not in DRUGS:
-        raise ValueError(f"payload.drug {name!r} is not in the drug table; known: {', '.join(sorted(DRUGS))}")
-    return DRUGS[name]
-
 
 def _sigmoid(xp, z):
     """Logistic function, clipped so that ``exp`` never overflows."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from imagingsim.delivery.carriers import CarrierParams
+from imagingsim.data.carriers import CarrierParams
 from imagingsim.scenario import AgentSpec
 
 #: Extravascular regions of the carrier ledger, in ledger order. The part of a clearance organ

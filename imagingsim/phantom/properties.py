@@ -9,12 +9,12 @@ stream, so one seed always gives the same phantom and a map's expected value is 
 from __future__ import annotations
 
 import functools
-import tomllib
-from importlib import resources
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from imagingsim.data.materials import MaterialComposition, material_compositions
+from imagingsim.data.tables import read_table
 from imagingsim.grid import ImageGrid
 from imagingsim.phantom.heterogeneity import gaussian_random_field, lognormal_multiplier
 from imagingsim.phantom.model import PROPERTY_UNITS, Label
@@ -70,34 +70,13 @@ class TissueProperties(BaseModel):
     mu_s_prime_810nm_per_mm: Positive
 
 
-class MaterialComposition(BaseModel):
-    """Elemental mass fractions of a material (ICRU 44), with its reference density (g/mL)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    description: str
-    reference_density_g_per_ml: Annotated[float, Field(gt=0.0)]
-    mass_fractions: dict[str, Annotated[float, Field(gt=0.0, le=1.0)]]
-
-    @model_validator(mode="after")
-    def _sums_to_one(self):
-        total = sum(self.mass_fractions.values())
-        if abs(total - 1.0) > 2e-3:  # tabulated to three decimals
-            raise ValueError(f"mass fractions of {self.description!r} sum to {total:.4f}, not 1")
-        return self
-
-
-def _read_toml(name: str) -> dict[str, Any]:
-    return tomllib.loads(resources.files("imagingsim.data").joinpath(name).read_text(encoding="utf-8"))
-
-
 @functools.cache
 def tissue_table() -> dict[Label, TissueProperties]:
     """Validated ``data/tissues.toml``: one :class:`TissueProperties` per :class:`Label`."""
     fields = set(TissueProperties.model_fields) - {"material", "heterogeneous"}
     if fields != set(PROPERTY_UNITS):
         raise RuntimeError(f"TissueProperties fields {sorted(fields)} differ from PROPERTY_UNITS")
-    raw = _read_toml("tissues.toml")
+    raw = read_table("tissues.toml")
     missing = [label.bids_name for label in Label if label.bids_name not in raw]
     extra = sorted(set(raw) - {label.bids_name for label in Label})
     if missing or extra:
@@ -109,12 +88,6 @@ def tissue_table() -> dict[Label, TissueProperties]:
     if not (reference.receptor_density_nM > 0 and reference.vessel_permeability > 0):
         raise RuntimeError("tissues.toml: tumour_viable is the reference tumour; its receptor and permeability must be > 0")
     return table
-
-
-@functools.cache
-def material_compositions() -> dict[str, MaterialComposition]:
-    """Validated ``data/materials.toml``: material name -> elemental mass fractions."""
-    return {name: MaterialComposition.model_validate(entry) for name, entry in _read_toml("materials.toml").items()}
 
 
 def label_materials() -> dict[int, str]:

@@ -13,26 +13,75 @@ import functools
 import xraydb
 
 from imagingsim.backend import Backend
-from imagingsim.phantom.properties import material_compositions
+from imagingsim.data.materials import material_compositions
+
+#: Contrast labels of the scenario -> their element (xraydb symbol); K edges: I 33.17 keV, Au 80.72 keV.
+CONTRAST_ELEMENTS = {"iodine": "I", "gold": "Au"}
 
 
 @functools.cache
-def mass_attenuation_cm2_per_g(material: str, energy_keV: float) -> float:
-    """Total mass attenuation coefficient ``mu/rho`` of a material at one energy, cm^2/g.
+def element_mass_attenuation_cm2_per_g(symbol: str, energies_keV: tuple[float, ...]) -> tuple[float, ...]:
+    """Total mass attenuation coefficient ``mu/rho`` of one element at each energy, cm^2/g.
+
+    Parameters
+    ----------
+    symbol : str
+        Element symbol of xraydb (``"H"``, ``"Au"``, ``"Cu"``...).
+    energies_keV : tuple of float
+        Photon energies, keV (xraydb's Elam tables cover the diagnostic, SPECT and PET range).
+
+    Returns
+    -------
+    tuple of float
+        ``mu/rho`` at each energy, cm^2/g (Elam total, coherent scattering included): one
+        xraydb call for all energies.
+    """
+    values = xraydb.mu_elam(symbol, [1000.0 * e for e in energies_keV], kind="total")
+    return tuple(float(v) for v in values)
+
+
+@functools.cache
+def material_mass_attenuation_cm2_per_g(material: str, energies_keV: tuple[float, ...]) -> tuple[float, ...]:
+    """Total mass attenuation coefficient ``mu/rho`` of a material at each energy, cm^2/g.
+
+    ``sum_i w_i (mu/rho)_i(E) / sum_i w_i``: the elements' Elam totals weighted by the mass
+    fractions of ``data/materials.toml`` (renormalised to 1), one xraydb call per element.
 
     Parameters
     ----------
     material : str
         A key of ``data/materials.toml`` (``"water"``, ``"muscle"``, ``"cortical_bone"``...).
-    energy_keV : float
-        Photon energy, keV (xraydb's Elam tables cover the diagnostic and PET range).
+    energies_keV : tuple of float
+        Photon energies, keV.
+
+    Returns
+    -------
+    tuple of float
+        ``mu/rho`` at each energy, cm^2/g.
+
+    Raises
+    ------
+    ValueError
+        One line naming the unknown material and the known ones.
     """
     compositions = material_compositions()
     if material not in compositions:
         raise ValueError(f"unknown material {material!r}; known: {', '.join(sorted(compositions))}")
     fractions = compositions[material].mass_fractions
     total = sum(fractions.values())
-    return sum(w * float(xraydb.mu_elam(el, 1000.0 * energy_keV, kind="total")) for el, w in fractions.items()) / total
+    out = [0.0] * len(energies_keV)
+    for element, w in fractions.items():
+        for i, mu in enumerate(element_mass_attenuation_cm2_per_g(element, tuple(energies_keV))):
+            out[i] += w * mu
+    return tuple(v / total for v in out)
+
+
+def mass_attenuation_cm2_per_g(material: str, energy_keV: float) -> float:
+    """Total mass attenuation coefficient ``mu/rho`` of a material at one energy, cm^2/g.
+
+    :func:`material_mass_attenuation_cm2_per_g` at the single energy ``energy_keV`` (keV).
+    """
+    return material_mass_attenuation_cm2_per_g(material, (float(energy_keV),))[0]
 
 
 def linear_attenuation_per_mm(phantom, energy_keV: float, backend: Backend):
@@ -51,16 +100,6 @@ def linear_attenuation_per_mm(phantom, energy_keV: float, backend: Backend):
     index = xp.reshape(xp.astype(phantom.labels, xp.int64), (-1,))
     mass_atten = xp.reshape(xp.take(table, index), phantom.labels.shape)
     return mass_atten * phantom.properties["density_g_per_ml"] / 10.0
-
-
-#: Contrast labels of the scenario -> their element (xraydb symbol).
-CONTRAST_ELEMENTS = {"iodine": "I", "gold": "Au"}
-
-
-@functools.cache
-def element_mass_attenuation_cm2_per_g(symbol: str, energy_keV: float) -> float:
-    """Total mass attenuation coefficient of one element at ``energy_keV``, cm^2/g (xraydb)."""
-    return float(xraydb.mu_elam(symbol, 1000.0 * energy_keV, kind="total"))
 
 
 def contrast_density_g_per_ml(delivery, backend: Backend) -> dict:
@@ -88,7 +127,8 @@ def contrast_attenuation_per_mm(densities: dict, energy_keV: float, backend: Bac
     """
     total = None
     for kind, density in densities.items():
-        term = density * (element_mass_attenuation_cm2_per_g(CONTRAST_ELEMENTS[kind], float(energy_keV)) / 10.0)
+        per_g = element_mass_attenuation_cm2_per_g(CONTRAST_ELEMENTS[kind], (float(energy_keV),))[0]
+        term = density * (per_g / 10.0)
         total = term if total is None else total + term
     return total
 
@@ -100,4 +140,5 @@ __all__ = [
     "element_mass_attenuation_cm2_per_g",
     "linear_attenuation_per_mm",
     "mass_attenuation_cm2_per_g",
+    "material_mass_attenuation_cm2_per_g",
 ]

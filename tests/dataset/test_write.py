@@ -15,9 +15,9 @@ import pytest
 import SimpleITK as sitk
 
 from imagingsim.backend import get_backend
+from imagingsim.data.carriers import carrier_parameters
 from imagingsim.dataset.layout import CORE_TRUTH_FILES, property_desc, truth_files
 from imagingsim.dataset.write import write_dataset
-from imagingsim.delivery.carriers import carrier_parameters
 from imagingsim.grid import ImageGrid
 from imagingsim.io.atomic import atomic_write_bytes, check_output_dir, staged_directory
 from imagingsim.io.nifti import XFORM_CODE, read_nifti, write_nifti

@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 
 from imagingsim.backend import get_backend
+from imagingsim.data.carriers import carrier_parameters
+from imagingsim.data.drugs import drug_parameters
 from imagingsim.delivery import DRUG_LEDGER_KEYS, LEDGER_KEYS, simulate_delivery, solver_steps
 from imagingsim.delivery.body import LUMPED_TISSUE
-from imagingsim.delivery.carriers import carrier_parameters
-from imagingsim.delivery.release import drug_parameters, release_rate_map, trigger_map
+from imagingsim.delivery.release import release_rate_map, trigger_map
 from imagingsim.grid import ImageGrid
 from imagingsim.phantom import build_phantom
 from imagingsim.phantom.model import PROPERTY_UNITS, Label, Phantom
@@ -532,7 +533,7 @@ def test_percent_id_per_g_by_label_matches_regions(backend):
 def test_renkin_pore_factor():
     # Renkin hindrance in 500 nm pores, normalised at 100 nm: larger particles are held
     # back, smaller ones pass more easily, particles as large as the pore not at all.
-    from imagingsim.delivery.carriers import renkin_hindrance
+    from imagingsim.data.carriers import renkin_hindrance
 
     assert carrier_parameters("peg_liposome").epr_size_factor == 1.0
     assert carrier_parameters("micelle").epr_size_factor == pytest.approx(2.026, abs=1e-3)
@@ -571,7 +572,7 @@ def test_extravasation_faster_than_the_half_life_is_refused(numpy_backend):
 
 
 def test_shares_and_string_overrides_are_one_line_errors():
-    from imagingsim.delivery.carriers import NON_NUMERIC_FIELDS, OVERRIDE_KEYS
+    from imagingsim.data.carriers import NON_NUMERIC_FIELDS, OVERRIDE_KEYS
 
     with pytest.raises(ValueError, match="marrow_share must be <= 1") as info:
         carrier_parameters("peg_liposome", {"marrow_share": 0.5})

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 from imagingsim.backend import get_backend
+from imagingsim.data.materials import material_compositions
 from imagingsim.grid import ImageGrid
 from imagingsim.phantom import PROPERTY_UNITS, TUMOUR_LABELS, Label, build_phantom
 from imagingsim.phantom.anatomy import ANATOMIES, VoxelCanvas
 from imagingsim.phantom.heterogeneity import gaussian_random_field, lognormal_multiplier
-from imagingsim.phantom.properties import RANGES, label_materials, material_compositions, tissue_table
+from imagingsim.phantom.properties import RANGES, label_materials, tissue_table
 from imagingsim.phantom.tumour import draw_tumours, paint_tumours
 from imagingsim.pipeline import load_scenario
 from imagingsim.scenario import HeterogeneitySpec, PhantomSpec, TumourSpec

@@ -71,26 +71,22 @@ from __future__ import annotations
 
 import functools
 import math
-import tomllib
 from dataclasses import fields
-from importlib import resources
 from typing import Any
 
 from imagingsim.backend import Backend
+from imagingsim.data.tables import read_table
 from imagingsim.modalities.base import AcquisitionContext
 from imagingsim.modalities.ct.result import CTAcquisition, CTSystemParams, WaterCalibration
 from imagingsim.modalities.ct.spec import CTSpec
 from imagingsim.modalities.ct.spectrum import (
     BONE_CHORD_FRACTION,
-    CONTRAST_ELEMENTS,
     XraySpectrum,
     bone_hu,
     calibration_mu_water_per_mm,
     effective_energy_keV,
-    element_mass_attenuation_cm2_per_g,
     filtered_kramers,
     kramers_photons,
-    material_mass_attenuation_cm2_per_g,
     measured_bone_hu,
     water_hardening_table,
     water_mu_per_mm,
@@ -98,7 +94,13 @@ from imagingsim.modalities.ct.spectrum import (
 )
 from imagingsim.modalities.settings import merged_preset
 from imagingsim.modalities.stages import StageTimer
-from imagingsim.physics.attenuation import contrast_density_g_per_ml, linear_attenuation_per_mm
+from imagingsim.physics.attenuation import (
+    CONTRAST_ELEMENTS,
+    contrast_density_g_per_ml,
+    element_mass_attenuation_cm2_per_g,
+    linear_attenuation_per_mm,
+    material_mass_attenuation_cm2_per_g,
+)
 from imagingsim.physics.noise import poisson_counts
 from imagingsim.projectors import ParallelBeamGeometry, ParallelProjector, PixelBackprojector
 from imagingsim.recon import fbp
@@ -134,8 +136,7 @@ _PER_CM_TO_PER_MM = 0.1
 @functools.cache
 def ct_presets() -> dict[str, dict[str, Any]]:
     """The ``[ct.<name>]`` tables of ``data/ct_systems.toml``, by preset name."""
-    text = resources.files("imagingsim.data").joinpath("ct_systems.toml").read_text(encoding="utf-8")
-    return dict(tomllib.loads(text)["ct"])
+    return read_table("ct_systems.toml")["ct"]
 
 
 def ct_system_params(spec: CTSpec) -> CTSystemParams:

@@ -38,15 +38,14 @@ Calibration quantities
 from __future__ import annotations
 
 import bisect
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import xraydb
 
-from imagingsim.phantom.properties import material_compositions
-from imagingsim.physics.attenuation import CONTRAST_ELEMENTS as ATTENUATION_CONTRAST_ELEMENTS
+from imagingsim.data.materials import material_compositions
+from imagingsim.physics.attenuation import element_mass_attenuation_cm2_per_g, material_mass_attenuation_cm2_per_g
 
 #: Lowest photon energy of the spectra, keV (bins start here).
 E_MIN_KEV = 10.0
@@ -54,8 +53,6 @@ E_MIN_KEV = 10.0
 BIN_KEV = 1.0
 #: Filter materials the spectra know (element symbols of xraydb).
 FILTER_ELEMENTS = ("Al", "Cu")
-#: Contrast elements and their scenario label kinds (K edges: I 33.17 keV, Au 80.72 keV).
-CONTRAST_ELEMENTS = ATTENUATION_CONTRAST_ELEMENTS
 #: Material whose reference density and composition define "bone" in HU conversions.
 BONE_MATERIAL = "cortical_bone"
 #: Cortical-bone chord of the bone calibration, as a fraction of the calibration cylinder's
@@ -165,33 +162,6 @@ def kramers_photons(kvp: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
     energies = energy_bins_keV(kvp)
     widths = _bin_widths_keV(energies, kvp)
     return energies, tuple((kvp - e) / e * w for e, w in zip(energies, widths, strict=True))
-
-
-@functools.cache
-def element_mass_attenuation_cm2_per_g(element: str, energies_keV: tuple[float, ...]) -> tuple[float, ...]:
-    """Total mass attenuation ``mu/rho`` of an element (xraydb Elam), cm^2/g, at each energy."""
-    values = xraydb.mu_elam(element, [1000.0 * e for e in energies_keV], kind="total")
-    return tuple(float(v) for v in values)
-
-
-@functools.cache
-def material_mass_attenuation_cm2_per_g(material: str, energies_keV: tuple[float, ...]) -> tuple[float, ...]:
-    """``mu/rho`` of a material of ``data/materials.toml`` at each energy, cm^2/g.
-
-    The formula of :func:`imagingsim.physics.attenuation.mass_attenuation_cm2_per_g` (mass-fraction
-    weighted Elam totals, fractions renormalised to 1), with one xraydb call per element for
-    all energies instead of one per energy.
-    """
-    compositions = material_compositions()
-    if material not in compositions:
-        raise ValueError(f"unknown material {material!r}; known: {', '.join(sorted(compositions))}")
-    fractions = compositions[material].mass_fractions
-    total = sum(fractions.values())
-    out = [0.0] * len(energies_keV)
-    for element, w in fractions.items():
-        for i, mu in enumerate(element_mass_attenuation_cm2_per_g(element, tuple(energies_keV))):
-            out[i] += w * mu
-    return tuple(v / total for v in out)
 
 
 def filter_transmission(energies_keV: Sequence[float], filtration_mm: Mapping[str, float]) -> tuple[float, ...]:
@@ -429,20 +399,17 @@ __all__ = [
     "BIN_KEV",
     "BONE_CHORD_FRACTION",
     "BONE_MATERIAL",
-    "CONTRAST_ELEMENTS",
     "E_MIN_KEV",
     "FILTER_ELEMENTS",
     "XraySpectrum",
     "bone_hu",
     "calibration_mu_water_per_mm",
     "effective_energy_keV",
-    "element_mass_attenuation_cm2_per_g",
     "energy_bins_keV",
     "filter_transmission",
     "filtered_kramers",
     "interpolate_water_length_mm",
     "kramers_photons",
-    "material_mass_attenuation_cm2_per_g",
     "material_mu_per_mm",
     "measured_bone_hu",
     "polyenergetic_line_integral",

@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import functools
 import math
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from imagingsim.backend import backend_of
+from imagingsim.data.tables import read_table
 from imagingsim.grid import ImageGrid
 from imagingsim.phantom.heterogeneity import gaussian_random_field
 from imagingsim.phantom.model import Label
@@ -94,7 +93,7 @@ class FieldModel(_Strict):
 
 @functools.cache
 def _tables() -> tuple[dict[str, _AgentTable], FieldModel]:
-    raw = tomllib.loads(resources.files("imagingsim.data").joinpath("relaxivity.toml").read_text(encoding="utf-8"))
+    raw = read_table("relaxivity.toml")
     agents = {}
     for name, entry in raw["relaxivity"].items():
         fields = {k: v for k, v in entry.items() if isinstance(v, dict)}

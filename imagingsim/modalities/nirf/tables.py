@@ -21,12 +21,11 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from imagingsim.backend import Backend
+from imagingsim.data.tables import read_table
 from imagingsim.phantom.model import Label
 from imagingsim.phantom.properties import lookup, tissue_table
 
@@ -39,10 +38,6 @@ PLANCK_J_S = 6.62607015e-34
 LIGHT_M_PER_S = 299_792_458.0
 #: Fluorescence coefficient per (nmol/mL) per (1/(M cm)): ln(10) x 1e-6 M per nmol/mL / 10 mm per cm.
 _EXTINCTION_TO_PER_MM = math.log(10.0) * 1e-7
-
-
-def _read(name: str) -> dict[str, Any]:
-    return tomllib.loads(resources.files("imagingsim.data").joinpath(name).read_text(encoding="utf-8"))
 
 
 # --- fluorophores --------------------------------------------------------------------------
@@ -92,7 +87,7 @@ class Fluorophore:
 @functools.cache
 def fluorophore(dye: str) -> Fluorophore:
     """The dye ``dye`` (a ``FluorophoreLabel.dye`` value) from ``data/fluorophores.toml``."""
-    table = _read("fluorophores.toml")
+    table = read_table("fluorophores.toml")
     if dye not in table:
         raise ValueError(f"data/fluorophores.toml has no dye {dye!r}; dyes: {', '.join(table)}")
     entry = dict(table[dye])
@@ -260,7 +255,7 @@ class CameraSetup:
 @functools.cache
 def camera(preset: str) -> Camera:
     """The camera preset called ``preset``."""
-    table = _read("cameras.toml")
+    table = read_table("cameras.toml")
     if preset not in table:
         raise ValueError(f"data/cameras.toml has no camera {preset!r}; presets: {', '.join(table)}")
     e = table[preset]
@@ -291,7 +286,7 @@ def camera(preset: str) -> Camera:
 
 def camera_for_window(window: str) -> Camera:
     """The camera preset whose ``window`` is ``window`` (silicon CCD for NIR-I, InGaAs for NIR-II)."""
-    for preset in _read("cameras.toml"):
+    for preset in read_table("cameras.toml"):
         cam = camera(preset)
         if cam.window == window:
             return cam
@@ -374,7 +369,7 @@ def _interp_log(xs: tuple[float, ...], ys: tuple[float, ...], x: float) -> float
 @functools.cache
 def optics_table() -> OpticsTable:
     """The validated ``data/optics.toml``."""
-    raw = _read("optics.toml")
+    raw = read_table("optics.toml")
     wavelengths = tuple(float(w) for w in raw["wavelengths_nm"])
     tissues = raw["tissue"]
     missing = [label.bids_name for label in Label if label.bids_name not in tissues]

@@ -9,7 +9,7 @@ Model (one frame ``k`` per schedule time ``t_k``, length ``D``; t = 0 is the sce
   frame-start value during the frame (carrier kinetics take hours, a frame minutes), and
   decay gives ``A_a(x) * I_a,k`` decays per mL, with
   ``I_a,k = int_{max(t_k, t_inj)}^{t_k + D} exp(-lambda_a (t - t_inj)) dt``
-  (:func:`~imagingsim.modalities.pet.physics.decay_integral_s`; ``D / I`` is dPETSTEP's
+  (:func:`~imagingsim.physics.decay.decay_integral_s`; ``D / I`` is dPETSTEP's
   frame-averaged decay factor), of which a fraction ``beta_a`` emit a positron.
 - **Image convention.** Images are in tracer units, Bq/mL: ``E_k = sum_a A_a beta_a I_a,k /
   (beta_tr tau_k)`` with ``tau_k = I_tr,k`` when decay-corrected to the tracer's injection
@@ -48,8 +48,8 @@ Model (one frame ``k`` per schedule time ``t_k``, length ``D``; t = 0 is the sce
 from __future__ import annotations
 
 from imagingsim.backend import Backend
+from imagingsim.data.radionuclides import Nuclide, nuclide
 from imagingsim.modalities.base import AcquisitionContext
-from imagingsim.modalities.pet.physics import Nuclide, decay_integral_s, nuclide
 from imagingsim.modalities.pet.result import PETAcquisition
 from imagingsim.modalities.pet.scanner import scanner_params
 from imagingsim.modalities.pet.spec import PETSpec, pet_tracer
@@ -64,6 +64,7 @@ from imagingsim.modalities.settings import check_acquisitions_fit
 from imagingsim.modalities.stages import StageTimer
 from imagingsim.operators import Blur, FrameWise
 from imagingsim.physics.attenuation import linear_attenuation_per_mm
+from imagingsim.physics.decay import decay_integral_s
 from imagingsim.physics.noise import check_nonnegative, poisson_counts
 from imagingsim.projectors import ParallelBeamGeometry
 from imagingsim.scenario import AgentSpec, Scenario, positron_nuclide

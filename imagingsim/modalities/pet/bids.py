@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from imagingsim.data.radionuclides import nuclide
 from imagingsim.io.atomic import atomic_write_text
 from imagingsim.io.nifti import sinogram_grid, write_nifti
 from imagingsim.io.sidecars import TIME_REFERENCE, write_json
-from imagingsim.modalities.pet.physics import nuclide
 from imagingsim.modalities.pet.result import PETAcquisition
 from imagingsim.projectors.geometry import SINOGRAM_CONVENTIONS as GEOMETRY_CONVENTIONS
 

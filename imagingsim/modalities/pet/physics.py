@@ -1,130 +1,20 @@
-"""PET physics: radionuclide data, decay over a frame and positron-range kernels.
+"""PET physics: positron-range kernels.
 
-Everything here is either host-side scalar arithmetic (decay integrals, table look-ups) or
-builds a small device kernel once per acquisition (positron range); nothing draws.
+Everything here is either host-side scalar arithmetic or builds a small device kernel once
+per acquisition (positron range); nothing draws. Radionuclide data are in
+:mod:`imagingsim.data.radionuclides`, decay over a frame in :mod:`imagingsim.physics.decay`.
 
 References
 ----------
-dPETSTEP frame-averaged decay factor: Haggstrom et al., Med Phys 2016;43:4882 (eq. for the
-mean activity over a frame). Positron ranges in water: J Nucl Med 2022;63:649 (Table 3), via
-``data/radionuclides.toml``.
+Positron ranges in water: J Nucl Med 2022;63:649 (Table 3), via ``data/radionuclides.toml``.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
-from importlib import resources
 
 from imagingsim.backend import Backend
-
-
-@dataclass(frozen=True)
-class Nuclide:
-    """Decay data of one radionuclide (``data/radionuclides.toml``, sources there).
-
-    Attributes
-    ----------
-    name : str
-        Table key (``"F18"``, ``"Zr89"``...).
-    bids_name : str
-        BIDS ``TracerRadionuclide`` spelling (``"18F"``).
-    half_life_s : float
-        Physical half-life, s.
-    beta_plus_fraction : float
-        Positrons per decay.
-    mean_positron_range_mm, max_positron_range_mm : float
-        Mean 3-D distance from emission to annihilation in water, and its maximum, mm
-        (0 for nuclides that emit no positron).
-    photon_energies_keV, photon_yields : tuple of float
-        Main gamma lines (SPECT photopeaks) and photons per decay; empty for pure positron
-        emitters.
-    """
-
-    name: str
-    bids_name: str
-    half_life_s: float
-    beta_plus_fraction: float
-    mean_positron_range_mm: float = 0.0
-    max_positron_range_mm: float = 0.0
-    photon_energies_keV: tuple[float, ...] = ()
-    photon_yields: tuple[float, ...] = ()
-
-    @property
-    def decay_constant_per_s(self) -> float:
-        """``lambda = ln 2 / half-life``, 1/s."""
-        return math.log(2.0) / self.half_life_s
-
-
-@functools.cache
-def nuclide_table() -> dict[str, Nuclide]:
-    """Every nuclide of ``data/radionuclides.toml``, by name."""
-    text = resources.files("imagingsim.data").joinpath("radionuclides.toml").read_text(encoding="utf-8")
-    table = tomllib.loads(text)
-    return {
-        name: Nuclide(
-            name=name,
-            bids_name=str(row["bids_name"]),
-            half_life_s=float(row["half_life_s"]),
-            beta_plus_fraction=float(row["beta_plus_fraction"]),
-            mean_positron_range_mm=float(row.get("mean_positron_range_mm", 0.0)),
-            max_positron_range_mm=float(row.get("max_positron_range_mm", 0.0)),
-            photon_energies_keV=tuple(float(e) for e in row.get("photon_energies_keV", ())),
-            photon_yields=tuple(float(y) for y in row.get("photon_yields", ())),
-        )
-        for name, row in table.items()
-    }
-
-
-def nuclide(name: str) -> Nuclide:
-    """The decay data of ``name``; a one-line ValueError lists the known nuclides."""
-    table = nuclide_table()
-    if name not in table:
-        raise ValueError(f"unknown radionuclide {name!r}; known: {', '.join(table)}")
-    return table[name]
-
-
-def decay_integral_s(half_life_s: float, start_s: float, end_s: float, *, injection_s: float = 0.0) -> float:
-    """Decays per becquerel injected over ``[start_s, end_s]``: ``int exp(-lambda (t - t_inj)) dt``, s.
-
-    The integral runs over the part of the interval after the injection (nothing decays
-    before it), so a frame that ends before the injection gives 0.
-
-    Parameters
-    ----------
-    half_life_s : float
-        Physical half-life, s.
-    start_s, end_s : float
-        Interval, s on the scenario clock (t = 0 at the scenario start).
-    injection_s : float
-        Injection time on the same clock, s.
-
-    Returns
-    -------
-    float
-        ``exp(-lambda a) (1 - exp(-lambda (b - a))) / lambda`` with ``a, b`` the clipped
-        interval measured from the injection (``expm1`` keeps short frames exact).
-    """
-    lo = max(start_s, injection_s) - injection_s
-    hi = max(end_s, injection_s) - injection_s
-    if hi <= lo:
-        return 0.0
-    lam = math.log(2.0) / half_life_s
-    return math.exp(-lam * lo) * -math.expm1(-lam * (hi - lo)) / lam
-
-
-def frame_averaged_decay_factor(half_life_s: float, start_s: float, end_s: float) -> float:
-    """dPETSTEP's frame-averaged decay factor ``lambda dt / (exp(-lambda t1) - exp(-lambda t2))``.
-
-    ``t1, t2`` are the frame limits after injection, s. Dividing the activity at injection
-    by it gives the mean activity during the frame; it equals
-    ``(t2 - t1) / decay_integral_s(half_life_s, t1, t2)``.
-    """
-    lam = math.log(2.0) / half_life_s
-    return lam * (end_s - start_s) / (math.exp(-lam * start_s) - math.exp(-lam * end_s))
 
 
 def truncated_exponential_mean_mm(scale_mm: float, max_mm: float) -> float:
@@ -235,11 +125,6 @@ def positron_range_kernel(
 
 
 __all__ = [
-    "Nuclide",
-    "decay_integral_s",
-    "frame_averaged_decay_factor",
-    "nuclide",
-    "nuclide_table",
     "positron_range_kernel",
     "range_scale_mm",
     "truncated_exponential_mean_mm",

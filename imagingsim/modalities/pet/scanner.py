@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import functools
-import tomllib
 from dataclasses import fields
-from importlib import resources
 from typing import Any
 
+from imagingsim.data.tables import read_table
 from imagingsim.modalities.pet.result import ScannerParams
 from imagingsim.modalities.pet.spec import PETSpec
 from imagingsim.modalities.settings import merged_preset
@@ -31,8 +30,7 @@ OVERRIDABLE = (
 @functools.cache
 def pet_presets() -> dict[str, dict[str, Any]]:
     """The ``[pet.<name>]`` tables of ``data/scanners.toml``, by preset name."""
-    text = resources.files("imagingsim.data").joinpath("scanners.toml").read_text(encoding="utf-8")
-    return dict(tomllib.loads(text)["pet"])
+    return read_table("scanners.toml")["pet"]
 
 
 def scanner_params(spec: PETSpec) -> ScannerParams:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from imagingsim.backend import Backend
-from imagingsim.modalities.pet.physics import Nuclide, positron_range_kernel
+from imagingsim.data.radionuclides import Nuclide
+from imagingsim.modalities.pet.physics import positron_range_kernel
 from imagingsim.modalities.pet.result import ScannerParams
 from imagingsim.operators import Blur, Diagonal, FrameWise, LinearOperator, Reshape
 from imagingsim.projectors import ParallelBeamGeometry, ParallelProjector, PixelBackprojector

@@ -44,8 +44,8 @@ import itertools
 import math
 
 from imagingsim.backend import Backend
+from imagingsim.data.radionuclides import nuclide
 from imagingsim.modalities.base import AcquisitionContext
-from imagingsim.modalities.pet.physics import decay_integral_s, nuclide
 from imagingsim.modalities.settings import check_acquisitions_fit
 from imagingsim.modalities.spect.physics import SPECTParams, photopeaks, spect_params
 from imagingsim.modalities.spect.result import RECON_VARIANTS, SPECTAcquisition
@@ -67,6 +67,7 @@ from imagingsim.physics.attenuation import (
     contrast_density_g_per_ml,
     linear_attenuation_per_mm,
 )
+from imagingsim.physics.decay import decay_integral_s
 from imagingsim.physics.noise import poisson_counts
 from imagingsim.scenario import AgentSpec, Scenario
 from imagingsim.scenario import single_photon_nuclide as spect_nuclide

@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
+from imagingsim.data.radionuclides import nuclide
 from imagingsim.grid import ImageGrid
 from imagingsim.io.atomic import atomic_write_text
 from imagingsim.io.nifti import write_nifti
 from imagingsim.io.sidecars import TIME_REFERENCE, write_json
-from imagingsim.modalities.pet.physics import nuclide
 from imagingsim.modalities.spect.acquire import SPECT_NOISE_STREAM, specific_activity_bq_per_ug
 from imagingsim.modalities.spect.result import SPECTAcquisition
 

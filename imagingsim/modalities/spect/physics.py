@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import functools
 import math
-import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import xraydb
 
-from imagingsim.modalities.pet.physics import Nuclide
+from imagingsim.data.radionuclides import Nuclide
+from imagingsim.data.tables import read_table
 from imagingsim.modalities.spect.projector import FWHM_PER_SIGMA, CollimatorResponse
 from imagingsim.modalities.spect.spec import SPECTSpec
 
@@ -107,8 +106,7 @@ def lead_attenuation_per_mm(energy_keV: float) -> float:
 @functools.cache
 def spect_tables() -> dict[str, dict[str, Any]]:
     """The ``spect`` and ``collimator`` tables of ``data/spect_systems.toml``."""
-    text = resources.files("imagingsim.data").joinpath("spect_systems.toml").read_text(encoding="utf-8")
-    return tomllib.loads(text)
+    return read_table("spect_systems.toml")
 
 
 def collimator(name: str) -> Collimator:

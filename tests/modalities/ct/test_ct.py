@@ -39,13 +39,11 @@ from imagingsim.modalities.ct.spectrum import (
     BONE_CHORD_FRACTION,
     bone_hu,
     effective_energy_keV,
-    element_mass_attenuation_cm2_per_g,
     energy_bins_keV,
     filter_transmission,
     filtered_kramers,
     interpolate_water_length_mm,
     kramers_photons,
-    material_mass_attenuation_cm2_per_g,
     material_mu_per_mm,
     measured_bone_hu,
     polyenergetic_line_integral,
@@ -53,7 +51,11 @@ from imagingsim.modalities.ct.spectrum import (
     water_mu_per_mm,
     xray_spectrum,
 )
-from imagingsim.physics.attenuation import mass_attenuation_cm2_per_g
+from imagingsim.physics.attenuation import (
+    element_mass_attenuation_cm2_per_g,
+    mass_attenuation_cm2_per_g,
+    material_mass_attenuation_cm2_per_g,
+)
 from imagingsim.pipeline import load_scenario
 from imagingsim.projectors import ParallelBeamGeometry
 from imagingsim.scenario import AgentSpec

@@ -13,15 +13,10 @@ import numpy as np
 import pytest
 
 from imagingsim.backend import get_backend
+from imagingsim.data.radionuclides import nuclide
 from imagingsim.modalities.base import acquisition_context
 from imagingsim.modalities.pet.acquire import acquire_pet
-from imagingsim.modalities.pet.physics import (
-    decay_integral_s,
-    frame_averaged_decay_factor,
-    nuclide,
-    positron_range_kernel,
-    truncated_exponential_mean_mm,
-)
+from imagingsim.modalities.pet.physics import positron_range_kernel, truncated_exponential_mean_mm
 from imagingsim.modalities.pet.scanner import scanner_params
 from imagingsim.modalities.pet.spec import PETSpec
 from imagingsim.modalities.pet.system import (
@@ -33,6 +28,7 @@ from imagingsim.modalities.pet.system import (
 )
 from imagingsim.phantom import Label, build_phantom
 from imagingsim.physics.attenuation import linear_attenuation_per_mm, mass_attenuation_cm2_per_g
+from imagingsim.physics.decay import decay_integral_s
 from imagingsim.pipeline import load_scenario
 
 SMALL = ['phantom.voxel_size_mm=1.0', 'modalities.enabled=["pet"]', 'modalities.pet.recon=["fbp"]']
@@ -75,22 +71,6 @@ def _static_case(backend, overrides=(), *, mu_zero=False, carrier_ug_per_ml=10.0
 
 
 # --- decay ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", ["F18", "Zr89"])
-def test_frame_averaged_decay_factor_is_the_decay_integral(name):
-    half_life = nuclide(name).half_life_s
-    for t1, dt in ((0.0, 60.0), (3600.0, 900.0), (86400.0, 1800.0), (604800.0, 900.0)):
-        integral = decay_integral_s(half_life, t1, t1 + dt)
-        # Two closed forms of one integral: agreement to float64 rounding of exp().
-        assert dt / integral == pytest.approx(frame_averaged_decay_factor(half_life, t1, t1 + dt), rel=1e-9)
-
-
-def test_decay_integral_starts_at_injection():
-    half_life = nuclide("F18").half_life_s
-    assert decay_integral_s(half_life, 0.0, 900.0, injection_s=1000.0) == 0.0
-    part = decay_integral_s(half_life, 0.0, 900.0, injection_s=600.0)
-    assert part == pytest.approx(decay_integral_s(half_life, 0.0, 300.0), rel=1e-12)
 
 
 @pytest.mark.parametrize("name", ["F18", "Zr89"])

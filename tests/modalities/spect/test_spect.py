@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from imagingsim.backend import get_backend
+from imagingsim.data.radionuclides import nuclide
 from imagingsim.grid import ImageGrid
 from imagingsim.modalities.base import acquisition_context
-from imagingsim.modalities.pet.physics import nuclide
 from imagingsim.modalities.spect.physics import (
     collimator,
     lead_attenuation_per_mm,
@@ -452,7 +452,7 @@ def test_gold_attenuates_the_simulated_spect_photons():
     acq = acquire_spect(acquisition_context("spect", subject.phantom, subject.delivery, scenario, subject.backend, subject.seed))
     tissue = linear_attenuation_per_mm(subject.phantom, 171.3, subject.backend)
     gold_g_per_ml = subject.delivery.agent("aunp").carrier_ug_per_ml * (0.8 * 1e-6)
-    expected = tissue[..., None] + gold_g_per_ml * element_mass_attenuation_cm2_per_g("Au", 171.3) / 10.0
+    expected = tissue[..., None] + gold_g_per_ml * element_mass_attenuation_cm2_per_g("Au", (171.3,))[0] / 10.0
     mu = np.asarray(acq.mu_true_per_mm["171keV"])
     np.testing.assert_allclose(mu, expected, rtol=1e-5, atol=1e-9)
     assert np.max(mu - tissue[..., None]) > 1e-3 * np.max(tissue)  # the gold is there to see

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from imagingsim.backend import get_backend
+from imagingsim.data.radionuclides import nuclide
 from imagingsim.dataset.layout import truth_files
 from imagingsim.dataset.write import write_dataset
 from imagingsim.delivery import simulate_delivery
 from imagingsim.modalities.base import acquisition_context
-from imagingsim.modalities.pet.physics import nuclide
 from imagingsim.modalities.spect import truth as spect_truth
 from imagingsim.modalities.spect.acquire import acquire_spect
 from imagingsim.modalities.spect.bids import recon_label, write_spect

@@ -16,11 +16,11 @@ Pore restriction of EPR extravasation
 from __future__ import annotations
 
 import math
-import tomllib
-from importlib import resources
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from imagingsim.data.tables import read_table
 
 RENAL_CUTOFF_NM = 5.5  # glomerular filtration cut-off (Choi et al., Nat Biotechnol 2007)
 TUMOUR_PORE_DIAMETER_NM = 500.0  # Hobbs et al. PNAS 1998;95:4607: cut-off 380-780 nm
@@ -135,8 +135,7 @@ class CarrierParams(BaseModel):
 
 
 def _load() -> dict[str, CarrierParams]:
-    text = resources.files("imagingsim.data").joinpath("carriers.toml").read_text(encoding="utf-8")
-    return {name: CarrierParams.model_validate(entry) for name, entry in tomllib.loads(text).items()}
+    return {name: CarrierParams.model_validate(entry) for name, entry in read_table("carriers.toml").items()}
 
 
 CARRIERS: dict[str, CarrierParams] = _load()
