@@ -1,1 +1,1 @@
-"""Physical and biological reference tables, each value with its source in the data file."""
+"""Physical and biological reference tables (TOML, each value with its source) and their typed loaders."""

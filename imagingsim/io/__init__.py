@@ -1,1 +1,2 @@
-"""Host-side input/output: NIfTI, BIDS dataset writing, resampling (numpy allowed here)."""
+"""Host-side toolkit below the modalities: atomic writes, NIfTI, canonical sidecars, host copies,
+resampling between grids and colour overlays (numpy allowed here; no modality is named)."""
