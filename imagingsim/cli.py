@@ -28,7 +28,7 @@ app = typer.Typer(
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
-EXIT_WRITE_FAILED = 1
+EXIT_ENVIRONMENT = 1  # the disk or the installation failed, not the input
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
@@ -39,6 +39,10 @@ class BadInput(Exception):
 
 class WriteFailed(Exception):
     """Raised when the file system refuses the output; main() prints one line and exits 1."""
+
+
+class EnvironmentFailure(Exception):
+    """Raised when the installation is broken (e.g. a registered modality fails to load); exit 1."""
 
 
 @app.command()
@@ -60,7 +64,7 @@ def simulate(
     """Simulate one subject and write a BIDS dataset with ground truth."""
     from imagingsim.backend import BackendError, get_backend
     from imagingsim.io.atomic import check_output_dir
-    from imagingsim.modalities.registry import ModalityError
+    from imagingsim.modalities.registry import ModalityError, ModalityLoadError
     from imagingsim.pipeline import load_scenario, write_subject
     from imagingsim.pipeline import simulate as run_simulation
     from imagingsim.scenario import ScenarioError
@@ -82,6 +86,8 @@ def simulate(
         subject = run_simulation(loaded, backend=be, step=_spinner)
         with _spinner("writing dataset"):
             files = write_subject(subject, out_dir, overwrite=overwrite)
+    except ModalityLoadError as exc:  # an installed plugin is broken: the environment, not the input
+        raise EnvironmentFailure(str(exc)) from None
     except (ScenarioError, BackendError, ModalityError, ValueError) as exc:
         raise BadInput(str(exc)) from None
     except OSError as exc:  # the disk, not the input: one line, exit 1, staging removed
@@ -107,7 +113,7 @@ def list_modalities() -> None:
     for name in registry.names():
         try:
             description = registry.get(name).description
-        except registry.ModalityError as exc:
+        except registry.ModalityLoadError as exc:
             description = f"not loadable: {exc}"
         out.print(f"{name} ({registry.origin(name)}): {description}", markup=False)
 
@@ -165,9 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     except BadInput as exc:
         err.print(f"error: {exc}", markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT
-    except WriteFailed as exc:
+    except (WriteFailed, EnvironmentFailure) as exc:
         err.print(f"error: {exc}", markup=False, soft_wrap=True)
-        return EXIT_WRITE_FAILED
+        return EXIT_ENVIRONMENT
     except typer.Exit as exc:
         return exc.exit_code
     except (KeyboardInterrupt, typer.Abort):

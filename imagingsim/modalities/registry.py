@@ -37,7 +37,12 @@ BUILTIN: dict[str, str] = {
 
 
 class ModalityError(ValueError):
-    """An unknown or broken modality; the message is one line listing what is installed."""
+    """An unknown modality name (bad input); the message is one line listing what is installed."""
+
+
+class ModalityLoadError(RuntimeError):
+    """A registered modality that does not load (the environment, not the input): one line
+    naming the modality, the package that registered it and why."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +84,9 @@ def get(name: str) -> Modality:
     Raises
     ------
     ModalityError
-        One line naming the installed modalities when ``name`` is unknown, or saying what is
-        wrong with a registration that does not load.
+        One line naming the installed modalities when ``name`` is unknown.
+    ModalityLoadError
+        One line saying what is wrong with a registration that does not load.
     """
     registered = registrations()
     if name not in registered:
@@ -90,11 +96,11 @@ def get(name: str) -> Modality:
     try:
         modality = getattr(importlib.import_module(module_name), attribute or "MODALITY")
     except (ImportError, AttributeError) as exc:
-        raise ModalityError(
+        raise ModalityLoadError(
             f"modality {name!r} ({registration.origin}, {registration.target}) failed to load: {exc}".splitlines()[0]
         ) from None
     if not isinstance(modality, Modality) or modality.name != name:
-        raise ModalityError(
+        raise ModalityLoadError(
             f"modality {name!r} ({registration.origin}): {registration.target} is not a Modality named {name!r}"
         )
     return modality
