@@ -38,7 +38,7 @@ class CT(Modality):
     def write(self, stage: Path, acquisition, ctx: WriteContext):
         from imagingsim.modalities.ct.bids import write_ct
 
-        return write_ct(stage, ctx.scenario, ctx.phantom, acquisition, ctx.backend)
+        return write_ct(stage, acquisition, ctx)
 
     def summary(self, acquisition, subject) -> list[str]:
         from imagingsim.modalities.ct.summary import summary_lines

@@ -24,8 +24,10 @@ import numpy as np
 
 from imagingsim.grid import ImageGrid
 from imagingsim.io.atomic import atomic_write_text
+from imagingsim.io.host import host_array
 from imagingsim.io.nifti import sinogram_grid, write_nifti
 from imagingsim.io.sidecars import TIME_REFERENCE, write_json
+from imagingsim.modalities.base import WriteContext
 from imagingsim.modalities.ct.result import CTAcquisition
 from imagingsim.projectors.geometry import SINOGRAM_CONVENTIONS as GEOMETRY_CONVENTIONS
 from imagingsim.scenario import time_label
@@ -42,35 +44,30 @@ _FBP_FILTER_NAMES = {"ramp": "ramp filter", "shepp-logan": "Shepp-Logan filter",
 _ELEMENT_NAMES = {"gold": "Au", "iodine": "I"}
 
 
-def write_ct(stage: Path, scenario, phantom, acquisition: CTAcquisition, backend) -> None:
+def write_ct(stage: Path, acquisition: CTAcquisition, ctx: WriteContext) -> None:
     """Write one CT acquisition into a dataset being built at ``stage`` (see module docstring).
 
     Parameters
     ----------
     stage : Path
         Root of the dataset being built (the atomic staging directory).
-    scenario : Scenario
-        Supplies the subject id.
-    phantom : Phantom
-        Grid of the images.
     acquisition : CTAcquisition
         HU images, raw counts and metadata (:func:`imagingsim.modalities.ct.acquire.acquire_ct`).
-    backend : Backend
-        For the explicit device -> host copies.
+    ctx : WriteContext
+        The subject's scenario (subject id), phantom (grid), backend (host copies) and folders.
     """
-    sub = f"sub-{scenario.subject_id}"
+    phantom, backend = ctx.phantom, ctx.backend
+    sub = ctx.sub
     acq = acquisition
-    ct_dir = stage / sub / "ct"
-    raw = stage / "sourcedata" / sub / "ct"
-    truth = stage / "derivatives" / "truth" / sub / "ct"
-    for folder in (ct_dir, raw, truth):
-        folder.mkdir(parents=True, exist_ok=True)
+    ct_dir = ctx.images_dir(stage, "ct")
+    raw = ctx.sourcedata_dir(stage, "ct")
+    truth = ctx.truth_dir(stage, "ct")
     spatial_reference = f"bids:raw:{sub}/anat/{sub}_T1map.nii.gz"
     common = _sidecar_fields(acq, phantom.grid.voxel_size_mm[2])
-    hu = np.asarray(backend.to_host(acq.hu), dtype=np.float32)
-    counts = np.asarray(backend.to_host(acq.measured_counts), dtype=np.float32)
-    mu_true = np.asarray(backend.to_host(acq.mu_true_per_mm), dtype=np.float32)
-    contrast = {e: np.asarray(backend.to_host(a), dtype=np.float32) for e, a in acq.contrast_mg_per_ml.items()}
+    hu = host_array(backend, acq.hu, np.float32)
+    counts = host_array(backend, acq.measured_counts, np.float32)
+    mu_true = host_array(backend, acq.mu_true_per_mm, np.float32)
+    contrast = {e: host_array(backend, a, np.float32) for e, a in acq.contrast_mg_per_ml.items()}
     sino_grid = sinogram_grid(acq.geometry, phantom.grid)
     for k, time_h in enumerate(acq.times_h):
         base = f"{sub}_acq-{time_label(time_h)}"

@@ -36,7 +36,7 @@ class MRI(Modality):
     def write(self, stage: Path, acquisition, ctx: WriteContext):
         from imagingsim.modalities.mri.bids import write_mri
 
-        return write_mri(stage, ctx.scenario, ctx.phantom, acquisition, ctx.backend)
+        return write_mri(stage, acquisition, ctx)
 
     def summary(self, acquisition, subject) -> list[str]:
         from imagingsim.modalities.mri.summary import summary_lines

@@ -56,8 +56,10 @@ from pathlib import Path
 import numpy as np
 
 from imagingsim.io.atomic import atomic_write_bytes, atomic_write_text
+from imagingsim.io.host import host_array
 from imagingsim.io.nifti import write_nifti
 from imagingsim.io.sidecars import BIDS_VERSION, LICENSE, TIME_REFERENCE, generated_by, write_json
+from imagingsim.modalities.base import WriteContext
 from imagingsim.modalities.mri.recon import (
     BASELINE_VOID_DECAY,
     NOISE_FLOOR_MULTIPLE,
@@ -76,9 +78,10 @@ MANUFACTURER = "imagingsim (simulated)"
 MODEL_NAME = "imagingsim MRI forward model"
 
 
-def write_mri(stage: Path, scenario, phantom, acquisition: MRIAcquisition, backend) -> None:
+def write_mri(stage: Path, acquisition: MRIAcquisition, ctx: WriteContext) -> None:
     """Write one MRI acquisition into a dataset being built at ``stage`` (see module docstring)."""
-    sub = f"sub-{scenario.subject_id}"
+    scenario, phantom, backend = ctx.scenario, ctx.phantom, ctx.backend
+    sub = ctx.sub
     grid = phantom.grid
     acq = acquisition
     spec = acq.spec
@@ -86,12 +89,9 @@ def write_mri(stage: Path, scenario, phantom, acquisition: MRIAcquisition, backe
     if len(set(labels)) != len(labels):
         raise ValueError(f"MRI session labels collide: {labels} (schedule times closer than 1e-6 h)")
 
-    anat = stage / sub / "anat"
-    anat.mkdir(parents=True, exist_ok=True)
-    raw = stage / "sourcedata" / sub / "mri"
-    raw.mkdir(parents=True, exist_ok=True)
-    truth = stage / "derivatives" / "truth" / sub / "mri"
-    truth.mkdir(parents=True, exist_ok=True)
+    anat = ctx.images_dir(stage, "anat")
+    raw = ctx.sourcedata_dir(stage, "mri")
+    truth = ctx.truth_dir(stage, "mri")
     spatial_reference = f"bids:raw:{sub}/anat/{sub}_T1map.nii.gz"
     has_fit = acq.r2star_per_s is not None
     estimate_root = stage / "derivatives" / ESTIMATE_PIPELINE
@@ -100,7 +100,7 @@ def write_mri(stage: Path, scenario, phantom, acquisition: MRIAcquisition, backe
     for k, label in enumerate(labels):
         base = f"{sub}_acq-{label}"
         session = _session_fields(acq, k)
-        magnitude = _host(backend, acq.magnitude[k, ...])
+        magnitude = host_array(backend, acq.magnitude[k, ...], np.float32)
         echo_files = []
         for e, te in enumerate(acq.echo_times_ms):
             name = f"{base}_echo-{e + 1}_part-mag_MEGRE"
@@ -108,20 +108,20 @@ def write_mri(stage: Path, scenario, phantom, acquisition: MRIAcquisition, backe
             write_json(anat / f"{name}.json", {**_protocol_fields(acq), **session, "EchoTime": te * 1e-3})
             echo_files.append(f"{sub}/anat/{name}.nii.gz")
         if has_fit:
-            write_nifti(anat / f"{base}_R2starmap.nii.gz", _host(backend, acq.r2star_per_s[k, ...]), grid,
+            write_nifti(anat / f"{base}_R2starmap.nii.gz", host_array(backend, acq.r2star_per_s[k, ...], np.float32), grid,
                         description=f"imagingsim fitted R2* {label} 1/s")
             write_json(anat / f"{base}_R2starmap.json", {**_r2star_fields(acq, echo_files), **session})
-        kspace = np.fft.fftshift(np.asarray(backend.to_host(acq.kspace[k, ...]), dtype=np.complex64), axes=(-3, -2, -1))
+        kspace = np.fft.fftshift(host_array(backend, acq.kspace[k, ...], np.complex64), axes=(-3, -2, -1))
         _write_npy(raw / f"{base}_kspace.npy", kspace)
         del kspace
         _write_truth_session(truth, base, grid, acq, k, backend, spatial_reference)
         if has_estimate:
             _write_estimate(estimate_root / sub / "anat", base, grid, acq, k, backend, session)
 
-    mask = np.fft.fftshift(np.asarray(backend.to_host(acq.mask), dtype=bool), axes=(0, 1))
+    mask = np.fft.fftshift(host_array(backend, acq.mask, bool), axes=(0, 1))
     _write_npy(raw / f"{sub}_samplingmask.npy", mask)
     if acq.coil_maps is not None:
-        _write_npy(raw / f"{sub}_coilmaps.npy", np.asarray(backend.to_host(acq.coil_maps), dtype=np.complex64))
+        _write_npy(raw / f"{sub}_coilmaps.npy", host_array(backend, acq.coil_maps, np.complex64))
     write_json(raw / f"{sub}_kspace.json", _raw_record(acq, sub, grid, int(mask.sum())))
     atomic_write_text(raw / "README", _SOURCEDATA_README)
 
@@ -130,7 +130,7 @@ def write_mri(stage: Path, scenario, phantom, acquisition: MRIAcquisition, backe
         ("baseline_R1map", acq.baseline_r1_per_s, "1/s", "R1 before contrast"),
     ):
         stem = f"{sub}_desc-{name}"
-        write_nifti(truth / f"{stem}.nii.gz", _host(backend, array), grid, description=f"imagingsim {what}")
+        write_nifti(truth / f"{stem}.nii.gz", host_array(backend, array, np.float32), grid, description=f"imagingsim {what}")
         write_json(truth / f"{stem}.json", {
             "Description": f"Pre-contrast {what} at {spec.field_T} T: the phantom's 3 T map carried to the field by "
                            "the field model of data/relaxivity.toml. The iron estimate subtracts this map, standing "
@@ -139,7 +139,7 @@ def write_mri(stage: Path, scenario, phantom, acquisition: MRIAcquisition, backe
         })
     if acq.offresonance_hz is not None:
         stem = f"{sub}_desc-offresonance_fieldmap"
-        write_nifti(truth / f"{stem}.nii.gz", _host(backend, acq.offresonance_hz), grid,
+        write_nifti(truth / f"{stem}.nii.gz", host_array(backend, acq.offresonance_hz, np.float32), grid,
                     description="imagingsim B0 off-resonance Hz")
         write_json(truth / f"{stem}.json", {
             "Description": "B0 off-resonance map the simulation applied (phase 2 pi df TE at every echo): a smooth "
@@ -148,10 +148,6 @@ def write_mri(stage: Path, scenario, phantom, acquisition: MRIAcquisition, backe
         })
     if has_estimate:
         _write_estimate_dataset(estimate_root, scenario, acq)
-
-
-def _host(backend, array) -> np.ndarray:
-    return np.asarray(backend.to_host(array)).astype(np.float32, copy=False)
 
 
 def _write_npy(path: Path, array: np.ndarray) -> None:
@@ -270,14 +266,14 @@ def _write_truth_session(truth: Path, base: str, grid, acq: MRIAcquisition, k: i
          "R2* the signal was computed from: baseline at the field + r2* (free + factor x bound iron)."),
         (f"{base}_desc-true_R1map", acq.true_r1_per_s, "1/s", "R1 the signal was computed from: baseline + r1 x iron."),
     ):
-        write_nifti(truth / f"{stem}.nii.gz", _host(backend, array[k, ...]), grid, description=f"imagingsim truth {stem}")
+        write_nifti(truth / f"{stem}.nii.gz", host_array(backend, array[k, ...], np.float32), grid, description=f"imagingsim truth {stem}")
         write_json(truth / f"{stem}.json", {"Description": description, "Units": units, **common})
 
 
 def _write_estimate(folder: Path, base: str, grid, acq: MRIAcquisition, k: int, backend, session: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     agent = acq.iron_agents[0]
-    write_nifti(folder / f"{base}_desc-ironEstimate_conc.nii.gz", _host(backend, acq.iron_estimate_mM[k, ...]), grid,
+    write_nifti(folder / f"{base}_desc-ironEstimate_conc.nii.gz", host_array(backend, acq.iron_estimate_mM[k, ...], np.float32), grid,
                 description="imagingsim MRI iron estimate mM")
     write_json(folder / f"{base}_desc-ironEstimate_conc.json", {
         "Description": (
@@ -296,7 +292,7 @@ def _write_estimate(folder: Path, base: str, grid, acq: MRIAcquisition, k: int, 
         "Sources": [f"bids:raw:{base.split('_')[0]}/anat/{base}_R2starmap.nii.gz"],
         **session,
     })
-    mask = np.asarray(backend.to_host(acq.fit_mask[k, ...])).astype(np.uint8)
+    mask = host_array(backend, acq.fit_mask[k, ...]).astype(np.uint8)
     write_nifti(folder / f"{base}_desc-r2starFit_mask.nii.gz", mask, grid, description="imagingsim R2* fit mask")
     write_json(folder / f"{base}_desc-r2starFit_mask.json", {
         "Description": (

@@ -39,7 +39,7 @@ class NIRF(Modality):
     def write(self, stage: Path, acquisition, ctx: WriteContext):
         from imagingsim.modalities.nirf.bids import write_nirf
 
-        return write_nirf(stage, ctx.scenario, ctx.phantom, acquisition, ctx.backend)
+        return write_nirf(stage, acquisition, ctx)
 
     def summary(self, acquisition, subject) -> list[str]:
         from imagingsim.modalities.nirf.summary import summary_lines

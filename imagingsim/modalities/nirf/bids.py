@@ -20,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from imagingsim.io.host import host_array
 from imagingsim.io.nifti import write_nifti
 from imagingsim.io.sidecars import TIME_REFERENCE, write_json, write_tsv
+from imagingsim.modalities.base import WriteContext
 from imagingsim.modalities.nirf.acquire import AXIS_NAMES, NIRF_NOISE_STREAM, VIEWS, time_label
 from imagingsim.modalities.nirf.result import DEPTH_COLUMNS, NIRFAcquisition
 from imagingsim.modalities.nirf.tables import optics_table
@@ -34,10 +36,11 @@ def _plane(image: np.ndarray, acq: NIRFAcquisition) -> np.ndarray:
     return np.reshape(np.asarray(image, dtype=np.float32), acq.image_grid.shape)
 
 
-def write_nirf(stage: Path, scenario, phantom, acquisition: NIRFAcquisition, backend) -> None:
+def write_nirf(stage: Path, acquisition: NIRFAcquisition, ctx: WriteContext) -> None:
     """Write one NIRF acquisition into a dataset being built at ``stage`` (see the module docstring)."""
+    phantom, backend = ctx.phantom, ctx.backend
     acq = acquisition
-    sub = f"sub-{scenario.subject_id}"
+    sub = ctx.sub
     labels = [time_label(t) for t in acq.times_h]
     if len(set(labels)) != len(labels):
         raise ValueError(f"NIRF: schedule times {acq.times_h} give duplicate file labels {labels}")
@@ -45,10 +48,9 @@ def write_nirf(stage: Path, scenario, phantom, acquisition: NIRFAcquisition, bac
     expected = backend.to_host(acq.expected_e)
     common = _sidecar(acq, phantom, sub)
 
-    raw = stage / sub / "nirf"
-    raw.mkdir(parents=True, exist_ok=True)
+    folder = ctx.images_dir(stage, "nirf")
     for k, (label, t) in enumerate(zip(labels, acq.times_h)):
-        base = raw / f"{sub}_acq-{label}_nirf"
+        base = folder / f"{sub}_acq-{label}_nirf"
         write_nifti(f"{base}.nii.gz", _plane(images[..., k], acq), acq.image_grid,
                     description=f"imagingsim NIRF {acq.dye.key} {acq.window} {t:g} h")
         write_json(f"{base}.json", {
@@ -63,10 +65,9 @@ def write_nirf(stage: Path, scenario, phantom, acquisition: NIRFAcquisition, bac
             ),
             "PeakExpected_e": acq.peak_expected_e[k],
         })
-    _write_depth_table(raw / f"{sub}_depthsensitivity", acq)
+    _write_depth_table(folder / f"{sub}_depthsensitivity", acq)
 
-    truth = stage / "derivatives" / "truth" / sub / "nirf"
-    truth.mkdir(parents=True, exist_ok=True)
+    truth = ctx.truth_dir(stage, "nirf")
     spatial = f"bids:raw:{sub}/anat/{sub}_T1map.nii.gz"
     for k, (label, t) in enumerate(zip(labels, acq.times_h)):
         base = truth / f"{sub}_acq-{label}_desc-noisefree_nirf"
@@ -98,7 +99,7 @@ def write_nirf(stage: Path, scenario, phantom, acquisition: NIRFAcquisition, bac
     times_s = [3600.0 * t for t in acq.times_h]
     for name, conc in acq.dye_nmol_per_ml.items():
         base = truth / f"{sub}_desc-{name}Dye_conc"
-        write_nifti(f"{base}.nii.gz", np.asarray(backend.to_host(conc), dtype=np.float32), phantom.grid,
+        write_nifti(f"{base}.nii.gz", host_array(backend, conc, np.float32), phantom.grid,
                     frame_times_s=times_s, description=f"imagingsim {name} dye nmol/mL")
         write_json(f"{base}.json", {
             "Description": (

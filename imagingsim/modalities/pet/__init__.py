@@ -40,7 +40,7 @@ class PET(Modality):
     def write(self, stage: Path, acquisition, ctx: WriteContext):
         from imagingsim.modalities.pet.bids import write_pet
 
-        return write_pet(stage, ctx.scenario, ctx.phantom, acquisition, ctx.backend)
+        return write_pet(stage, acquisition, ctx)
 
     def fuse(self, stage: Path, acquisition, anatomical: str, ctx: WriteContext):
         from imagingsim.modalities.pet.fusion import write_pet_mri_fusion

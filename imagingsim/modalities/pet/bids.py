@@ -25,8 +25,10 @@ import numpy as np
 
 from imagingsim.data.radionuclides import nuclide
 from imagingsim.io.atomic import atomic_write_text
+from imagingsim.io.host import host_array
 from imagingsim.io.nifti import sinogram_grid, write_nifti
 from imagingsim.io.sidecars import TIME_REFERENCE, write_json
+from imagingsim.modalities.base import WriteContext
 from imagingsim.modalities.pet.result import PETAcquisition
 from imagingsim.projectors.geometry import SINOGRAM_CONVENTIONS as GEOMETRY_CONVENTIONS
 
@@ -37,45 +39,40 @@ _RECON_CORRECTIONS = {
 }
 
 
-def write_pet(stage: Path, scenario, phantom, acquisition: PETAcquisition, backend) -> None:
+def write_pet(stage: Path, acquisition: PETAcquisition, ctx: WriteContext) -> None:
     """Write one PET acquisition into a dataset being built at ``stage`` (see module docstring).
 
     Parameters
     ----------
     stage : Path
         Root of the dataset being built (the atomic staging directory).
-    scenario : Scenario
-        Supplies the subject id.
-    phantom : Phantom
-        Grid of the images and body mass (SUV).
     acquisition : PETAcquisition
         Images, raw sinograms and metadata (:func:`imagingsim.modalities.pet.acquire.acquire_pet`).
-    backend : Backend
-        For the explicit device -> host copies.
+    ctx : WriteContext
+        The subject's scenario (subject id), phantom (grid), backend (host copies) and folders.
     """
-    sub = f"sub-{scenario.subject_id}"
+    phantom, backend = ctx.phantom, ctx.backend
+    sub = ctx.sub
     trc = acquisition.tracer.name
     base = f"{sub}_trc-{trc}"
     times = _since_injection(acquisition)
 
-    pet = stage / sub / "pet"
-    pet.mkdir(parents=True, exist_ok=True)
+    pet = ctx.images_dir(stage, "pet")
     common = _bids_pet_fields(acquisition, phantom)
     for method, image in acquisition.images_bq_per_ml.items():
         path = pet / f"{base}_rec-{method}_pet"
-        data = np.asarray(backend.to_host(image), dtype=np.float32)
+        data = host_array(backend, image, np.float32)
         write_nifti(f"{path}.nii.gz", data, phantom.grid, frame_times_s=times, description=f"imagingsim PET {trc} {method}")
         write_json(f"{path}.json", {**common, **_recon_fields(acquisition, method)})
 
-    raw = stage / "sourcedata" / sub / "pet"
-    raw.mkdir(parents=True, exist_ok=True)
+    raw = ctx.sourcedata_dir(stage, "pet")
     sino_grid = sinogram_grid(acquisition.geometry, phantom.grid)
     for name, array, what in (
         ("prompts", acquisition.prompts, "prompt counts (trues + scatter + randoms, Poisson)"),
         ("background", acquisition.expected_background, "expected scatter + randoms counts"),
         ("attenuation", acquisition.attenuation_factors, "attenuation factors exp(-line integral of mu_511)"),
     ):
-        data = np.asarray(backend.to_host(array), dtype=np.float32)
+        data = host_array(backend, array, np.float32)
         frame_times = times if data.ndim == 4 else None
         write_nifti(
             raw / f"{base}_{name}.nii.gz", data, sino_grid, frame_times_s=frame_times,
@@ -83,9 +80,8 @@ def write_pet(stage: Path, scenario, phantom, acquisition: PETAcquisition, backe
         )
     write_json(raw / f"{base}_geometry.json", _geometry_record(acquisition, phantom, base))
 
-    truth = stage / "derivatives" / "truth" / sub / "pet"
-    truth.mkdir(parents=True, exist_ok=True)
-    expected = np.asarray(backend.to_host(acquisition.expected_image_bq_per_ml), dtype=np.float32)
+    truth = ctx.truth_dir(stage, "pet")
+    expected = host_array(backend, acquisition.expected_image_bq_per_ml, np.float32)
     write_nifti(truth / f"{base}_desc-expected_activity.nii.gz", expected, phantom.grid, frame_times_s=times,
                 description=f"imagingsim PET {trc} expected activity")
     write_json(
@@ -108,7 +104,7 @@ def write_pet(stage: Path, scenario, phantom, acquisition: PETAcquisition, backe
             "SpatialReference": f"bids:raw:{sub}/anat/{sub}_T1map.nii.gz",
         },
     )
-    mu = np.asarray(backend.to_host(acquisition.mu_511_per_mm), dtype=np.float32)
+    mu = host_array(backend, acquisition.mu_511_per_mm, np.float32)
     write_nifti(truth / f"{sub}_desc-mu511keV_map.nii.gz", mu, phantom.grid, description="imagingsim mu at 511 keV 1/mm")
     write_json(
         truth / f"{sub}_desc-mu511keV_map.json",

@@ -41,7 +41,7 @@ class SPECT(Modality):
     def write(self, stage: Path, acquisition, ctx: WriteContext):
         from imagingsim.modalities.spect.bids import write_spect
 
-        return write_spect(stage, ctx.scenario, ctx.phantom, acquisition, ctx.backend)
+        return write_spect(stage, acquisition, ctx)
 
     def fuse(self, stage: Path, acquisition, anatomical: str, ctx: WriteContext):
         from imagingsim.modalities.spect.fusion import write_spect_ct_fusion

@@ -37,8 +37,10 @@ import numpy as np
 from imagingsim.data.radionuclides import nuclide
 from imagingsim.grid import ImageGrid
 from imagingsim.io.atomic import atomic_write_text
+from imagingsim.io.host import host_array
 from imagingsim.io.nifti import write_nifti
 from imagingsim.io.sidecars import TIME_REFERENCE, write_json
+from imagingsim.modalities.base import WriteContext
 from imagingsim.modalities.spect.acquire import SPECT_NOISE_STREAM, specific_activity_bq_per_ug
 from imagingsim.modalities.spect.result import SPECTAcquisition
 
@@ -93,56 +95,50 @@ def recon_label(variant: str) -> str:
     return first + "".join(word[:1].upper() + word[1:] for word in rest)
 
 
-def write_spect(stage: Path, scenario, phantom, acquisition: SPECTAcquisition, backend) -> None:
+def write_spect(stage: Path, acquisition: SPECTAcquisition, ctx: WriteContext) -> None:
     """Write one SPECT study into a dataset being built at ``stage`` (see the module docstring).
 
     Parameters
     ----------
     stage : Path
         Root of the dataset being built (the atomic staging directory).
-    scenario : Scenario
-        Supplies the subject id.
-    phantom : Phantom
-        Grid of the truth files and body mass.
     acquisition : SPECTAcquisition
         Images, projections and metadata (:func:`imagingsim.modalities.spect.acquire.acquire_spect`).
-    backend : Backend
-        For the explicit device -> host copies.
+    ctx : WriteContext
+        The subject's scenario (subject id), phantom (grid), backend (host copies) and folders.
     """
+    phantom, backend = ctx.phantom, ctx.backend
     acq = acquisition
-    sub = f"sub-{scenario.subject_id}"
+    sub = ctx.sub
     trc = acq.tracer.name
     base = f"{sub}_trc-{trc}"
     times = _since_injection(acq)
 
-    images = stage / sub / "spect"
-    images.mkdir(parents=True, exist_ok=True)
+    images = ctx.images_dir(stage, "spect")
     common = _image_fields(acq, phantom)
     for variant, image in acq.images_bq_per_ml.items():
         path = images / f"{base}_rec-{recon_label(variant)}_spect"
-        data = np.asarray(backend.to_host(image), dtype=np.float32)
+        data = host_array(backend, image, np.float32)
         write_nifti(f"{path}.nii.gz", data, acq.grid, frame_times_s=times,
                     description=f"imagingsim SPECT {trc} {variant}")
         write_json(f"{path}.json", {**common, **_recon_fields(acq, variant)})
 
-    raw = stage / "sourcedata" / sub / "spect"
-    raw.mkdir(parents=True, exist_ok=True)
+    raw = ctx.sourcedata_dir(stage, "spect")
     projection_grid = _projection_grid(acq)
     for name, array, what in _raw_arrays(acq):
-        data = np.asarray(backend.to_host(array), dtype=np.float32)
+        data = host_array(backend, array, np.float32)
         write_nifti(raw / f"{base}_{name}.nii.gz", data, projection_grid, frame_times_s=times,
                     description=f"imagingsim SPECT {what}", compress_level=1)
     for peak in acq.photopeaks:
-        data = np.asarray(backend.to_host(acq.mu_recon_per_mm[peak.label]), dtype=np.float32)
+        data = host_array(backend, acq.mu_recon_per_mm[peak.label], np.float32)
         write_nifti(raw / f"{base}_mu{peak.label}.nii.gz", data, acq.grid, frame_times_s=times,
                     description=f"imagingsim SPECT AC mu at {peak.label} 1/mm", compress_level=1)
     write_json(raw / f"{base}_geometry.json", _geometry_record(acq, base))
     atomic_write_text(raw / "README", _SOURCEDATA_README)
 
-    truth = stage / "derivatives" / "truth" / sub / "spect"
-    truth.mkdir(parents=True, exist_ok=True)
+    truth = ctx.truth_dir(stage, "spect")
     spatial = f"bids:raw:{sub}/anat/{sub}_T1map.nii.gz"
-    expected = np.asarray(backend.to_host(acq.expected_image_bq_per_ml), dtype=np.float32)
+    expected = host_array(backend, acq.expected_image_bq_per_ml, np.float32)
     write_nifti(truth / f"{base}_desc-expected_activity.nii.gz", expected, phantom.grid, frame_times_s=times,
                 description=f"imagingsim SPECT {trc} expected activity")
     write_json(
@@ -173,7 +169,7 @@ def write_spect(stage: Path, scenario, phantom, acquisition: SPECTAcquisition, b
         },
     )
     for peak in acq.photopeaks:
-        mu = np.asarray(backend.to_host(acq.mu_true_per_mm[peak.label]), dtype=np.float32)
+        mu = host_array(backend, acq.mu_true_per_mm[peak.label], np.float32)
         stem = truth / f"{sub}_desc-mu{peak.label}_map"
         write_nifti(f"{stem}.nii.gz", mu, phantom.grid, frame_times_s=_since_injection(acq),
                     description=f"imagingsim mu at {peak.label} 1/mm")

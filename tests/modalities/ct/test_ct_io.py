@@ -15,7 +15,7 @@ import pytest
 from imagingsim.backend import get_backend
 from imagingsim.grid import ImageGrid
 from imagingsim.io.truth_files import TruthFile
-from imagingsim.modalities.base import acquisition_context
+from imagingsim.modalities.base import WriteContext, acquisition_context
 from imagingsim.modalities.ct.acquire import acquire_ct
 from imagingsim.modalities.ct.bids import write_ct
 from imagingsim.pipeline import load_scenario
@@ -68,7 +68,7 @@ def ct_dataset(tmp_path_factory):
     scenario = load_scenario(None, ["modalities.ct.n_views=120"])
     acq = acquire_ct(acquisition_context("ct", phantom, delivery, scenario, backend, 3))
     stage = tmp_path_factory.mktemp("ct")
-    write_ct(stage, scenario, phantom, acq, backend)
+    write_ct(stage, acq, WriteContext(scenario, phantom, backend))
     return stage, phantom, acq
 
 

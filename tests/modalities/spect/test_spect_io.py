@@ -14,7 +14,7 @@ from imagingsim.data.radionuclides import nuclide
 from imagingsim.dataset.layout import truth_files
 from imagingsim.dataset.write import write_dataset
 from imagingsim.delivery import simulate_delivery
-from imagingsim.modalities.base import acquisition_context
+from imagingsim.modalities.base import WriteContext, acquisition_context
 from imagingsim.modalities.spect import truth as spect_truth
 from imagingsim.modalities.spect.acquire import acquire_spect
 from imagingsim.modalities.spect.bids import recon_label, write_spect
@@ -31,7 +31,7 @@ OVERRIDES = ['modalities.enabled=["spect"]', f"schedule.times_h={TIMES_H}"]
 
 def _write(out, scenario, phantom, delivery, acquisition, backend):
     write_dataset(out, scenario, phantom, delivery, backend,
-                  extra_writers=[lambda stage: write_spect(stage, scenario, phantom, acquisition, backend)])
+                  extra_writers=[lambda stage: write_spect(stage, acquisition, WriteContext(scenario, phantom, backend))])
     return out
 
 
