@@ -521,7 +521,9 @@ def ct_scan(args) -> dict:
     import numpy as np
 
     from imagingsim.backend import get_backend
-    from imagingsim.modalities.ct import acquire as ct
+    from imagingsim.modalities.ct import counts as ct_counts
+    from imagingsim.modalities.ct import recon as ct_recon
+    from imagingsim.modalities.ct import system as ct_system
     from imagingsim.modalities.ct.spec import CTSpec
     from imagingsim.physics.noise import poisson_counts
     from imagingsim.projectors import ParallelBeamGeometry, ParallelProjector, clear_matrix_cache
@@ -538,23 +540,23 @@ def ct_scan(args) -> dict:
     water = body & ~bone
     maps = np.stack([water * 1.0, bone * 1.92, gold * 5e-3], axis=-1)[:, :, None, :].repeat(nz, axis=2)
     device_maps = be.from_host(maps.astype(np.float32))
-    system = ct.ct_system_params(CTSpec(system="clinical"))
-    spectrum = ct.scan_spectrum(system)
+    system = ct_system.ct_system_params(CTSpec(system="clinical"))
+    spectrum = ct_system.scan_spectrum(system)
     geometry = ParallelBeamGeometry.covering((n, n), (pixel, pixel), system.n_views)
-    photons = ct.photons_per_detector_bin(spectrum, system, geometry.bin_size_mm, pixel)
+    photons = ct_system.photons_per_detector_bin(spectrum, system, geometry.bin_size_mm, pixel)
     i0 = float(np.sum(photons))
-    calibration = ct.water_calibration(spectrum, system.calibration_diameter_mm, i0)
-    table = ct.attenuation_coefficients(("water", "cortical_bone"), ("gold",), spectrum.energies_keV)
+    calibration = ct_system.water_calibration(spectrum, system.calibration_diameter_mm, i0)
+    table = ct_counts.attenuation_coefficients(("water", "cortical_bone"), ("gold",), spectrum.energies_keV)
     sino_shape = (geometry.n_angles, geometry.n_bins, nz)
     clear_matrix_cache()
     ParallelProjector(geometry, 1, be)  # the matrix build is shared by both: time it apart
     rng_key = (1, 2)
 
     def ours():
-        lines = ct.project_basis(device_maps, geometry, be)
-        counts = xp.reshape(ct.polyenergetic_counts([lines], [table], photons, be), sino_shape + (1,))
+        lines = ct_counts.project_basis(device_maps, geometry, be)
+        counts = xp.reshape(ct_counts.polyenergetic_counts([lines], [table], photons, be), sino_shape + (1,))
         noisy = xp.astype(poisson_counts(counts, be.rng(*rng_key), validate=False), xp.float32)
-        return ct.reconstruct_ct(noisy, i0, calibration, geometry, system, be)
+        return ct_recon.reconstruct_ct(noisy, i0, calibration, geometry, system, be)
 
     def reference():
         projector = ParallelProjector(geometry, nz, be)
@@ -563,7 +565,7 @@ def ct_scan(args) -> dict:
             mu = sum(device_maps[..., k] * table[e][k] for k in range(3))
             counts = counts + n0 * xp.exp(-projector.apply(mu))
         noisy = xp.astype(poisson_counts(counts[..., None], be.rng(*rng_key), validate=False), xp.float32)
-        return ct.reconstruct_ct(noisy, i0, calibration, geometry, system, be)
+        return ct_recon.reconstruct_ct(noisy, i0, calibration, geometry, system, be)
 
     ours_seconds = best_of(ours, 2)
     reference_seconds = best_of(reference, 1)

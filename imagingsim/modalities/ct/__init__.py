@@ -26,7 +26,7 @@ class CT(Modality):
     summary_needs_tumour = False
 
     def check(self, spec: CTSpec, scenario) -> None:
-        from imagingsim.modalities.ct.acquire import check_ct
+        from imagingsim.modalities.ct.system import check_ct
 
         check_ct(spec, scenario)
 

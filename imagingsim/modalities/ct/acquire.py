@@ -63,354 +63,170 @@ Model (one scan ``k`` at each schedule time ``t_k``)
   at the kink at 0 HU, about 0.3 x sigma_HU / 1000 of water's mu (~1 % at 30 HU noise).
 - **Determinism.** Same inputs, seed and backend give the same counts and images bit for bit
   on the same machine and BLAS library: the polyenergetic sum is a float32 matrix product
-  (:func:`polyenergetic_counts`) whose rounding can differ between BLAS builds or CPU
+  (:func:`~imagingsim.modalities.ct.counts.polyenergetic_counts`) whose rounding can differ between BLAS builds or CPU
   instruction sets (last-bit differences, not statistical ones).
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from dataclasses import fields
+from dataclasses import dataclass
 from typing import Any
 
 from imagingsim.backend import Backend
-from imagingsim.data.tables import read_table
+from imagingsim.grid import ImageGrid
 from imagingsim.modalities.base import AcquisitionContext
+from imagingsim.modalities.ct.counts import (
+    attenuation_coefficients,
+    contrast_maps_g_per_ml,
+    material_basis_maps,
+    polyenergetic_counts,
+    project_basis,
+    true_attenuation,
+)
+from imagingsim.modalities.ct.recon import hu_from_mu, reconstruct_ct
 from imagingsim.modalities.ct.result import CTAcquisition, CTSystemParams, WaterCalibration
-from imagingsim.modalities.ct.spec import CTSpec
-from imagingsim.modalities.ct.spectrum import (
-    BONE_CHORD_FRACTION,
-    XraySpectrum,
-    bone_hu,
-    calibration_mu_water_per_mm,
-    effective_energy_keV,
-    filtered_kramers,
-    kramers_photons,
-    measured_bone_hu,
-    water_hardening_table,
-    water_mu_per_mm,
-    xray_spectrum,
-)
-from imagingsim.modalities.settings import merged_preset
+from imagingsim.modalities.ct.spectrum import XraySpectrum
+from imagingsim.modalities.ct.system import ct_system_params, photons_per_detector_bin, scan_spectrum, water_calibration
 from imagingsim.modalities.stages import StageTimer
-from imagingsim.physics.attenuation import (
-    CONTRAST_ELEMENTS,
-    contrast_density_g_per_ml,
-    element_mass_attenuation_cm2_per_g,
-    linear_attenuation_per_mm,
-    material_mass_attenuation_cm2_per_g,
-)
 from imagingsim.physics.noise import poisson_counts
-from imagingsim.projectors import ParallelBeamGeometry, ParallelProjector, PixelBackprojector
-from imagingsim.recon import fbp
-from imagingsim.scenario import Scenario
+from imagingsim.projectors import ParallelBeamGeometry
 
 #: Random stream of CT noise: the generator key is (seed, CT_NOISE_STREAM, scan index).
 CT_NOISE_STREAM = 0xC7
-#: CTSystemParams fields a scenario may override (the CTSpec field of the same name).
-OVERRIDABLE = (
-    "kvp",
-    "tube_current_time_mAs",
-    "added_filtration_mm_Al",
-    "added_filtration_mm_Cu",
-    "n_views",
-    "fbp_filter",
-    "fbp_cutoff",
-)
-#: Largest temporary (sinogram bins x energies) array of the polyenergetic sum, elements
-#: (2**25 float32 = 128 MiB; the exp() of the chunk doubles it).
-MAX_CHUNK_ELEMENTS = 2**25
-#: Fewest unattenuated photons per detector bin per view that check_ct accepts: below this
-#: even air is Poisson-dominated and the log of a few counts is meaningless.
-MIN_AIR_PHOTONS = 100.0
-#: Below this fraction of the unfiltered photons surviving the filters, check_ct blames them.
-MIN_FILTER_TRANSMISSION = 1e-4
-#: (mu/rho) in cm^2/g times a density in g/mL (= g/cm^3) is 1/cm; this makes it 1/mm.
-_PER_CM_TO_PER_MM = 0.1
 
 
-# --- presets -----------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class CTPlan:
+    """Everything a CT study needs before any photon is counted.
 
-
-@functools.cache
-def ct_presets() -> dict[str, dict[str, Any]]:
-    """The ``[ct.<name>]`` tables of ``data/ct_systems.toml``, by preset name."""
-    return read_table("ct_systems.toml")["ct"]
-
-
-def ct_system_params(spec: CTSpec) -> CTSystemParams:
-    """The CT system of ``spec``: its preset, each field the scenario sets replacing the preset's.
-
-    Raises
-    ------
-    ValueError
-        One line: an unknown preset or a preset missing a field.
-    """
-    presets = ct_presets()
-    if spec.system not in presets:
-        raise ValueError(f"modalities.ct.system: no preset {spec.system!r}; presets: {', '.join(presets)}")
-    preset = presets[spec.system]
-    derived = {"preset", "fluence_kvp", "fluence_filtration_mm", "water_precorrection", "noise"}
-    names = [f.name for f in fields(CTSystemParams) if f.name not in derived]
-    values = merged_preset(spec, preset, names, OVERRIDABLE, table=f"data/ct_systems.toml [ct.{spec.system}]")
-    for name in ("kvp", "tube_current_time_mAs", "inherent_filtration_mm_Al", "added_filtration_mm_Al",
-                 "added_filtration_mm_Cu", "fluence_photons_per_mAs_per_mm2", "calibration_diameter_mm", "fbp_cutoff"):
-        values[name] = float(values[name])
-    values["n_views"] = int(values["n_views"])
-    return CTSystemParams(
-        preset=spec.system,
-        fluence_kvp=float(preset["kvp"]),
-        fluence_filtration_mm={
-            "Al": float(preset["inherent_filtration_mm_Al"]) + float(preset["added_filtration_mm_Al"]),
-            "Cu": float(preset["added_filtration_mm_Cu"]),
-        },
-        water_precorrection=bool(spec.water_precorrection),
-        noise=bool(spec.noise),
-        **values,
-    )
-
-
-def scan_spectrum(system: CTSystemParams) -> XraySpectrum:
-    """The filtered spectrum at isocentre per mAs of a system's kVp and filtration."""
-    return xray_spectrum(system.kvp, system.filtration_mm, system.fluence_photons_per_mAs_per_mm2,
-                         system.fluence_kvp, system.fluence_filtration_mm)
-
-
-def photons_per_detector_bin(spectrum: XraySpectrum, system: CTSystemParams, bin_mm: float, slice_mm: float
-                             ) -> tuple[float, ...]:
-    """``N0(E)``: unattenuated photons per detector bin per view in each energy bin.
-
-    Fluence per mAs x mAs per view (the scan's mAs spread evenly over the views) x the
-    detector element's area at isocentre (radial bin x slice thickness, mm^2).
-    """
-    per_view = system.tube_current_time_mAs / system.n_views * bin_mm * slice_mm
-    return tuple(n * per_view for n in spectrum.photons_per_mAs_per_mm2)
-
-
-def water_calibration(spectrum: XraySpectrum, diameter_mm: float, i0_photons: float, *,
-                      water_precorrection: bool = True, bone_mm: float | None = None) -> WaterCalibration:
-    """Reference energy, mu_water, HU of bone and the pre-correction table of a spectrum.
-
-    The table reaches ``ln(i0_photons)``, the largest line integral a measurement clipped at
-    1 photon can report.
-
-    Parameters
+    Attributes
     ----------
+    system : CTSystemParams
+        The preset after the scenario's overrides.
+    grid : ImageGrid
+        The phantom grid (the reconstruction grid too).
+    geometry : ParallelBeamGeometry
+        Views over 180 degrees, bins of the pixel size.
+    times_h : tuple of float
+        Scan times, h after the scenario's t = 0 (every schedule time).
     spectrum : XraySpectrum
-    diameter_mm : float
-        Calibration water cylinder diameter, mm.
+        Photons per energy bin at isocentre.
+    photons : tuple of float
+        Unattenuated photons per detector bin per view, per energy bin.
     i0_photons : float
-        Unattenuated photons per detector bin per view (the 1-photon clip caps ``p`` at ``ln I0``).
-    water_precorrection : bool, keyword-only
-        Whether the reconstruction pre-corrects for water: ``hu_bone`` is calibrated through
-        the same processing (:func:`~imagingsim.modalities.ct.spectrum.measured_bone_hu`).
-    bone_mm : float, keyword-only
-        Cortical-bone chord of the bone calibration, mm; default
-        :data:`~imagingsim.modalities.ct.spectrum.BONE_CHORD_FRACTION` x ``diameter_mm``.
+        Their sum.
+    calibration : WaterCalibration
+        Effective energy, mu of water and the water hardening table.
+    materials : tuple of str
+        Basis materials present in the phantom.
+    tissue_maps : device array
+        Their densities, g/mL, ``(nx, ny, nz, M)``.
+    contrast_maps : dict of str -> device array
+        Gold / iodine density per scan, g/mL, ``(nx, ny, nz, T)``.
+    tissue_table, contrast_table : list of list of float
+        Mass attenuation (cm^2/g) of each basis map per energy bin, rows per energy.
     """
-    mu_cal = calibration_mu_water_per_mm(spectrum, diameter_mm)
-    energy = effective_energy_keV(mu_cal)
-    max_p = math.log(max(i0_photons, math.e))
-    lengths, integrals = water_hardening_table(spectrum, max_p)
-    mu_w = water_mu_per_mm((energy,))[0]
-    bone = BONE_CHORD_FRACTION * float(diameter_mm) if bone_mm is None else float(bone_mm)
-    hu_bone = measured_bone_hu(spectrum, diameter_mm, bone, mu_w, max_line_integral=max_p,
-                               water_table=(lengths, integrals) if water_precorrection else None)
-    return WaterCalibration(
-        effective_energy_keV=energy,
-        mu_water_per_mm=mu_w,
-        calibration_mu_water_per_mm=mu_cal,
-        calibration_diameter_mm=float(diameter_mm),
-        hu_bone=hu_bone,
-        hu_bone_monoenergetic=bone_hu(energy),
-        calibration_bone_mm=bone,
-        water_precorrection=bool(water_precorrection),
-        water_lengths_mm=lengths,
-        water_line_integrals=integrals,
+
+    system: CTSystemParams
+    grid: ImageGrid
+    geometry: ParallelBeamGeometry
+    times_h: tuple[float, ...]
+    spectrum: XraySpectrum
+    photons: tuple[float, ...]
+    i0_photons: float
+    calibration: WaterCalibration
+    materials: tuple[str, ...]
+    tissue_maps: Any
+    contrast_maps: dict[str, Any]
+    tissue_table: list[list[float]]
+    contrast_table: list[list[float]]
+
+    @property
+    def elements(self) -> tuple[str, ...]:
+        """Contrast elements present (keys of :attr:`contrast_maps`)."""
+        return tuple(self.contrast_maps)
+
+
+def plan_ct(ctx: AcquisitionContext) -> CTPlan:
+    """Resolve the CT settings against the preset and build the basis maps and attenuation tables."""
+    phantom, backend = ctx.phantom, ctx.backend
+    system = ct_system_params(ctx.spec)
+    grid = phantom.grid
+    (nx, ny, _), (dx, dy, dz) = grid.shape, grid.voxel_size_mm
+    geometry = ParallelBeamGeometry.covering((nx, ny), (dx, dy), system.n_views)
+    spectrum = scan_spectrum(system)
+    photons = photons_per_detector_bin(spectrum, system, geometry.bin_size_mm, dz)
+    i0 = math.fsum(photons)
+    calibration = water_calibration(spectrum, system.calibration_diameter_mm, i0,
+                                    water_precorrection=system.water_precorrection)
+    materials, tissue = material_basis_maps(phantom, backend)
+    contrast = contrast_maps_g_per_ml(ctx.delivery, backend)
+    table = attenuation_coefficients(materials, tuple(contrast), spectrum.energies_keV)
+    n_mat = len(materials)
+    return CTPlan(
+        system=system, grid=grid, geometry=geometry, times_h=tuple(float(t) for t in ctx.delivery.times_h),
+        spectrum=spectrum, photons=photons, i0_photons=i0, calibration=calibration, materials=materials,
+        tissue_maps=tissue, contrast_maps=contrast, tissue_table=[row[:n_mat] for row in table],
+        contrast_table=[row[n_mat:] for row in table],
     )
 
 
-def check_ct(spec: CTSpec, scenario: Scenario) -> None:
-    """Fail fast, before any simulation, on CT settings that only the presets can check.
+def simulate_ct_counts(plan: CTPlan, backend: Backend, seed: int, timer: StageTimer | None = None):
+    """Expected and measured counts of every scan.
 
-    Raises
-    ------
-    ValueError
-        One line naming the field: filters that stop (almost) every photon at this kVp, or
-        too few photons per detector bin per view in air (mAs over views too small for the
-        voxel size).
-    """
-    system = ct_system_params(spec)
-    _, unfiltered = kramers_photons(system.kvp)
-    _, filtered = filtered_kramers(system.kvp, system.filtration_mm)
-    transmission = math.fsum(filtered) / math.fsum(unfiltered)
-    if transmission < MIN_FILTER_TRANSMISSION:
-        field = "added_filtration_mm_Cu" if system.added_filtration_mm_Cu > 0 else "added_filtration_mm_Al"
-        raise ValueError(
-            f"modalities.ct.{field}: {system.added_filtration_mm_Cu:g} mm Cu + {system.filtration_mm['Al']:g} mm Al "
-            f"transmits {transmission:.1e} of the {system.kvp:g} kVp photons (need >= {MIN_FILTER_TRANSMISSION:g}); "
-            "use less filtration or a higher kvp"
-        )
-    voxel = scenario.phantom.voxel_size_mm
-    i0 = math.fsum(photons_per_detector_bin(scan_spectrum(system), system, voxel, voxel))
-    if i0 < MIN_AIR_PHOTONS:
-        raise ValueError(
-            f"modalities.ct.tube_current_time_mAs: {system.tube_current_time_mAs:g} mAs over {system.n_views} views "
-            f"gives {i0:.3g} photons per {voxel:g} x {voxel:g} mm detector bin per view in air (need >= "
-            f"{MIN_AIR_PHOTONS:g}); raise the mAs or lower n_views"
-        )
-
-
-# --- basis maps and attenuation tables -----------------------------------------------------
-
-
-def material_basis_maps(phantom, backend: Backend) -> tuple[tuple[str, ...], Any]:
-    """Density maps of the materials present in a phantom, g/mL.
+    Each basis map is projected once; per scan the energies are summed on the sinogram
+    (:func:`~imagingsim.modalities.ct.counts.polyenergetic_counts`) and Poisson noise is drawn from
+    ``backend.rng(seed, CT_NOISE_STREAM, k)`` (unless ``plan.system.noise`` is off).
 
     Returns
     -------
-    materials : tuple of str
-        Material names (``data/materials.toml``) that occupy at least one voxel, in label order.
-    maps : device array, float32, ``(nx, ny, nz, n_materials)``
-        Voxel density where the voxel's label is made of that material, 0 elsewhere.
-
-    Notes
-    -----
-    One explicit host transfer: the voxel count of each label (so absent materials cost no
-    projection).
+    expected, measured : device arrays, float32, ``(n_views, n_bins, nz, T)``
+        Photon counts per detector bin.
     """
     xp = backend.xp
-    labels = xp.astype(phantom.labels, xp.int64)
-    values = sorted(phantom.materials)
-    counts = backend.to_host(xp.stack([xp.sum(xp.astype(labels == v, xp.int64)) for v in values])).tolist()
-    materials = tuple(dict.fromkeys(phantom.materials[v] for v, n in zip(values, counts) if n > 0))
-    density = phantom.properties["density_g_per_ml"]
-    maps = []
-    for name in materials:
-        inside = xp.zeros(labels.shape, dtype=xp.bool, device=backend.device)
-        for v in values:
-            if phantom.materials[v] == name:
-                inside = inside | (labels == v)
-        maps.append(xp.astype(xp.where(inside, density, 0.0), xp.float32))
-    return materials, xp.stack(maps, axis=-1)
+    timer = timer or StageTimer()
+    nx, ny, nz = plan.grid.shape
+    n_scans, elements, geometry = len(plan.times_h), plan.elements, plan.geometry
+    tissue_lines = project_basis(plan.tissue_maps, geometry, backend)
+    contrast_lines = None
+    if elements:
+        # (nx, ny, nz, T, C) -> one projection of every time and element.
+        stacked = xp.stack([plan.contrast_maps[e] for e in elements], axis=-1)
+        contrast_lines = xp.reshape(project_basis(xp.reshape(stacked, (nx, ny, nz, n_scans * len(elements))), geometry,
+                                                  backend), (-1, n_scans, len(elements)))
+        del stacked
+    timer.lap("projection")
 
-
-#: Density of each contrast element present, g/mL, ``(nx, ny, nz, T)`` (shared with SPECT,
-#: whose photons the same gold and iodine attenuate).
-contrast_maps_g_per_ml = contrast_density_g_per_ml
-
-
-def attenuation_coefficients(materials, elements, energies_keV) -> list[list[float]]:
-    """``(mu/rho)(E) / 10`` of each basis, 1/mm per g/mL: rows energies, columns materials then elements.
-
-    Multiplying a basis map's line integral (g/mL x mm) by its column gives the
-    dimensionless ``p(E)`` contribution.
-    """
-    energies = tuple(float(e) for e in energies_keV)
-    columns = [material_mass_attenuation_cm2_per_g(m, energies) for m in materials]
-    columns += [element_mass_attenuation_cm2_per_g(CONTRAST_ELEMENTS[e], energies) for e in elements]
-    return [[c[i] * _PER_CM_TO_PER_MM for c in columns] for i in range(len(energies))]
-
-
-# --- kernels -------------------------------------------------------------------------------
-
-
-def project_basis(maps, geometry: ParallelBeamGeometry, backend: Backend):
-    """Line integrals of a stack of basis maps ``(nx, ny, nz, K)`` -> ``(n_views * n_bins * nz, K)``, float32.
-
-    All ``nz * K`` planes go through one sparse product (the projector's matrix is cached per
-    geometry, so the column count is free).
-    """
-    xp = backend.xp
-    nx, ny, nz, k = maps.shape
-    projector = ParallelProjector(geometry, nz * k, backend)
-    sinogram = projector.apply(xp.reshape(xp.astype(maps, xp.float32), (nx, ny, nz * k)))
-    return xp.reshape(sinogram, (-1, k))
-
-
-def polyenergetic_counts(line_integrals, coefficients, photons, backend: Backend, *,
-                         max_chunk_elements: int = MAX_CHUNK_ELEMENTS):
-    """Expected photon-counting detector counts ``sum_E N0(E) exp(-sum_k A[E, k] L[:, k])``.
-
-    Parameters
-    ----------
-    line_integrals : sequence of device arrays ``(n_rays, K_i)``, float32
-        Basis line integrals (g/mL x mm); several blocks (static tissue, one time's contrast)
-        are summed without being concatenated.
-    coefficients : sequence of lists ``[n_energies][K_i]``
-        The matching blocks of :func:`attenuation_coefficients`, 1/mm per g/mL.
-    photons : sequence of float
-        ``N0(E)``, unattenuated photons per ray in each energy bin.
-    backend : Backend
-    max_chunk_elements : int, keyword-only
-        Energies are summed in chunks of at most ``max_chunk_elements // n_rays`` (at least 1).
-
-    Returns
-    -------
-    device array ``(n_rays,)``, float32
-        Expected counts per ray.
-    """
-    xp, dev = backend.xp, backend.device
-    n_rays = line_integrals[0].shape[0]
-    n_energies = len(photons)
-    chunk = max(1, min(n_energies, max_chunk_elements // max(n_rays, 1)))
-    total = xp.zeros((n_rays,), dtype=xp.float32, device=dev)
-    for start in range(0, n_energies, chunk):
-        stop = min(n_energies, start + chunk)
-        exponent = None
-        for block, table in zip(line_integrals, coefficients, strict=True):
-            # (K, chunk): one column of attenuation coefficients per energy of the chunk.
-            a = xp.asarray([list(col) for col in zip(*table[start:stop])], dtype=xp.float32, device=dev)
-            term = xp.matmul(block, a)  # (n_rays, chunk)
-            exponent = term if exponent is None else exponent + term
-        weights = xp.asarray(list(photons[start:stop]), dtype=xp.float32, device=dev)
-        total = total + xp.matmul(xp.exp(-exponent), weights)
-    return total
-
-
-def line_integrals_from_counts(counts, i0_photons: float, backend: Backend):
-    """``ln(I0 / max(counts, 1))``: the measured line integral (clipped: see the module notes)."""
-    xp = backend.xp
-    return xp.astype(math.log(i0_photons) - xp.log(xp.clip(counts, 1.0, None)), xp.float32)
-
-
-def water_precorrect(line_integrals, calibration: WaterCalibration, backend: Backend):
-    """Linearise measured line integrals for water: ``p -> mu_water(E_ref) L(p)``.
-
-    ``L(p)`` inverts the table ``p_poly(L)`` by linear interpolation; outside the table
-    (negative ``p`` from noise) the end segments are extended, so noise stays zero-mean
-    around 0.
-
-    Parameters
-    ----------
-    line_integrals : device array, any shape, float32
-    calibration : WaterCalibration
-    backend : Backend
-
-    Returns
-    -------
-    device array, shape and dtype of ``line_integrals``
-    """
-    xp, dev = backend.xp, backend.device
-    shape = line_integrals.shape
-    p = xp.reshape(line_integrals, (-1,))
-    table_p = xp.asarray(calibration.water_line_integrals, dtype=p.dtype, device=dev)
-    table_l = xp.asarray(calibration.water_lengths_mm, dtype=p.dtype, device=dev)
-    n = table_p.shape[0]
-    upper = xp.clip(xp.searchsorted(table_p, p, side="right"), 1, n - 1)
-    lower = upper - 1
-    p0, p1 = xp.take(table_p, lower), xp.take(table_p, upper)
-    l0, l1 = xp.take(table_l, lower), xp.take(table_l, upper)
-    length = l0 + (p - p0) * (l1 - l0) / (p1 - p0)
-    return xp.reshape(length * calibration.mu_water_per_mm, shape)
-
-
-# --- the acquisition ---------------------------------------------------------------------
+    sino_shape = (geometry.n_angles, geometry.n_bins, nz)
+    expected, measured = [], []
+    for k in range(n_scans):
+        if contrast_lines is None:
+            counts = expected[0] if k else xp.reshape(
+                polyenergetic_counts([tissue_lines], [plan.tissue_table], plan.photons, backend), sino_shape)
+        else:
+            blocks = [tissue_lines, contrast_lines[:, k, :]]
+            counts = xp.reshape(polyenergetic_counts(blocks, [plan.tissue_table, plan.contrast_table], plan.photons,
+                                                     backend), sino_shape)
+        expected.append(counts)
+        timer.lap("counts")
+        if plan.system.noise:
+            draw = poisson_counts(counts, backend.rng(seed, CT_NOISE_STREAM, k), validate=False)
+            measured.append(xp.astype(draw, xp.float32))
+        else:
+            measured.append(counts)
+        timer.lap("noise")
+    del tissue_lines, contrast_lines
+    return xp.stack(expected, axis=-1), xp.stack(measured, axis=-1)
 
 
 def acquire_ct(ctx: AcquisitionContext) -> CTAcquisition:
     """Simulate and reconstruct one CT scan per schedule time (see the module docstring).
+
+    :func:`plan_ct`, then :func:`simulate_ct_counts`, then
+    :func:`~imagingsim.modalities.ct.recon.reconstruct_ct` (which reruns on stored counts:
+    ``reconstruct_ct(acq.measured_counts, acq.i0_photons, acq.calibration, acq.geometry,
+    acq.system, backend)``), then the true mu maps.
 
     Parameters
     ----------
@@ -423,79 +239,27 @@ def acquire_ct(ctx: AcquisitionContext) -> CTAcquisition:
     CTAcquisition
         Every device array float32.
     """
-    phantom, delivery, backend, seed = ctx.phantom, ctx.delivery, ctx.backend, ctx.seed
-    xp = backend.xp
+    backend = ctx.backend
     timer = StageTimer()
-    system = ct_system_params(ctx.spec)
-    grid = phantom.grid
-    (nx, ny, nz), (dx, dy, dz) = grid.shape, grid.voxel_size_mm
-    times = tuple(float(t) for t in delivery.times_h)
-    n_scans = len(times)
-    geometry = ParallelBeamGeometry.covering((nx, ny), (dx, dy), system.n_views)
-    spectrum = scan_spectrum(system)
-    photons = photons_per_detector_bin(spectrum, system, geometry.bin_size_mm, dz)
-    i0 = math.fsum(photons)
-    calibration = water_calibration(spectrum, system.calibration_diameter_mm, i0,
-                                    water_precorrection=system.water_precorrection)
-    materials, tissue = material_basis_maps(phantom, backend)
-    contrast = contrast_maps_g_per_ml(delivery, backend)
-    elements = tuple(contrast)
-    table = attenuation_coefficients(materials, elements, spectrum.energies_keV)
-    n_mat = len(materials)
-    tissue_table = [row[:n_mat] for row in table]
-    contrast_table = [row[n_mat:] for row in table]
+    plan = plan_ct(ctx)
     timer.lap("setup")
-
-    tissue_lines = project_basis(tissue, geometry, backend)
-    del tissue
-    contrast_lines = None
-    if elements:
-        # (nx, ny, nz, T, C) -> one projection of every time and element.
-        stacked = xp.stack([contrast[e] for e in elements], axis=-1)
-        contrast_lines = xp.reshape(project_basis(xp.reshape(stacked, (nx, ny, nz, n_scans * len(elements))), geometry,
-                                                  backend), (-1, n_scans, len(elements)))
-        del stacked
-    timer.lap("projection")
-
-    sino_shape = (geometry.n_angles, geometry.n_bins, nz)
-    expected, measured = [], []
-    for k in range(n_scans):
-        if contrast_lines is None:
-            counts = expected[0] if k else xp.reshape(
-                polyenergetic_counts([tissue_lines], [tissue_table], photons, backend), sino_shape)
-        else:
-            blocks = [tissue_lines, contrast_lines[:, k, :]]
-            counts = xp.reshape(polyenergetic_counts(blocks, [tissue_table, contrast_table], photons, backend), sino_shape)
-        expected.append(counts)
-        timer.lap("counts")
-        if system.noise:
-            draw = poisson_counts(counts, backend.rng(seed, CT_NOISE_STREAM, k), validate=False)
-            measured.append(xp.astype(draw, xp.float32))
-        else:
-            measured.append(counts)
-        timer.lap("noise")
-    del tissue_lines, contrast_lines
-    expected_counts = xp.stack(expected, axis=-1)
-    measured_counts = xp.stack(measured, axis=-1)
-    del expected, measured
-
-    mu_recon = reconstruct_ct(measured_counts, i0, calibration, geometry, system, backend)
-    mu_w = calibration.mu_water_per_mm
-    hu = xp.astype((mu_recon - mu_w) * (1000.0 / mu_w), xp.float32)
+    expected_counts, measured_counts = simulate_ct_counts(plan, backend, ctx.seed, timer)
+    mu_recon = reconstruct_ct(measured_counts, plan.i0_photons, plan.calibration, plan.geometry, plan.system, backend)
+    hu = hu_from_mu(mu_recon, plan.calibration, backend)
     timer.lap("recon")
-
-    mu_true, contrast_mg = true_attenuation(phantom, contrast, calibration.effective_energy_keV, n_scans, backend)
+    mu_true, contrast_mg = true_attenuation(ctx.phantom, plan.contrast_maps, plan.calibration.effective_energy_keV,
+                                            len(plan.times_h), backend)
     timer.lap("truth")
     return CTAcquisition(
-        system=system,
-        geometry=geometry,
-        times_h=times,
-        spectrum=spectrum,
-        i0_photons_per_energy=photons,
-        i0_photons=i0,
-        calibration=calibration,
-        materials=materials,
-        contrast_elements=elements,
+        system=plan.system,
+        geometry=plan.geometry,
+        times_h=plan.times_h,
+        spectrum=plan.spectrum,
+        i0_photons_per_energy=plan.photons,
+        i0_photons=plan.i0_photons,
+        calibration=plan.calibration,
+        materials=plan.materials,
+        contrast_elements=plan.elements,
         hu=hu,
         mu_recon_per_mm=mu_recon,
         expected_counts=expected_counts,
@@ -503,105 +267,5 @@ def acquire_ct(ctx: AcquisitionContext) -> CTAcquisition:
         mu_true_per_mm=mu_true,
         contrast_mg_per_ml=contrast_mg,
         timings_s=timer.seconds,
-        grid=grid,
+        grid=plan.grid,
     )
-
-
-def tissue_hu(acquisition: CTAcquisition, phantom, backend: Backend, *, scan: int = 0) -> dict[str, float]:
-    """Mean HU of each material's interior (voxels whose 6 neighbours share its label) in one scan.
-
-    Interiors keep partial-volume edges out of the means; materials without interior voxels
-    are left out. Air is the air outside the body.
-    """
-    from imagingsim.physics.metrics import roi_mean
-
-    xp = backend.xp
-    labels = phantom.labels
-    interior = xp.ones(labels.shape, dtype=xp.bool, device=backend.device)
-    for axis in range(3):
-        n = labels.shape[axis]
-        lower = xp.take(labels, xp.arange(0, n - 1, device=backend.device), axis=axis)
-        upper = xp.take(labels, xp.arange(1, n, device=backend.device), axis=axis)
-        same = lower == upper
-        edge_shape = list(labels.shape)
-        edge_shape[axis] = 1
-        edge = xp.zeros(tuple(edge_shape), dtype=xp.bool, device=backend.device)
-        interior = interior & xp.concat((edge, same), axis=axis) & xp.concat((same, edge), axis=axis)
-    names = {}
-    for value, material in sorted(phantom.materials.items()):
-        names.setdefault(material, []).append(value)
-    means = {}
-    for material, values in names.items():
-        mask = interior & _isin(labels, values, xp)
-        if backend.scalar(xp.sum(xp.astype(mask, xp.int64))) > 0:
-            means[material] = roi_mean(acquisition.hu[..., scan], mask, backend)[0]
-    return means
-
-
-def _isin(labels, values, xp):
-    mask = labels == values[0]
-    for v in values[1:]:
-        mask = mask | (labels == v)
-    return mask
-
-
-def reconstruct_ct(counts, i0_photons: float, calibration: WaterCalibration, geometry: ParallelBeamGeometry,
-                   system: CTSystemParams, backend: Backend):
-    """Log, optional water pre-correction and FBP of counts ``(n_views, n_bins, nz, T)`` -> mu ``(nx, ny, nz, T)``, 1/mm.
-
-    All scans go through one FBP (scans stacked as extra slices).
-    """
-    xp = backend.xp
-    n_views, n_bins, nz, t = counts.shape
-    lines = line_integrals_from_counts(counts, i0_photons, backend)
-    if system.water_precorrection:
-        lines = water_precorrect(lines, calibration, backend)
-    flat = xp.reshape(lines, (n_views, n_bins, nz * t))
-    image = fbp(flat, PixelBackprojector(geometry, nz * t, backend), filter_name=system.fbp_filter,
-                cutoff=system.fbp_cutoff)
-    nx, ny = geometry.image_shape
-    return xp.astype(xp.reshape(image, (nx, ny, nz, t)), xp.float32)
-
-
-def true_attenuation(phantom, contrast: dict[str, Any], energy_keV: float, n_scans: int, backend: Backend):
-    """True mu at ``energy_keV`` per scan (tissue + contrast), 1/mm, and contrast in mg/mL.
-
-    Returns
-    -------
-    mu : device array, float32, ``(nx, ny, nz, n_scans)``
-    contrast_mg_per_ml : dict of str -> device array, float32, ``(nx, ny, nz, n_scans)``
-    """
-    xp = backend.xp
-    tissue = linear_attenuation_per_mm(phantom, energy_keV, backend)
-    mu = xp.stack([tissue] * n_scans, axis=-1)
-    out = {}
-    for element, density in contrast.items():
-        per_g = element_mass_attenuation_cm2_per_g(CONTRAST_ELEMENTS[element], (float(energy_keV),))[0]
-        mu = mu + density * (per_g * _PER_CM_TO_PER_MM)
-        out[element] = xp.astype(density * 1000.0, xp.float32)  # g/mL -> mg/mL
-    return xp.astype(mu, xp.float32), out
-
-
-__all__ = [
-    "CT_NOISE_STREAM",
-    "MAX_CHUNK_ELEMENTS",
-    "MIN_AIR_PHOTONS",
-    "OVERRIDABLE",
-    "acquire_ct",
-    "attenuation_coefficients",
-    "check_ct",
-    "contrast_maps_g_per_ml",
-    "ct_presets",
-    "ct_system_params",
-    "line_integrals_from_counts",
-    "material_basis_maps",
-    "photons_per_detector_bin",
-    "polyenergetic_counts",
-    "project_basis",
-    "reconstruct_ct",
-    "scan_spectrum",
-    "tissue_hu",
-    "true_attenuation",
-    "water_calibration",
-    "water_precorrect",
-]

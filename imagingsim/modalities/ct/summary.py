@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def summary_lines(acq, subject) -> list[str]:
     """Tube voltage and the mean HU of each tissue's interior in the first scan."""
-    from imagingsim.modalities.ct.acquire import tissue_hu
+    from imagingsim.modalities.ct.hu import tissue_hu
 
     values = tissue_hu(acq, subject.phantom, subject.backend)
     return [f"  CT {acq.system.kvp:g} kVp, first scan: mean HU in the tissue interiors "

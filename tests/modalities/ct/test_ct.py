@@ -19,21 +19,11 @@ import xraydb
 from imagingsim.backend import get_backend
 from imagingsim.grid import ImageGrid
 from imagingsim.modalities.base import acquisition_context
-from imagingsim.modalities.ct import acquire as ct_module
-from imagingsim.modalities.ct.acquire import (
-    acquire_ct,
-    attenuation_coefficients,
-    check_ct,
-    ct_presets,
-    ct_system_params,
-    line_integrals_from_counts,
-    polyenergetic_counts,
-    project_basis,
-    scan_spectrum,
-    water_calibration,
-    water_precorrect,
-)
+from imagingsim.modalities.ct import system as ct_system_module
+from imagingsim.modalities.ct.acquire import acquire_ct
 from imagingsim.modalities.ct.attenuation import hu_to_mu_per_mm
+from imagingsim.modalities.ct.counts import attenuation_coefficients, polyenergetic_counts, project_basis
+from imagingsim.modalities.ct.recon import line_integrals_from_counts, water_precorrect
 from imagingsim.modalities.ct.spec import CTSpec
 from imagingsim.modalities.ct.spectrum import (
     BONE_CHORD_FRACTION,
@@ -51,6 +41,7 @@ from imagingsim.modalities.ct.spectrum import (
     water_mu_per_mm,
     xray_spectrum,
 )
+from imagingsim.modalities.ct.system import check_ct, ct_presets, ct_system_params, scan_spectrum, water_calibration
 from imagingsim.physics.attenuation import (
     element_mass_attenuation_cm2_per_g,
     mass_attenuation_cm2_per_g,
@@ -549,7 +540,7 @@ def test_the_default_presets_pass_the_checks():
 
 
 def test_a_preset_missing_a_field_is_named(monkeypatch):
-    broken = {"preclinical": {k: v for k, v in ct_module.ct_presets()["preclinical"].items() if k != "n_views"}}
-    monkeypatch.setattr(ct_module, "ct_presets", lambda: broken)
+    broken = {"preclinical": {k: v for k, v in ct_system_module.ct_presets()["preclinical"].items() if k != "n_views"}}
+    monkeypatch.setattr(ct_system_module, "ct_presets", lambda: broken)
     with pytest.raises(ValueError, match=r"\[ct.preclinical\] has no 'n_views'"):
         ct_system_params(CTSpec())
