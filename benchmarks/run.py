@@ -349,7 +349,9 @@ def nirf_frame(args) -> dict:
 
     import imagingsim
     from imagingsim.modalities.base import acquisition_context
-    from imagingsim.modalities.nirf.acquire import acquire_nirf, imaging_channel, surface_model, to_camera_frame
+    from imagingsim.modalities.nirf.acquire import acquire_nirf
+    from imagingsim.modalities.nirf.channel import imaging_channel
+    from imagingsim.modalities.nirf.surface import surface_model, to_camera_frame
     from imagingsim.pipeline import simulate
 
     overrides = ["schedule.times_h=[24.0]", 'modalities.enabled=["nirf"]'] + (

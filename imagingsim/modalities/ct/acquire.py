@@ -17,7 +17,7 @@ Model (one scan ``k`` at each schedule time ``t_k``)
   (the scan's mAs spread evenly over the views) x bin width x slice thickness. No energy
   weighting, scatter, bow-tie, focal spot or detector blur; parallel beam (fan- or
   cone-beam geometry is not modelled). Energies are processed in chunks so the temporary
-  ``(sinogram, energies)`` arrays stay under :data:`MAX_CHUNK_ELEMENTS`.
+  ``(sinogram, energies)`` arrays stay under :data:`~imagingsim.modalities.ct.counts.MAX_CHUNK_ELEMENTS`.
 - **Noise.** Poisson counts from ``backend.rng(seed, CT_NOISE_STREAM, k)``; with
   ``noise = false`` the expected counts are used as measured.
 - **Log.** ``p = ln(I0 / max(counts, 1))``, ``I0 = sum_E N0(E)``. A ray with 0 counts

@@ -24,9 +24,11 @@ from imagingsim.io.host import host_array
 from imagingsim.io.nifti import write_nifti
 from imagingsim.io.sidecars import TIME_REFERENCE, write_json, write_tsv
 from imagingsim.modalities.base import WriteContext
-from imagingsim.modalities.nirf.acquire import AXIS_NAMES, NIRF_NOISE_STREAM, VIEWS, time_label
+from imagingsim.modalities.nirf.acquire import NIRF_NOISE_STREAM
 from imagingsim.modalities.nirf.result import DEPTH_COLUMNS, NIRFAcquisition
+from imagingsim.modalities.nirf.surface import AXIS_NAMES, VIEWS
 from imagingsim.modalities.nirf.tables import optics_table
+from imagingsim.scenario import time_label
 
 IMAGE_UNITS = "photoelectrons"
 

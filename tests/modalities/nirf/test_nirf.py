@@ -16,20 +16,16 @@ from imagingsim.grid import ImageGrid
 from imagingsim.modalities.base import acquisition_context
 from imagingsim.modalities.nirf import optics as no
 from imagingsim.modalities.nirf import tables as nt
-from imagingsim.modalities.nirf.acquire import (
-    VIEWS,
-    SurfaceModel,
-    acquire_nirf,
-    camera_noise,
-    depth_sensitivity,
-    time_label,
-    to_camera_frame,
-)
+from imagingsim.modalities.nirf.acquire import acquire_nirf
+from imagingsim.modalities.nirf.camera import camera_noise
 from imagingsim.modalities.nirf.layered_blur import LayeredBlur
+from imagingsim.modalities.nirf.sensitivity import depth_sensitivity
+from imagingsim.modalities.nirf.surface import VIEWS, SurfaceModel, to_camera_frame
 from imagingsim.operators import Blur, check_adjoint
 from imagingsim.phantom.model import Label
 from imagingsim.phantom.properties import tissue_table
 from imagingsim.pipeline import load_scenario, simulate
+from imagingsim.scenario import time_label
 
 MUSCLE_810 = (0.028, 0.704)  # PHYSICS.md, mu_a and mu_s' in 1/mm
 #: PHYSICS.md: surface FWHM of a point source in muscle at 810 nm, mm, by depth (mm).
