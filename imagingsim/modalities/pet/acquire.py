@@ -47,10 +47,13 @@ Model (one frame ``k`` per schedule time ``t_k``, length ``D``; t = 0 is the sce
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from imagingsim.backend import Backend
 from imagingsim.data.radionuclides import Nuclide, nuclide
 from imagingsim.modalities.base import AcquisitionContext
-from imagingsim.modalities.pet.result import PETAcquisition
+from imagingsim.modalities.pet.result import PETAcquisition, ScannerParams
 from imagingsim.modalities.pet.scanner import scanner_params
 from imagingsim.modalities.pet.spec import PETSpec, pet_tracer
 from imagingsim.modalities.pet.system import (
@@ -140,8 +143,195 @@ def check_pet(spec: PETSpec, scenario: Scenario) -> None:
                            "modalities.pet.frame_duration_s", "frames")
 
 
+def frame_decay_integrals_s(data: Nuclide, agent: AgentSpec, starts_s, duration_s: float) -> list[float]:
+    """Decays per initial nucleus of ``agent``'s ``data`` label during each frame, s (see
+    :func:`~imagingsim.physics.decay.decay_integral_s`; frames start at ``starts_s``, s after t = 0)."""
+    injection_s = 3600.0 * agent.injection_time_h
+    return [decay_integral_s(data.half_life_s, s, s + duration_s, injection_s=injection_s) for s in starts_s]
+
+
+@dataclass(frozen=True, eq=False)
+class PETPlan:
+    """Everything a PET study needs before any positron is emitted.
+
+    Attributes
+    ----------
+    scanner : ScannerParams
+        The preset after the scenario's overrides.
+    tracer : AgentSpec
+        The agent the scan is named after and decay-corrected for.
+    tracer_nuclide : Nuclide
+        Its positron emitter.
+    emitters : list of AgentDelivery
+        Every agent with a positron label (all are detected).
+    frames : tuple of int
+        Schedule indices of the frames (the schedule times from the tracer's injection on).
+    starts_s : tuple of float
+        Frame starts, s after the scenario's t = 0.
+    duration_s : float
+        Frame length, s.
+    decay_corrected : bool
+        Images decay-corrected to the injection.
+    tau_s : list of float
+        Per frame: the tracer's decay integral (decay-corrected) or the frame length, s.
+    per_positron : float
+        Expected counts per unit projection of one positron per mL (sensitivity x geometry).
+    counts_per_unit : list of float
+        ``per_positron`` x beta+ fraction x ``tau_s``: the system model's scale per frame.
+    mu_511_per_mm : device array
+        Attenuation map at 511 keV, 1/mm.
+    system : PETSystem
+        Projector, attenuation factors and (optionally) the resolution model of the recon.
+    """
+
+    scanner: ScannerParams
+    tracer: AgentSpec
+    tracer_nuclide: Nuclide
+    emitters: list
+    frames: tuple[int, ...]
+    starts_s: tuple[float, ...]
+    duration_s: float
+    decay_corrected: bool
+    tau_s: list[float]
+    per_positron: float
+    counts_per_unit: list[float]
+    mu_511_per_mm: Any
+    system: PETSystem
+
+
+@dataclass(frozen=True, eq=False)
+class PETRawData:
+    """Expected and measured PET data: sinograms ``(n_views, n_bins, nz, T)``, counts, float32.
+
+    ``expected_image_bq_per_ml`` is the truth the reconstructions estimate (tracer units,
+    ``(nx, ny, nz, T)``, float64); ``randoms_per_bin`` the uniform randoms rate per frame.
+    """
+
+    trues: Any
+    scatter: Any
+    randoms_per_bin: Any
+    background: Any
+    prompts: Any
+    expected_image_bq_per_ml: Any
+
+
+def plan_pet(ctx: AcquisitionContext) -> PETPlan:
+    """Resolve the PET settings, frames, decay and the system model of a subject.
+
+    Raises
+    ------
+    ValueError
+        One line naming ``modalities.pet.decay_correction`` when the tracer has decayed too far
+        to correct to its injection.
+    """
+    spec, delivery, backend = ctx.spec, ctx.delivery, ctx.backend
+    grid = ctx.phantom.grid
+    voxel = grid.voxel_size_mm
+    scanner = scanner_params(spec)
+    tracer = pet_tracer(spec, ctx.agents)
+    tracer_nuclide = nuclide(positron_nuclide(tracer))
+    emitters = [item for item in delivery.agents if positron_nuclide(item.agent) is not None]
+    duration = scanner.frame_duration_s
+    # PET frames are the schedule times from the tracer's injection on (TimeZero is the
+    # injection; the scenario validation guarantees at least one).
+    injection_s = 3600.0 * tracer.injection_time_h
+    frames = tuple(k for k, t in enumerate(delivery.times_h) if 3600.0 * t >= injection_s)
+    starts = tuple(3600.0 * delivery.times_h[k] for k in frames)
+
+    decay_corrected = spec.decay_correction == "injection"
+    tau = frame_decay_integrals_s(tracer_nuclide, tracer, starts, duration) if decay_corrected else [duration] * len(starts)
+    bin_mm = min(voxel[0], voxel[1])  # ParallelBeamGeometry.covering's default bin
+    per_positron = counts_per_unit_projection(scanner.sensitivity, bin_mm, voxel[2], scanner.n_views, 1.0, 1.0)
+    n_k = [per_positron * tracer_nuclide.beta_plus_fraction * t for t in tau]
+    for t_s, n in zip(starts, n_k, strict=True):
+        if not n > _MIN_COUNTS_PER_UNIT:
+            raise ValueError(
+                f"modalities.pet.decay_correction: at {t_s / 3600.0:g} h the tracer's {tracer_nuclide.name} has "
+                "decayed too far to correct to its injection (images would overflow); use \"none\" or a later tracer"
+            )
+
+    mu = linear_attenuation_per_mm(ctx.phantom, 511.0, backend)
+    recon_kernel = None
+    if spec.psf_in_model and any(m in ("osem", "mlem") for m in spec.recon):
+        recon_kernel = resolution_kernel(tracer_nuclide, scanner.fwhm_mm, voxel, grid.shape, backend)
+    system = PETSystem.build(grid.shape, voxel, mu, scanner.n_views, n_k, backend, resolution_kernel=recon_kernel)
+    assert system.geometry.bin_size_mm == bin_mm
+    return PETPlan(scanner=scanner, tracer=tracer, tracer_nuclide=tracer_nuclide, emitters=emitters, frames=frames,
+                   starts_s=starts, duration_s=duration, decay_corrected=decay_corrected, tau_s=tau,
+                   per_positron=per_positron, counts_per_unit=n_k, mu_511_per_mm=mu, system=system)
+
+
+def simulate_pet_data(plan: PETPlan, ctx: AcquisitionContext, timer: StageTimer | None = None) -> PETRawData:
+    """Emission, projection, scatter and randoms, and Poisson prompts of every frame.
+
+    The noise of frame ``k`` is drawn from ``backend.rng(seed, PET_NOISE_STREAM, k)`` (``k`` the
+    schedule index).
+    """
+    backend, seed = ctx.backend, ctx.seed
+    xp = backend.xp
+    timer = timer or StageTimer()
+    grid = ctx.phantom.grid
+    (nx, ny, nz), voxel = grid.shape, grid.voxel_size_mm
+    n_frames = len(plan.frames)
+    scanner, system = plan.scanner, plan.system
+
+    # Positrons per mL emitted during each frame by every emitter (absolute, so a decayed
+    # tracer cannot overflow anything), blurred by each nuclide's range and the PSF; and
+    # the same in the images' tracer units without blur (the truth the recon estimates).
+    positrons = xp.zeros((nx, ny, nz, n_frames), dtype=xp.float64, device=backend.device)
+    blurred = xp.zeros((nx, ny, nz, n_frames), dtype=xp.float64, device=backend.device)
+    frame_index = xp.asarray(plan.frames, dtype=xp.int64, device=backend.device)
+    for item in plan.emitters:
+        data = nuclide(positron_nuclide(item.agent))
+        per_ml = [data.beta_plus_fraction * i for i in frame_decay_integrals_s(data, item.agent, plan.starts_s,
+                                                                               plan.duration_s)]
+        emission = xp.take(item.carrier_ug_per_ml, frame_index, axis=3) * (
+            specific_activity_bq_per_ug(item.agent) * xp.asarray(per_ml, dtype=xp.float64, device=backend.device)
+        )
+        kernel = resolution_kernel(data, scanner.fwhm_mm, voxel, grid.shape, backend)
+        positrons = positrons + emission
+        blurred = blurred + FrameWise(Blur(kernel, grid.shape, backend), n_frames).apply(emission)
+    tracer_units = [1.0 / (plan.tracer_nuclide.beta_plus_fraction * t) for t in plan.tau_s]
+    expected = positrons * xp.asarray(tracer_units, dtype=xp.float64, device=backend.device)
+    del positrons
+    timer.lap("emission")
+
+    # The FFT blur leaves round-off negatives (~1e-16 of the maximum) outside the body.
+    lines = system.line_integrals(xp.astype(xp.clip(blurred, 0.0, None), xp.float32))
+    del blurred
+    trues = lines * (system.attenuation_factors[..., None] * plan.per_positron)
+    timer.lap("projection")
+    scatter, randoms_per_bin = scatter_and_randoms(
+        trues, system.geometry, voxel[2], scanner.scatter_fraction, scanner.randoms_fraction, backend
+    )
+    background = scatter + randoms_per_bin
+    timer.lap("scatter_randoms")
+
+    mean_prompts = trues + background
+    check_nonnegative(mean_prompts, "PET expected prompts")
+    prompts = xp.stack(
+        [
+            xp.astype(
+                poisson_counts(mean_prompts[..., k], backend.rng(seed, PET_NOISE_STREAM, plan.frames[k]),
+                               validate=False),
+                xp.float32,
+            )
+            for k in range(n_frames)
+        ],
+        axis=-1,
+    )
+    del mean_prompts
+    timer.lap("noise")
+    return PETRawData(trues=trues, scatter=scatter, randoms_per_bin=randoms_per_bin, background=background,
+                      prompts=prompts, expected_image_bq_per_ml=expected)
+
+
 def acquire_pet(ctx: AcquisitionContext) -> PETAcquisition:
     """Simulate and reconstruct the PET study of a scenario (see the module docstring).
+
+    :func:`plan_pet`, then :func:`simulate_pet_data`, then
+    :func:`~imagingsim.modalities.pet.system.reconstruct_pet` per method (which reruns on
+    stored data: the prompts, the expected background and the plan's system model).
 
     Parameters
     ----------
@@ -154,104 +344,24 @@ def acquire_pet(ctx: AcquisitionContext) -> PETAcquisition:
     PETAcquisition
         Every device array float32.
     """
-    phantom, delivery, backend, seed = ctx.phantom, ctx.delivery, ctx.backend, ctx.seed
+    phantom, delivery, backend = ctx.phantom, ctx.delivery, ctx.backend
     xp = backend.xp
     spec = ctx.spec
     timer = StageTimer()
-    lap = timer.lap
-
-    scanner = scanner_params(spec)
-    tracer = pet_tracer(spec, ctx.agents)
-    tracer_nuclide = nuclide(positron_nuclide(tracer))
-    emitters = [item for item in delivery.agents if positron_nuclide(item.agent) is not None]
-    grid = phantom.grid
-    (nx, ny, nz), voxel = grid.shape, grid.voxel_size_mm
-    duration = scanner.frame_duration_s
-    # PET frames are the schedule times from the tracer's injection on (TimeZero is the
-    # injection; the scenario validation guarantees at least one).
-    injection_s = 3600.0 * tracer.injection_time_h
-    frames = tuple(k for k, t in enumerate(delivery.times_h) if 3600.0 * t >= injection_s)
-    starts = tuple(3600.0 * delivery.times_h[k] for k in frames)
-    n_frames = len(starts)
-
-    def integrals(data: Nuclide, agent: AgentSpec) -> list[float]:
-        inj = 3600.0 * agent.injection_time_h
-        return [decay_integral_s(data.half_life_s, s, s + duration, injection_s=inj) for s in starts]
-
-    decay_corrected = spec.decay_correction == "injection"
-    tau = integrals(tracer_nuclide, tracer) if decay_corrected else [duration] * n_frames
-    bin_mm = min(voxel[0], voxel[1])  # ParallelBeamGeometry.covering's default bin
-    per_positron = counts_per_unit_projection(scanner.sensitivity, bin_mm, voxel[2], scanner.n_views, 1.0, 1.0)
-    n_k = [per_positron * tracer_nuclide.beta_plus_fraction * t for t in tau]
-    for t_s, n in zip(starts, n_k, strict=True):
-        if not n > _MIN_COUNTS_PER_UNIT:
-            raise ValueError(
-                f"modalities.pet.decay_correction: at {t_s / 3600.0:g} h the tracer's {tracer_nuclide.name} has "
-                "decayed too far to correct to its injection (images would overflow); use \"none\" or a later tracer"
-            )
-
-    mu = linear_attenuation_per_mm(phantom, 511.0, backend)
-    recon_kernel = None
-    if spec.psf_in_model and any(m in ("osem", "mlem") for m in spec.recon):
-        recon_kernel = resolution_kernel(tracer_nuclide, scanner.fwhm_mm, voxel, grid.shape, backend)
-    system = PETSystem.build(grid.shape, voxel, mu, scanner.n_views, n_k, backend, resolution_kernel=recon_kernel)
-    assert system.geometry.bin_size_mm == bin_mm
-    lap("setup")
-
-    # Positrons per mL emitted during each frame by every emitter (absolute, so a decayed
-    # tracer cannot overflow anything), blurred by each nuclide's range and the PSF; and
-    # the same in the images' tracer units without blur (the truth the recon estimates).
-    positrons = xp.zeros((nx, ny, nz, n_frames), dtype=xp.float64, device=backend.device)
-    blurred = xp.zeros((nx, ny, nz, n_frames), dtype=xp.float64, device=backend.device)
-    frame_index = xp.asarray(frames, dtype=xp.int64, device=backend.device)
-    for item in emitters:
-        data = nuclide(positron_nuclide(item.agent))
-        per_ml = [data.beta_plus_fraction * i for i in integrals(data, item.agent)]
-        emission = xp.take(item.carrier_ug_per_ml, frame_index, axis=3) * (
-            specific_activity_bq_per_ug(item.agent) * xp.asarray(per_ml, dtype=xp.float64, device=backend.device)
-        )
-        kernel = resolution_kernel(data, scanner.fwhm_mm, voxel, grid.shape, backend)
-        positrons = positrons + emission
-        blurred = blurred + FrameWise(Blur(kernel, grid.shape, backend), n_frames).apply(emission)
-    tracer_units = [1.0 / (tracer_nuclide.beta_plus_fraction * t) for t in tau]
-    expected = positrons * xp.asarray(tracer_units, dtype=xp.float64, device=backend.device)
-    del positrons
-    lap("emission")
-
-    # The FFT blur leaves round-off negatives (~1e-16 of the maximum) outside the body.
-    lines = system.line_integrals(xp.astype(xp.clip(blurred, 0.0, None), xp.float32))
-    del blurred
-    trues = lines * (system.attenuation_factors[..., None] * per_positron)
-    lap("projection")
-    scatter, randoms_per_bin = scatter_and_randoms(
-        trues, system.geometry, voxel[2], scanner.scatter_fraction, scanner.randoms_fraction, backend
-    )
-    background = scatter + randoms_per_bin
-    lap("scatter_randoms")
-
-    mean_prompts = trues + background
-    check_nonnegative(mean_prompts, "PET expected prompts")
-    prompts = xp.stack(
-        [
-            xp.astype(
-                poisson_counts(mean_prompts[..., k], backend.rng(seed, PET_NOISE_STREAM, frames[k]), validate=False),
-                xp.float32,
-            )
-            for k in range(n_frames)
-        ],
-        axis=-1,
-    )
-    del mean_prompts
-    lap("noise")
+    plan = plan_pet(ctx)
+    timer.lap("setup")
+    raw = simulate_pet_data(plan, ctx, timer)
+    scanner, system, tracer, nz = plan.scanner, plan.system, plan.tracer, phantom.grid.shape[2]
 
     images = {}
     for method in spec.recon:
-        images[method] = reconstruct_pet(method, prompts, background, system, scanner, psf_in_model=spec.psf_in_model)
-        lap(f"recon_{method}")
+        images[method] = reconstruct_pet(method, raw.prompts, raw.background, system, scanner,
+                                         psf_in_model=spec.psf_in_model)
+        timer.lap(f"recon_{method}")
 
     sums = xp.stack(
-        [xp.sum(a, axis=(0, 1, 2), dtype=xp.float64) for a in (trues, scatter, prompts)]
-        + [xp.astype(randoms_per_bin, xp.float64) * float(system.geometry.n_angles * system.geometry.n_bins * nz)]
+        [xp.sum(a, axis=(0, 1, 2), dtype=xp.float64) for a in (raw.trues, raw.scatter, raw.prompts)]
+        + [xp.astype(raw.randoms_per_bin, xp.float64) * float(system.geometry.n_angles * system.geometry.n_bins * nz)]
     )
     host = backend.to_host(sums).tolist()
     totals = {name: tuple(float(v) for v in row) for name, row in zip(("trues", "scatter", "prompts", "randoms"), host)}
@@ -260,21 +370,23 @@ def acquire_pet(ctx: AcquisitionContext) -> PETAcquisition:
     tracer_delivery = delivery.agent(tracer.name)
     specific = specific_activity_bq_per_ug(tracer)
     injected_bq = tracer_delivery.injected_mass_ug * specific
+    duration, decay_corrected = plan.duration_s, plan.decay_corrected
     # Factor each frame was multiplied by for decay (BIDS DecayCorrectionFactor): duration over
     # the decay integral from injection; SUV = image x body mass / injected activity, with the
     # image first brought to injection scale when it is not decay-corrected.
-    correction = [duration / t if decay_corrected else 1.0 for t in tau]
-    to_injection = [1.0 if decay_corrected else duration / i for i in integrals(tracer_nuclide, tracer)]
+    correction = [duration / t if decay_corrected else 1.0 for t in plan.tau_s]
+    to_injection = [1.0 if decay_corrected else duration / i
+                    for i in frame_decay_integrals_s(plan.tracer_nuclide, tracer, plan.starts_s, duration)]
     suv = tuple(float(phantom.body_mass_g) / injected_bq * f for f in to_injection)
     return PETAcquisition(
         tracer=tracer,
-        nuclide=tracer_nuclide.name,
-        emitters={item.agent.name: positron_nuclide(item.agent) for item in emitters},
+        nuclide=plan.tracer_nuclide.name,
+        emitters={item.agent.name: positron_nuclide(item.agent) for item in plan.emitters},
         scanner=scanner,
         geometry=system.geometry,
-        schedule_indices=frames,
-        frame_start_s=starts,
-        frame_duration_s=(duration,) * n_frames,
+        schedule_indices=plan.frames,
+        frame_start_s=plan.starts_s,
+        frame_duration_s=(duration,) * len(plan.frames),
         decay_correction_factors=tuple(correction),
         decay_corrected=decay_corrected,
         injected_activity_bq=injected_bq,
@@ -282,12 +394,12 @@ def acquire_pet(ctx: AcquisitionContext) -> PETAcquisition:
         specific_activity_bq_per_ug=specific,
         images_bq_per_ml=images,
         recon_parameters={m: recon_parameters(m, scanner, spec.psf_in_model) for m in spec.recon},
-        expected_image_bq_per_ml=xp.astype(expected, xp.float32),
-        mu_511_per_mm=xp.astype(mu, xp.float32),
-        prompts=prompts,
-        expected_background=background,
+        expected_image_bq_per_ml=xp.astype(raw.expected_image_bq_per_ml, xp.float32),
+        mu_511_per_mm=xp.astype(plan.mu_511_per_mm, xp.float32),
+        prompts=raw.prompts,
+        expected_background=raw.background,
         attenuation_factors=system.attenuation_factors,
-        counts_per_unit_projection=tuple(n_k),
+        counts_per_unit_projection=tuple(plan.counts_per_unit),
         total_counts=total_counts,
         suv_scale_g_per_bq=suv,
         timings_s=timer.seconds,
@@ -296,8 +408,13 @@ def acquire_pet(ctx: AcquisitionContext) -> PETAcquisition:
 
 __all__ = [
     "PET_NOISE_STREAM",
+    "PETPlan",
+    "PETRawData",
     "acquire_pet",
     "check_pet",
+    "frame_decay_integrals_s",
+    "plan_pet",
     "scatter_and_randoms",
+    "simulate_pet_data",
     "specific_activity_bq_per_ug",
 ]
