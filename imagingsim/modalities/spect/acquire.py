@@ -42,9 +42,11 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
+from typing import Any
 
 from imagingsim.backend import Backend
-from imagingsim.data.radionuclides import nuclide
+from imagingsim.data.radionuclides import Nuclide, nuclide
 from imagingsim.modalities.base import AcquisitionContext
 from imagingsim.modalities.settings import check_acquisitions_fit
 from imagingsim.modalities.spect.physics import SPECTParams, photopeaks, spect_params
@@ -143,41 +145,90 @@ def _smooth(sinogram, fwhm_mm: float, pixel_mm: float, slice_mm: float, backend:
     return smooth * xp.astype(scale, sinogram.dtype)
 
 
-def acquire_spect(ctx: AcquisitionContext) -> SPECTAcquisition:
-    """Simulate and reconstruct the SPECT study of a scenario (see the module docstring).
+@dataclass(frozen=True, eq=False)
+class SPECTPlan:
+    """Everything a SPECT study needs before any photon is counted.
 
-    Parameters
+    Attributes
     ----------
-    ctx : AcquisitionContext
-        The SPECT settings (``ctx.spec``), agents, schedule, phantom, delivery, backend and
-        subject seed (:func:`imagingsim.modalities.base.acquisition_context`).
-
-    Returns
-    -------
-    SPECTAcquisition
+    tracer : AgentSpec
+        The imaged agent.
+    nuclide : Nuclide
+        Its single-photon label.
+    params : SPECTParams
+        The preset after the scenario's overrides (collimator, views, binning, scatter).
+    peaks : tuple of Photopeak
+        The photopeaks and their windows.
+    grids : SPECTGrids
+        The fine (phantom) grid the data are simulated on and the coarse reconstruction grid.
+    frames : tuple of int
+        Schedule indices of the acquisitions (from the tracer's injection on).
+    starts_s : tuple of float
+        Acquisition starts, s after t = 0.
+    duration_s : float
+        Acquisition length, s.
+    decay_integrals_s : list of float
+        Decays per initial nucleus during each acquisition, s.
+    decay_corrected : bool
+        Images decay-corrected to the injection.
+    counts_per_unit_fine : list of float
+        Expected counts per unit projection per photopeak on the fine grid.
+    mu_true_per_mm : dict of str -> device array
+        True mu per photopeak and acquisition (tissues and contrast), ``(nx, ny, nz, T)``, 1/mm.
+    contrast_moves : bool
+        Whether contrast agents change the attenuation between acquisitions.
     """
-    phantom, delivery, backend, seed = ctx.phantom, ctx.delivery, ctx.backend, ctx.seed
-    ct = ctx.inputs.get("ct")
-    xp = backend.xp
-    spec = ctx.spec
-    timer = StageTimer()
-    lap = timer.lap
 
+    tracer: AgentSpec
+    nuclide: Nuclide
+    params: SPECTParams
+    peaks: tuple
+    grids: SPECTGrids
+    frames: tuple[int, ...]
+    starts_s: tuple[float, ...]
+    duration_s: float
+    decay_integrals_s: list[float]
+    decay_corrected: bool
+    counts_per_unit_fine: list[float]
+    mu_true_per_mm: dict[str, Any]
+    contrast_moves: bool
+
+    @property
+    def activity_factors(self) -> list[float]:
+        """Image convention per acquisition: decay integral / duration (decay-corrected) or 1."""
+        return [i / self.duration_s if self.decay_corrected else 1.0 for i in self.decay_integrals_s]
+
+
+@dataclass(frozen=True, eq=False)
+class SPECTRawData:
+    """Per acquisition (lists over ``plan.frames``): expected images on the fine grid (Bq/mL),
+    expected primary and scatter projections, the scatter estimate used as the background,
+    the measured counts and (TEW) the side-window counts."""
+
+    expected_images: list
+    primaries: list
+    scatters: list
+    estimates: list
+    measured: list
+    lower_counts: list
+    upper_counts: list
+
+
+def plan_spect(ctx: AcquisitionContext) -> SPECTPlan:
+    """Resolve the SPECT settings, acquisitions, decay, photopeaks and true attenuation of a subject."""
+    phantom, delivery, backend, spec = ctx.phantom, ctx.delivery, ctx.backend, ctx.spec
+    xp = backend.xp
     tracer = spect_tracer(spec, ctx.agents)
     data = nuclide(spect_nuclide(tracer))
     params = spect_params(spec, data)
     peaks = photopeaks(data, params)
     grids = SPECTGrids.build(phantom.grid, params)
-    f = grids.factor
     fine_pixel, fine_slice = phantom.grid.voxel_size_mm[0], phantom.grid.voxel_size_mm[2]
-    pixel, slice_mm = grids.coarse.pixel_size_mm, grids.grid.voxel_size_mm[2]
     duration = params.acquisition_time_s
     injection_s = 3600.0 * tracer.injection_time_h
     frames = tuple(k for k, t in enumerate(delivery.times_h) if 3600.0 * t >= injection_s)
     starts = tuple(3600.0 * delivery.times_h[k] for k in frames)
     integrals = [decay_integral_s(data.half_life_s, s, s + duration, injection_s=injection_s) for s in starts]
-    decay_corrected = spec.decay_correction == "injection"
-    activity_factor = [i / duration if decay_corrected else 1.0 for i in integrals]
     c_fine = [counts_per_unit_projection(p, params, fine_pixel, fine_slice) for p in peaks]
 
     check_windows(peaks, params, tew=spec.scatter == "tew")
@@ -191,66 +242,106 @@ def acquire_spect(ctx: AcquisitionContext) -> SPECTAcquisition:
         extra = contrast_attenuation_per_mm(contrast, p.energy_keV, backend)
         stacked = xp.stack([tissue_mu[p.label]] * len(frames), axis=-1)
         mu_true[p.label] = xp.astype(stacked if extra is None else stacked + extra, xp.float32)
-    lap("setup")
+    return SPECTPlan(tracer=tracer, nuclide=data, params=params, peaks=peaks, grids=grids, frames=frames,
+                     starts_s=starts, duration_s=duration, decay_integrals_s=integrals,
+                     decay_corrected=spec.decay_correction == "injection", counts_per_unit_fine=c_fine,
+                     mu_true_per_mm=mu_true, contrast_moves=bool(contrast))
 
-    specific = specific_activity_bq_per_ug(tracer)
-    carrier = delivery.agent(tracer.name).carrier_ug_per_ml
-    expected_images, primaries, scatters, estimates, measured = [], [], [], [], []
-    lower_counts, upper_counts = [], []
+
+def simulate_spect_data(plan: SPECTPlan, ctx: AcquisitionContext) -> SPECTRawData:
+    """Primary and scatter projections of every acquisition and their Poisson counts.
+
+    Counts of acquisition ``k`` are drawn from ``backend.rng(seed, SPECT_NOISE_STREAM, k, 0)``
+    (``k`` the schedule index); TEW side windows from their own streams (:func:`_tew_estimate`).
+    """
+    phantom, backend, seed = ctx.phantom, ctx.backend, ctx.seed
+    xp = backend.xp
+    grids, params, peaks = plan.grids, plan.params, plan.peaks
+    f = grids.factor
+    fine_slice = phantom.grid.voxel_size_mm[2]
+    pixel, slice_mm = grids.coarse.pixel_size_mm, grids.grid.voxel_size_mm[2]
+    specific = specific_activity_bq_per_ug(plan.tracer)
+    carrier = ctx.delivery.agent(plan.tracer.name).carrier_ug_per_ml
+    raw = SPECTRawData([], [], [], [], [], [], [])
     span_mm = grids.coarse.n_bins * pixel
     fine_projectors = None
-    for k, schedule_index in enumerate(frames):
-        if fine_projectors is None or contrast:
+    for k, schedule_index in enumerate(plan.frames):
+        if fine_projectors is None or plan.contrast_moves:
             # One projector set per acquisition when contrast moves the attenuation, else one;
             # the previous set is released first (its attenuation tables can be large).
             fine_projectors = None
             fine_projectors = peak_projectors(
                 grids.fine, grids.padded_shape[2], fine_slice, peaks,
-                [pad_to(mu_true[p.label][..., k], grids.padded_shape, backend) for p in peaks], backend,
+                [pad_to(plan.mu_true_per_mm[p.label][..., k], grids.padded_shape, backend) for p in peaks], backend,
             )
         activity = carrier[..., schedule_index] * specific
         # Photons come from the mean activity during the acquisition, A x I_k / D, whatever
         # the images' convention.
-        mean_factor = integrals[k] / duration
-        expected_images.append(xp.astype(activity * (1.0 if decay_corrected else mean_factor), xp.float32))
+        mean_factor = plan.decay_integrals_s[k] / plan.duration_s
+        raw.expected_images.append(xp.astype(activity * (1.0 if plan.decay_corrected else mean_factor), xp.float32))
         image = pad_to(xp.astype(activity, xp.float32), grids.padded_shape, backend)
         primary_peaks = [bin_pixels(proj.apply(image), f, backend) * (c * mean_factor)
-                         for proj, c in zip(fine_projectors, c_fine)]
+                         for proj, c in zip(fine_projectors, plan.counts_per_unit_fine)]
         sf = params.scatter_fraction
         scatter_peaks = [_smooth(p, 0.25 * span_mm, pixel, slice_mm, backend) * (sf / (1.0 - sf)) for p in primary_peaks]
         primary = sum(primary_peaks[1:], primary_peaks[0])
         scatter = sum(scatter_peaks[1:], scatter_peaks[0])
         counts = poisson_counts(primary + scatter, backend.rng(seed, SPECT_NOISE_STREAM, schedule_index, 0))
-        if spec.scatter == "tew":
+        if ctx.spec.scatter == "tew":
             estimate, lower, upper = _tew_estimate(scatter_peaks, peaks, params, backend, seed, schedule_index,
                                                    pixel, slice_mm)
-            lower_counts.append(lower)
-            upper_counts.append(upper)
+            raw.lower_counts.append(lower)
+            raw.upper_counts.append(upper)
         else:
             estimate = scatter
-        primaries.append(primary)
-        scatters.append(scatter)
-        estimates.append(xp.astype(estimate, xp.float32))
-        measured.append(xp.astype(counts, xp.float32))
-    del fine_projectors
-    lap("projection_noise")
+        raw.primaries.append(primary)
+        raw.scatters.append(scatter)
+        raw.estimates.append(xp.astype(estimate, xp.float32))
+        raw.measured.append(xp.astype(counts, xp.float32))
+    return raw
 
-    mu_recon = _attenuation_maps(phantom, grids, peaks, mu_true, frames, ct, backend)
-    attenuation_source = "ct" if ct is not None else "truth"
-    lap("attenuation_maps")
 
-    c_coarse = [counts_per_unit_projection(p, params, pixel, slice_mm) for p in peaks]
-    weights = [[c * a for c in c_coarse] for a in activity_factor]
-    images = {variant: [] for variant in spec.recon}
-    for k in range(len(frames)):
+def recon_weights(plan: SPECTPlan) -> list[list[float]]:
+    """Counts per unit projection on the reconstruction grid, per acquisition and photopeak,
+    in the images' convention (the system model's scale)."""
+    pixel, slice_mm = plan.grids.coarse.pixel_size_mm, plan.grids.grid.voxel_size_mm[2]
+    c_coarse = [counts_per_unit_projection(p, plan.params, pixel, slice_mm) for p in plan.peaks]
+    return [[c * a for c in c_coarse] for a in plan.activity_factors]
+
+
+def reconstruct_spect_images(plan: SPECTPlan, measured, estimates, mu_recon_per_mm, variants, backend: Backend):
+    """OSEM of every acquisition with every variant; reruns on stored counts and background.
+
+    Parameters
+    ----------
+    plan : SPECTPlan
+    measured, estimates : sequence of device arrays
+        Counts and background (scatter estimate) per acquisition, on the reconstruction grid.
+    mu_recon_per_mm : dict of str -> device array
+        Attenuation maps per photopeak for the correction, ``grid.shape + (T,)``, 1/mm.
+    variants : sequence of str
+        Keys of :data:`~imagingsim.modalities.spect.result.RECON_VARIANTS`.
+    backend : Backend
+
+    Returns
+    -------
+    dict of str -> device array, float32, ``grid.shape + (T,)``
+        Bq/mL in the images' convention.
+    """
+    xp = backend.xp
+    grids, params, peaks = plan.grids, plan.params, plan.peaks
+    slice_mm = grids.grid.voxel_size_mm[2]
+    weights = recon_weights(plan)
+    images = {variant: [] for variant in variants}
+    for k in range(len(plan.frames)):
         # The resampling matrices and attenuation tables of each subset are built once per
         # acquisition and shared by the variants with and without collimator modelling.
         shared = {}
-        for attenuation in sorted({RECON_VARIANTS[v][0] for v in spec.recon}):
-            mu_k = [mu_recon[p.label][..., k] for p in peaks]
+        for attenuation in sorted({RECON_VARIANTS[v][0] for v in variants}):
+            mu_k = [mu_recon_per_mm[p.label][..., k] for p in peaks]
             shared[attenuation] = subset_projectors(grids.coarse, grids.grid.shape[2], slice_mm, peaks, mu_k, params,
                                                     backend, attenuation=attenuation)
-        for variant in spec.recon:
+        for variant in variants:
             attenuation, collimator = RECON_VARIANTS[variant]
             image = reconstruct_spect(measured[k], estimates[k], weights[k], shared[attenuation], peaks, params,
                                       collimator=collimator)
@@ -259,41 +350,76 @@ def acquire_spect(ctx: AcquisitionContext) -> SPECTAcquisition:
                                       dtype=xp.float32).apply(xp.astype(image, xp.float32))
             images[variant].append(xp.astype(image, xp.float32))
         del shared
-    images = {variant: xp.stack(frames_out, axis=-1) for variant, frames_out in images.items()}
-    lap("recon")
+    return {variant: xp.stack(frames_out, axis=-1) for variant, frames_out in images.items()}
+
+
+def acquire_spect(ctx: AcquisitionContext) -> SPECTAcquisition:
+    """Simulate and reconstruct the SPECT study of a scenario (see the module docstring).
+
+    :func:`plan_spect`, then :func:`simulate_spect_data`, then the attenuation maps for the
+    correction (from the CT result in ``ctx.inputs["ct"]`` when CT ran, else the truth), then
+    :func:`reconstruct_spect_images`.
+
+    Parameters
+    ----------
+    ctx : AcquisitionContext
+        The SPECT settings (``ctx.spec``), agents, schedule, phantom, delivery, backend and
+        subject seed (:func:`imagingsim.modalities.base.acquisition_context`).
+
+    Returns
+    -------
+    SPECTAcquisition
+    """
+    phantom, delivery, backend = ctx.phantom, ctx.delivery, ctx.backend
+    ct = ctx.inputs.get("ct")
+    xp = backend.xp
+    spec = ctx.spec
+    timer = StageTimer()
+    plan = plan_spect(ctx)
+    timer.lap("setup")
+    raw = simulate_spect_data(plan, ctx)
+    timer.lap("projection_noise")
+    mu_recon = _attenuation_maps(phantom, plan.grids, plan.peaks, plan.mu_true_per_mm, plan.frames, ct, backend)
+    attenuation_source = "ct" if ct is not None else "truth"
+    timer.lap("attenuation_maps")
+    images = reconstruct_spect_images(plan, raw.measured, raw.estimates, mu_recon, spec.recon, backend)
+    timer.lap("recon")
 
     def stack(arrays):
         return xp.stack(arrays, axis=-1)
 
-    projections, primary_all, scatter_all = stack(measured), stack(primaries), stack(scatters)
+    projections, primary_all, scatter_all = stack(raw.measured), stack(raw.primaries), stack(raw.scatters)
     sums = xp.stack([xp.sum(a, axis=(0, 1, 2), dtype=xp.float64) for a in (primary_all, scatter_all, projections)])
     host = backend.to_host(sums).tolist()
     total_counts = {name: tuple(float(v) for v in row) for name, row in zip(("primary", "scatter", "measured"), host)}
+    tracer, params, duration = plan.tracer, plan.params, plan.duration_s
+    specific = specific_activity_bq_per_ug(tracer)
     return SPECTAcquisition(
         tracer=tracer,
-        nuclide=data.name,
+        nuclide=plan.nuclide.name,
         params=params,
-        photopeaks=peaks,
-        geometry=grids.coarse,
-        grid=grids.grid,
-        schedule_indices=frames,
-        frame_start_s=starts,
-        frame_duration_s=(duration,) * len(frames),
-        decay_corrected=decay_corrected,
-        decay_correction_factors=tuple(duration / i if decay_corrected else 1.0 for i in integrals),
+        photopeaks=plan.peaks,
+        geometry=plan.grids.coarse,
+        grid=plan.grids.grid,
+        schedule_indices=plan.frames,
+        frame_start_s=plan.starts_s,
+        frame_duration_s=(duration,) * len(plan.frames),
+        decay_corrected=plan.decay_corrected,
+        decay_correction_factors=tuple(duration / i if plan.decay_corrected else 1.0 for i in plan.decay_integrals_s),
         injected_activity_bq=float(delivery.agent(tracer.name).injected_mass_ug) * specific,
         images_bq_per_ml=images,
         recon_parameters={v: recon_parameters(v, params) for v in spec.recon},
-        expected_image_bq_per_ml=stack(expected_images),
-        mu_true_per_mm=mu_true,
+        expected_image_bq_per_ml=stack(raw.expected_images),
+        mu_true_per_mm=plan.mu_true_per_mm,
         mu_recon_per_mm=mu_recon,
         attenuation_source=attenuation_source,
         projections=projections,
         expected_primary=primary_all,
         expected_scatter=scatter_all,
-        scatter_estimate=stack(estimates),
-        side_window_counts={"lower": stack(lower_counts), "upper": stack(upper_counts)} if lower_counts else {},
-        counts_per_unit_projection=tuple(tuple(w) for w in weights),
+        scatter_estimate=stack(raw.estimates),
+        side_window_counts={"lower": stack(raw.lower_counts), "upper": stack(raw.upper_counts)}
+        if raw.lower_counts else {},
+        counts_per_unit_projection=tuple(tuple(w) for w in recon_weights(plan)),
         total_counts=total_counts,
         timings_s=timer.seconds,
     )
@@ -379,9 +505,15 @@ def recon_parameters(variant: str, params: SPECTParams) -> dict:
 
 __all__ = [
     "SPECT_NOISE_STREAM",
+    "SPECTPlan",
+    "SPECTRawData",
     "acquire_spect",
     "check_spect",
+    "plan_spect",
     "recon_parameters",
+    "recon_weights",
+    "reconstruct_spect_images",
     "roi_activity_bq_per_ml",
+    "simulate_spect_data",
     "specific_activity_bq_per_ug",
 ]
