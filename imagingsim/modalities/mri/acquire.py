@@ -45,6 +45,9 @@ Model (one session per schedule time ``t_k``; physics in :mod:`~imagingsim.modal
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from imagingsim.backend import Backend
 from imagingsim.modalities.base import AcquisitionContext
 from imagingsim.modalities.mri.physics import (
@@ -179,36 +182,74 @@ def check_mri_spec(spec, phase_encodes: tuple[int, int]) -> None:
         )
 
 
-def acquire_mri(ctx: AcquisitionContext, *, dtype=None) -> MRIAcquisition:
-    """Simulate and reconstruct the MRI study of a scenario (see the module docstring).
+@dataclass(frozen=True, eq=False)
+class MRIPlan:
+    """Everything an MRI study needs before any session is simulated.
 
-    Parameters
+    Attributes
     ----------
-    ctx : AcquisitionContext
-        The MRI settings (``ctx.spec``), agents, schedule, phantom, delivery, backend and
-        subject seed (:func:`imagingsim.modalities.base.acquisition_context`).
-    dtype : complex dtype, keyword-only, optional
-        Of k-space and the reconstructions: complex64 unless given (complex128 for exact
-        checks); relaxation and signal are computed in float64.
-
-    Returns
-    -------
-    MRIAcquisition
+    spec : MRISpec
+        The settings.
+    method : {"zero_filled", "cg_sense"}
+        The reconstruction (:func:`resolve_recon`).
+    echo_times_ms : list of float
+    iron_agents : list of (IronAgent, AgentDelivery)
+        Agents with an iron-oxide label and their relaxivities at the field.
+    r1_0, r2star_0 : device arrays
+        Baseline relaxation rates at the field, 1/s.
+    proton_density : device array
+    offresonance_hz : device array or None
+        Seeded B0 off-resonance map, Hz.
+    coil_maps : device array or None
+        Receive sensitivities ``(C, nx, ny, nz)`` (None for one coil).
+    mask : device array, bool, ``(ny, nz)``
+        Acquired phase encodes, FFT order.
+    acceleration : float
+        Fully sampled / acquired phase encodes.
+    forward : LinearOperator
+        Encoding operator (coils, FFT) of all echoes at once.
+    sigma : device array (scalar)
+        Complex noise sd per k-space sample.
+    reference_signal : device array (scalar)
+        Pre-contrast first-echo muscle magnitude the noise percentage refers to.
+    cdtype, rdtype : dtypes
+        Of k-space and images, and of magnitudes.
     """
-    phantom, delivery, backend, seed = ctx.phantom, ctx.delivery, ctx.backend, ctx.seed
+
+    spec: MRISpec
+    method: str
+    echo_times_ms: list[float]
+    iron_agents: list
+    r1_0: Any
+    r2star_0: Any
+    proton_density: Any
+    offresonance_hz: Any
+    coil_maps: Any
+    mask: Any
+    acceleration: float
+    forward: Any
+    sigma: Any
+    reference_signal: Any
+    cdtype: Any
+    rdtype: Any
+
+    @property
+    def undersampled(self) -> bool:
+        """Whether phase encodes are skipped (the mask then enters the noise and the recon)."""
+        return self.spec.undersampling != "none"
+
+
+def plan_mri(ctx: AcquisitionContext, *, dtype=None) -> MRIPlan:
+    """Baseline relaxation, coils, sampling mask, encoding operator and noise level of a subject."""
+    phantom, backend, seed, spec = ctx.phantom, ctx.backend, ctx.seed, ctx.spec
     xp = backend.xp
-    spec = ctx.spec
     cdtype = dtype or xp.complex64
     rdtype = xp.float32 if cdtype == xp.complex64 else xp.float64
-    timer = StageTimer()
-    lap = timer.lap
-
     grid = phantom.grid
     _, ny, nz = grid.shape
     check_mri_spec(spec, (ny, nz))
     echo_times = [float(t) for t in spec.echo_times_ms]
-    n_echoes = len(echo_times)
-    agents = iron_agents(delivery, spec.field_T)
+    agents = iron_agents(ctx.delivery, spec.field_T)
     r1_0, r2star_0 = baseline_relaxation(phantom, spec.field_T, backend)
     m0 = phantom.properties["proton_density"]
     offresonance = None
@@ -223,17 +264,7 @@ def acquire_mri(ctx: AcquisitionContext, *, dtype=None) -> MRIAcquisition:
                                 backend.rng(seed, MRI_MASK_STREAM), backend)
         mask = to_fft_order(centred, backend)
         acceleration = ny * nz / n_acquired((ny, nz), spec.acceleration)
-    undersampled = spec.undersampling != "none"
-    method = resolve_recon(spec)
-    forward = encoding_operator(grid.shape, backend, coil_maps=coil_maps, n_batch=n_echoes)
-
-    def reconstruct(kspace):
-        """Magnitude images ``(B, nx, ny, nz)`` of k-space ``(B, C, nx, ny, nz)`` by ``method``."""
-        if method == "cg_sense":
-            image = cg_sense(kspace, backend, mask=mask if undersampled else None, coil_maps=coil_maps,
-                             iterations=spec.cg_iterations, regularization=spec.cg_regularization)
-            return xp.astype(xp.abs(image), rdtype)
-        return xp.astype(zero_filled(kspace, backend), rdtype)
+    forward = encoding_operator(grid.shape, backend, coil_maps=coil_maps, n_batch=len(echo_times))
 
     # BrainWeb noise reference: the pre-contrast first-echo magnitude of muscle. Fixed before
     # any session, so the noise does not follow the contrast agent.
@@ -241,45 +272,115 @@ def acquire_mri(ctx: AcquisitionContext, *, dtype=None) -> MRIAcquisition:
                                       echo_times_ms=echo_times[:1], flip_angle_deg=spec.flip_angle_deg)
     reference = reference_signal(xp.abs(baseline_first_echo[0, ...]), phantom.labels, backend)
     sigma = (spec.noise_percent / 100.0) * reference
-    del baseline_first_echo
-    lap("setup")
+    return MRIPlan(spec=spec, method=resolve_recon(spec), echo_times_ms=echo_times, iron_agents=agents, r1_0=r1_0,
+                   r2star_0=r2star_0, proton_density=m0, offresonance_hz=offresonance, coil_maps=coil_maps, mask=mask,
+                   acceleration=acceleration, forward=forward, sigma=sigma, reference_signal=reference,
+                   cdtype=cdtype, rdtype=rdtype)
 
-    noise = None
-    if spec.noise_percent > 0 and n_echoes >= 2:
-        # The noise floor of this coil set, mask and recon: reconstruct noise alone (own stream).
-        zeros = xp.zeros((NOISE_REALISATIONS,) + tuple(forward.out_shape[1:]), dtype=cdtype, device=backend.device)
-        noise_only = add_kspace_noise(zeros, sigma, backend.rng(seed, MRI_NOISE_FLOOR_STREAM), backend,
-                                      mask=mask if undersampled else None)
-        del zeros
-        noise = noise_statistics(reconstruct(noise_only), backend)
-        del noise_only
+
+def reconstruct_mri(plan: MRIPlan, kspace, backend: Backend):
+    """Magnitude images ``(B, nx, ny, nz)`` of k-space ``(B, C, nx, ny, nz)`` by ``plan.method``.
+
+    Reruns on stored k-space (with the plan's mask and coil maps).
+    """
+    xp = backend.xp
+    spec = plan.spec
+    if plan.method == "cg_sense":
+        image = cg_sense(kspace, backend, mask=plan.mask if plan.undersampled else None, coil_maps=plan.coil_maps,
+                         iterations=spec.cg_iterations, regularization=spec.cg_regularization)
+        return xp.astype(xp.abs(image), plan.rdtype)
+    return xp.astype(zero_filled(kspace, backend), plan.rdtype)
+
+
+def noise_floor(plan: MRIPlan, backend: Backend, seed: int):
+    """Noise statistics of this coil set, mask and recon: noise alone reconstructed (own stream).
+
+    None without noise or with fewer than two echoes (no R2* fit to protect).
+    """
+    xp = backend.xp
+    if not (plan.spec.noise_percent > 0 and len(plan.echo_times_ms) >= 2):
+        return None
+    zeros = xp.zeros((NOISE_REALISATIONS,) + tuple(plan.forward.out_shape[1:]), dtype=plan.cdtype,
+                     device=backend.device)
+    noise_only = add_kspace_noise(zeros, plan.sigma, backend.rng(seed, MRI_NOISE_FLOOR_STREAM), backend,
+                                  mask=plan.mask if plan.undersampled else None)
+    del zeros
+    return noise_statistics(reconstruct_mri(plan, noise_only, backend), backend)
+
+
+def simulate_mri_session(plan: MRIPlan, ctx: AcquisitionContext, session: int, timer: StageTimer | None = None):
+    """True relaxation and noisy k-space of session ``session`` (noise from ``rng(seed, MRI_NOISE_STREAM, session)``).
+
+    Returns
+    -------
+    kspace : device array, ``(E, C, nx, ny, nz)``
+    truth : dict
+        ``r1``, ``r2star`` (1/s), ``iron`` and ``bound`` (mM) maps of the session.
+    """
+    backend, spec = ctx.backend, plan.spec
+    xp = backend.xp
+    timer = timer or StageTimer()
+    iron = [
+        (agent.relaxivity, iron_mM(item.carrier_ug_per_ml[..., session], agent.iron_mass_fraction),
+         iron_mM(item.bound_carrier_ug_per_ml[..., session], agent.iron_mass_fraction))
+        for agent, item in plan.iron_agents
+    ]
+    r1, r2star, total, bound = relaxation_with_iron(plan.r1_0, plan.r2star_0, iron, spec.clustered_iron_r2star_factor)
+    images = spoiled_gre(plan.proton_density, r1, r2star, repetition_time_ms=spec.repetition_time_ms,
+                         echo_times_ms=plan.echo_times_ms, flip_angle_deg=spec.flip_angle_deg,
+                         offresonance_hz=plan.offresonance_hz, dtype=plan.cdtype)
+    timer.lap("signal")
+    clean = plan.forward.apply(images)
+    del images
+    timer.lap("encoding")
+    if spec.noise_percent > 0:
+        kspace = add_kspace_noise(clean, plan.sigma, backend.rng(ctx.seed, MRI_NOISE_STREAM, session), backend,
+                                  mask=plan.mask if plan.undersampled else None)
+    else:
+        kspace = clean * xp.astype(plan.mask, plan.rdtype) if plan.undersampled else clean
+    del clean
+    timer.lap("noise")
+    return kspace, {"r1": r1, "r2star": r2star, "iron": total, "bound": bound}
+
+
+def acquire_mri(ctx: AcquisitionContext, *, dtype=None) -> MRIAcquisition:
+    """Simulate and reconstruct the MRI study of a scenario (see the module docstring).
+
+    :func:`plan_mri`, the :func:`noise_floor` of its reconstruction, then per session
+    :func:`simulate_mri_session`, :func:`reconstruct_mri` and the R2* fit (sessions one at a
+    time, so only one session's echoes are in flight).
+
+    Parameters
+    ----------
+    ctx : AcquisitionContext
+        The MRI settings (``ctx.spec``), agents, schedule, phantom, delivery, backend and
+        subject seed (:func:`imagingsim.modalities.base.acquisition_context`).
+    dtype : complex dtype, keyword-only, optional
+        Of k-space and the reconstructions: complex64 unless given (complex128 for exact
+        checks); relaxation and signal are computed in float64.
+
+    Returns
+    -------
+    MRIAcquisition
+    """
+    delivery, backend = ctx.delivery, ctx.backend
+    xp = backend.xp
+    spec = ctx.spec
+    timer = StageTimer()
+    lap = timer.lap
+    plan = plan_mri(ctx, dtype=dtype)
+    lap("setup")
+    noise = noise_floor(plan, backend, ctx.seed)
     lap("noise_floor")
 
+    echo_times, agents, method = plan.echo_times_ms, plan.iron_agents, plan.method
     out: dict[str, list] = {k: [] for k in ("kspace", "magnitude", "r2star", "fit_mask", "iron_estimate", "r1",
                                              "r2star_true", "iron", "bound")}
     for k in range(len(delivery.times_h)):
-        iron = [
-            (agent.relaxivity, iron_mM(item.carrier_ug_per_ml[..., k], agent.iron_mass_fraction),
-             iron_mM(item.bound_carrier_ug_per_ml[..., k], agent.iron_mass_fraction))
-            for agent, item in agents
-        ]
-        r1, r2star, total, bound = relaxation_with_iron(r1_0, r2star_0, iron, spec.clustered_iron_r2star_factor)
-        images = spoiled_gre(m0, r1, r2star, repetition_time_ms=spec.repetition_time_ms, echo_times_ms=echo_times,
-                             flip_angle_deg=spec.flip_angle_deg, offresonance_hz=offresonance, dtype=cdtype)
-        lap("signal")
-        clean = forward.apply(images)
-        del images
-        lap("encoding")
-        if spec.noise_percent > 0:
-            kspace = add_kspace_noise(clean, sigma, backend.rng(seed, MRI_NOISE_STREAM, k), backend,
-                                      mask=mask if undersampled else None)
-        else:
-            kspace = clean * xp.astype(mask, rdtype) if undersampled else clean
-        del clean
-        lap("noise")
-        magnitude = reconstruct(kspace)
+        kspace, truth = simulate_mri_session(plan, ctx, k, timer)
+        magnitude = reconstruct_mri(plan, kspace, backend)
         lap(f"recon_{method}")
-        if n_echoes >= 2:
+        if len(echo_times) >= 2:
             fit_mask = signal_mask(magnitude[0, ...], noise, backend)
             fitted = fit_r2star(magnitude, echo_times, backend, mask=fit_mask,
                                 noise_floor=None if noise is None else noise.rms,
@@ -287,22 +388,23 @@ def acquire_mri(ctx: AcquisitionContext, *, dtype=None) -> MRIAcquisition:
             out["fit_mask"].append(fit_mask)
             out["r2star"].append(xp.astype(fitted, xp.float32))
             if agents:
-                estimate = iron_estimate_mM(fitted, r2star_0, agents[0][0].relaxivity.r2star_per_mM_s, backend,
+                estimate = iron_estimate_mM(fitted, plan.r2star_0, agents[0][0].relaxivity.r2star_per_mM_s, backend,
                                             mask=fit_mask, first_echo_ms=echo_times[0])
                 out["iron_estimate"].append(xp.astype(estimate, xp.float32))
         lap("r2star_fit")
         out["kspace"].append(kspace)
         out["magnitude"].append(magnitude)
-        out["r1"].append(xp.astype(r1, xp.float32))
-        out["r2star_true"].append(xp.astype(r2star, xp.float32))
-        out["iron"].append(xp.astype(total, xp.float32))
-        out["bound"].append(xp.astype(bound, xp.float32))
+        out["r1"].append(xp.astype(truth["r1"], xp.float32))
+        out["r2star_true"].append(xp.astype(truth["r2star"], xp.float32))
+        out["iron"].append(xp.astype(truth["iron"], xp.float32))
+        out["bound"].append(xp.astype(truth["bound"], xp.float32))
 
     def stacked(key):
         return xp.stack(out[key], axis=0) if out[key] else None
 
     # One explicit synchronisation for the scalars the sidecars report.
-    sigma_host, reference_host = backend.to_host(xp.stack([xp.astype(sigma, xp.float64), reference])).tolist()
+    sigma_host, reference_host = backend.to_host(xp.stack([xp.astype(plan.sigma, xp.float64),
+                                                           plan.reference_signal])).tolist()
     n_sessions = len(delivery.times_h)
     result = MRIAcquisition(
         spec=spec,
@@ -310,13 +412,13 @@ def acquire_mri(ctx: AcquisitionContext, *, dtype=None) -> MRIAcquisition:
         time_labels=tuple(time_label(t) for t in delivery.times_h),
         iron_agents=tuple(agent for agent, _ in agents),
         kspace=stacked("kspace"),
-        mask=mask,
-        coil_maps=coil_maps,
-        offresonance_hz=None if offresonance is None else xp.astype(offresonance, xp.float32),
+        mask=plan.mask,
+        coil_maps=plan.coil_maps,
+        offresonance_hz=None if plan.offresonance_hz is None else xp.astype(plan.offresonance_hz, xp.float32),
         noise_sd=(float(sigma_host),) * n_sessions,
         noise_reference_signal=float(reference_host),
         noise_floor_rms=None if noise is None else xp.astype(noise.rms, xp.float32),
-        acceleration=float(acceleration),
+        acceleration=float(plan.acceleration),
         recon_method=method,
         magnitude=stacked("magnitude"),
         r2star_per_s=stacked("r2star"),
@@ -326,8 +428,8 @@ def acquire_mri(ctx: AcquisitionContext, *, dtype=None) -> MRIAcquisition:
         true_r2star_per_s=stacked("r2star_true"),
         true_iron_mM=stacked("iron"),
         true_bound_iron_mM=stacked("bound"),
-        baseline_r1_per_s=xp.astype(r1_0, xp.float32),
-        baseline_r2star_per_s=xp.astype(r2star_0, xp.float32),
+        baseline_r1_per_s=xp.astype(plan.r1_0, xp.float32),
+        baseline_r2star_per_s=xp.astype(plan.r2star_0, xp.float32),
         timings_s=timer.seconds,
     )
     lap("collect")
@@ -375,11 +477,16 @@ __all__ = [
     "MRI_MASK_STREAM",
     "MRI_NOISE_FLOOR_STREAM",
     "MRI_NOISE_STREAM",
+    "MRIPlan",
     "acquire_mri",
     "add_kspace_noise",
     "check_mri",
     "check_mri_spec",
+    "noise_floor",
+    "plan_mri",
+    "reconstruct_mri",
     "reference_signal",
     "resolve_recon",
     "roi_iron_mM",
+    "simulate_mri_session",
 ]
