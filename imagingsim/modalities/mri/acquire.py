@@ -28,13 +28,13 @@ Model (one session per schedule time ``t_k``; physics in :mod:`~imagingsim.modal
   root-sum-of-squares coil combination (:func:`resolve_recon`; :func:`check_mri` rejects an
   explicit ``"cg_sense"`` on undersampled single-coil data, where it is only zero filling
   scaled by ``1 / (1 + lambda)``).
-- **Noise floor.** :data:`~imagingsim.modalities.mri.recon.NOISE_REALISATIONS` noise-only k-spaces
+- **Noise floor.** :data:`~imagingsim.modalities.mri.relaxometry.NOISE_REALISATIONS` noise-only k-spaces
   (the same ``sigma``, mask and coils; generator ``(seed, MRI_NOISE_FLOOR_STREAM)``) go
   through the same reconstruction once per study; their local magnitude statistics
-  (:func:`~imagingsim.modalities.mri.recon.noise_statistics`) set the R2* fit's signal mask and echo
+  (:func:`~imagingsim.modalities.mri.relaxometry.noise_statistics`) set the R2* fit's signal mask and echo
   cut-off, so the thresholds follow the coil count (RSS floor) and the g-factor (SENSE).
 - **R2\\* and iron.** The R2* fit over echoes (log-linear WLS, RSS excess floor subtracted,
-  echoes cut and weighted by a first pass's predicted signal; :func:`~imagingsim.modalities.mri.recon.fit_r2star`)
+  echoes cut and weighted by a first pass's predicted signal; :func:`~imagingsim.modalities.mri.relaxometry.fit_r2star`)
   inside the signal mask, and the iron estimate ``(R2* - R2*_0) / r2*`` with the solution r2* of the
   first iron agent, NaN where the fit is masked or clipped or the baseline is a void.
   ``R2*_0`` is the simulation's own baseline at the field: it stands in for the
@@ -58,15 +58,13 @@ from imagingsim.modalities.mri.physics import (
     relaxation_with_iron,
     spoiled_gre,
 )
-from imagingsim.modalities.mri.recon import (
+from imagingsim.modalities.mri.recon import cg_sense, encoding_operator, zero_filled
+from imagingsim.modalities.mri.relaxometry import (
     NOISE_REALISATIONS,
-    cg_sense,
-    encoding_operator,
     fit_r2star,
     iron_estimate_mM,
     noise_statistics,
     signal_mask,
-    zero_filled,
 )
 from imagingsim.modalities.mri.result import MRIAcquisition, time_label
 from imagingsim.modalities.mri.sampling import (

@@ -60,7 +60,7 @@ from imagingsim.io.host import host_array
 from imagingsim.io.nifti import write_nifti
 from imagingsim.io.sidecars import BIDS_VERSION, LICENSE, TIME_REFERENCE, generated_by, write_json
 from imagingsim.modalities.base import WriteContext
-from imagingsim.modalities.mri.recon import (
+from imagingsim.modalities.mri.relaxometry import (
     BASELINE_VOID_DECAY,
     NOISE_FLOOR_MULTIPLE,
     NOISE_NEIGHBOURHOOD,

@@ -45,7 +45,7 @@ class MRIAcquisition:
         body without muscle): the BrainWeb noise reference, independent of the agent.
     noise_floor_rms : device array ``(nx, ny, nz)``, float32, or None
         RMS magnitude of the reconstructed noise alone (local average; see
-        :func:`~imagingsim.modalities.mri.recon.noise_statistics`): the floor the R2* fit's echo
+        :func:`~imagingsim.modalities.mri.relaxometry.noise_statistics`): the floor the R2* fit's echo
         cut-off uses. None without noise or with a single echo.
     acceleration : float
         Achieved ``N_total / N_acquired`` over (ky, kz).
@@ -60,7 +60,7 @@ class MRIAcquisition:
     iron_estimate_mM : device array ``(T, nx, ny, nz)``, float32, or None
         ``(R2* - R2*_0) / r2*`` with the first iron agent's solution r2*; NaN outside the
         fit mask, where the fit hit a clip limit and where the baseline is a void
-        (:func:`~imagingsim.modalities.mri.recon.iron_estimate_mM`); None without an iron agent or
+        (:func:`~imagingsim.modalities.mri.relaxometry.iron_estimate_mM`); None without an iron agent or
         with a single echo.
     true_r1_per_s, true_r2star_per_s : device arrays ``(T, nx, ny, nz)``, float32
         The relaxation rates the signal was computed from.

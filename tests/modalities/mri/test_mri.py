@@ -23,7 +23,8 @@ from imagingsim.modalities.mri.physics import (
     relaxivity,
     spoiled_gre,
 )
-from imagingsim.modalities.mri.recon import encoding_operator, fit_r2star, zero_filled
+from imagingsim.modalities.mri.recon import encoding_operator, zero_filled
+from imagingsim.modalities.mri.relaxometry import fit_r2star
 from imagingsim.modalities.mri.result import time_label
 from imagingsim.phantom import Label
 from imagingsim.phantom.properties import tissue_table

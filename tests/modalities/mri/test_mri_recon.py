@@ -8,19 +8,21 @@ import pytest
 from imagingsim.grid import ImageGrid
 from imagingsim.modalities.mri.acquire import add_kspace_noise
 from imagingsim.modalities.mri.recon import (
-    BASELINE_VOID_DECAY,
-    NOISE_REALISATIONS,
-    R2STAR_RANGE_PER_S,
     CoilSensitivities,
     FourierTransform,
     SamplingMask,
     cg_sense,
     encoding_operator,
+    zero_filled,
+)
+from imagingsim.modalities.mri.relaxometry import (
+    BASELINE_VOID_DECAY,
+    NOISE_REALISATIONS,
+    R2STAR_RANGE_PER_S,
     fit_r2star,
     iron_estimate_mM,
     noise_statistics,
     signal_mask,
-    zero_filled,
 )
 from imagingsim.modalities.mri.sampling import (
     calibration_size,
