@@ -1,8 +1,11 @@
 """NIR fluorescence: diffusion-theory excitation and depth blur, NIR-I/NIR-II, camera noise (planar).
 
-Modules: ``spec`` (settings), ``tables`` (dyes, cameras, optics), ``optics`` (diffusion
-theory), ``layered_blur`` (depth-dependent PSF operator), ``acquire`` (driver), ``result``,
-``bids`` (writer), ``truth`` (truth-file patterns), ``summary`` (CLI lines).
+Modules: ``spec`` (settings), ``tables`` (dyes, cameras, optics), ``channel`` (which dye and
+window are imaged), ``optics`` (diffusion theory), ``layered_blur`` (depth-dependent PSF
+operator), ``surface`` (camera frame and surface model), ``camera`` (photon budget and
+readout noise), ``sensitivity`` (depth response of the set-up), ``acquire`` (the driver's
+steps and the model), ``result``, ``bids`` (writer), ``truth`` (truth-file patterns),
+``summary`` (CLI lines).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from imagingsim.io.host import host_array
 from imagingsim.io.nifti import write_nifti
 from imagingsim.io.sidecars import TIME_REFERENCE, write_json, write_tsv
 from imagingsim.modalities.base import WriteContext
-from imagingsim.modalities.nirf.acquire import NIRF_NOISE_STREAM
+from imagingsim.modalities.nirf.camera import NIRF_NOISE_STREAM
 from imagingsim.modalities.nirf.result import DEPTH_COLUMNS, NIRFAcquisition
 from imagingsim.modalities.nirf.surface import AXIS_NAMES, VIEWS
 from imagingsim.modalities.nirf.tables import optics_table
@@ -39,20 +39,33 @@ def _plane(image: np.ndarray, acq: NIRFAcquisition) -> np.ndarray:
 
 
 def write_nirf(stage: Path, acquisition: NIRFAcquisition, ctx: WriteContext) -> None:
-    """Write one NIRF acquisition into a dataset being built at ``stage`` (see the module docstring)."""
-    phantom, backend = ctx.phantom, ctx.backend
-    acq = acquisition
-    sub = ctx.sub
+    """Write one NIRF acquisition into a dataset being built at ``stage`` (see the module docstring).
+
+    Parameters
+    ----------
+    stage : Path
+        Root of the dataset being built.
+    acquisition : NIRFAcquisition
+    ctx : WriteContext
+        The subject (``ctx.sub``), the phantom grid of the dye truth and the backend of the
+        device -> host copies.
+
+    Raises
+    ------
+    ValueError
+        When two schedule times give the same file label.
+    """
+    acq, backend, sub = acquisition, ctx.backend, ctx.sub
     labels = [time_label(t) for t in acq.times_h]
     if len(set(labels)) != len(labels):
         raise ValueError(f"NIRF: schedule times {acq.times_h} give duplicate file labels {labels}")
-    images = backend.to_host(acq.images_e)
-    expected = backend.to_host(acq.expected_e)
-    common = _sidecar(acq, phantom, sub)
+    images = host_array(backend, acq.images_e)
+    expected = host_array(backend, acq.expected_e)
+    common = _sidecar(acq, ctx.phantom, sub)
 
-    folder = ctx.images_dir(stage, "nirf")
+    raw = ctx.images_dir(stage, "nirf")
     for k, (label, t) in enumerate(zip(labels, acq.times_h)):
-        base = folder / f"{sub}_acq-{label}_nirf"
+        base = raw / f"{sub}_acq-{label}_nirf"
         write_nifti(f"{base}.nii.gz", _plane(images[..., k], acq), acq.image_grid,
                     description=f"imagingsim NIRF {acq.dye.key} {acq.window} {t:g} h")
         write_json(f"{base}.json", {
@@ -67,7 +80,7 @@ def write_nirf(stage: Path, acquisition: NIRFAcquisition, ctx: WriteContext) -> 
             ),
             "PeakExpected_e": acq.peak_expected_e[k],
         })
-    _write_depth_table(folder / f"{sub}_depthsensitivity", acq)
+    _write_depth_table(raw / f"{sub}_depthsensitivity", acq)
 
     truth = ctx.truth_dir(stage, "nirf")
     spatial = f"bids:raw:{sub}/anat/{sub}_T1map.nii.gz"
@@ -87,7 +100,7 @@ def write_nirf(stage: Path, acquisition: NIRFAcquisition, ctx: WriteContext) -> 
             "ReferenceTime": TIME_REFERENCE,
         })
     base = truth / f"{sub}_desc-background_nirf"
-    write_nifti(f"{base}.nii.gz", _plane(backend.to_host(acq.background_e), acq), acq.image_grid,
+    write_nifti(f"{base}.nii.gz", _plane(host_array(backend, acq.background_e), acq), acq.image_grid,
                 description="imagingsim NIRF autofluorescence + dark current")
     write_json(f"{base}.json", {
         "Description": (
@@ -101,7 +114,7 @@ def write_nirf(stage: Path, acquisition: NIRFAcquisition, ctx: WriteContext) -> 
     times_s = [3600.0 * t for t in acq.times_h]
     for name, conc in acq.dye_nmol_per_ml.items():
         base = truth / f"{sub}_desc-{name}Dye_conc"
-        write_nifti(f"{base}.nii.gz", host_array(backend, conc, np.float32), phantom.grid,
+        write_nifti(f"{base}.nii.gz", host_array(backend, conc, np.float32), ctx.phantom.grid,
                     frame_times_s=times_s, description=f"imagingsim {name} dye nmol/mL")
         write_json(f"{base}.json", {
             "Description": (

@@ -2,7 +2,7 @@
 
 The data (dyes, cameras, tissue optics, PSF parameters) are in
 :mod:`imagingsim.modalities.nirf.tables`; the per-layer convolution is
-:class:`imagingsim.operators.LayeredBlur`.
+:class:`imagingsim.modalities.nirf.layered_blur.LayeredBlur`.
 
 Diffusion theory of a semi-infinite medium with an extrapolated boundary (Haskell et al.,
 JOSA A 1994;11:2727; Boas et al., in Handbook of Biomedical Optics 2002; Farrell et al.,

@@ -1,10 +1,17 @@
-"""The set-up's depth response: signal of a small fluorescent inclusion against its depth, for the depth-sensitivity table written beside the images."""
+"""The set-up's depth response: a point source of dye against its depth in the reference tissue.
+
+For the depth-sensitivity table written beside the images: the excitation fluence, escape
+fraction, PSF width and detected signal of a point source at each depth of homogeneous
+reference tissue, and the amount of dye whose peak pixel stands 3 noise sd above the
+background of dye-free tissue. Host floats only (closed-form diffusion theory of
+:mod:`~imagingsim.modalities.nirf.optics`).
+"""
 
 from __future__ import annotations
 
 import math
 
-from imagingsim.modalities.nirf.camera import photon_irradiance
+from imagingsim.modalities.nirf.camera import photoelectrons_per_photon, transmitted_photon_irradiance
 from imagingsim.modalities.nirf.optics import (
     diffusion,
     peak_pixel_fraction,
@@ -14,12 +21,7 @@ from imagingsim.modalities.nirf.optics import (
     total_escape,
 )
 from imagingsim.modalities.nirf.result import DEPTH_COLUMNS
-from imagingsim.modalities.nirf.tables import (
-    CameraSetup,
-    Fluorophore,
-    optics_table,
-    tissue_optics,
-)
+from imagingsim.modalities.nirf.tables import CameraSetup, Fluorophore, optics_table, tissue_optics
 
 #: Depths of the depth-sensitivity table, mm.
 SENSITIVITY_DEPTHS_MM = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 15.0, 20.0)
@@ -68,8 +70,8 @@ def depth_sensitivity(dye: Fluorophore, window: str, setup: CameraSetup, *, expo
     em_a, em_s = tissue_optics(ref, band.centre_nm)
     ex, em = diffusion(ex_a, ex_s, n), diffusion(em_a, em_s, n)
     transmitted = 1.0 - specular_reflection(n)
-    photons = photon_irradiance(irradiance_mW_per_cm2, dye.excitation_nm) * transmitted
-    gain = setup.collection_efficiency * setup.camera.optics_transmission * setup.camera.qe(band.centre_nm)
+    photons = transmitted_photon_irradiance(irradiance_mW_per_cm2, dye.excitation_nm)
+    gain = photoelectrons_per_photon(setup, band.centre_nm)
     per_fmol = math.log(10.0) * dye.extinction_M_per_cm * 1e-10 * dye.quantum_yield * band.in_band_fraction
     trans = mode == "trans" and thickness_mm is not None
 
@@ -119,3 +121,6 @@ def depth_sensitivity(dye: Fluorophore, window: str, setup: CameraSetup, *, expo
         "emission_transport_mean_free_path_mm": 1.0 / (em_a + em_s),
     }
     return rows, noise, reference
+
+
+__all__ = ["SENSITIVITY_DEPTHS_MM", "depth_sensitivity"]

@@ -1,4 +1,15 @@
-"""The body surface seen by the camera: the view's image axes, and the diffusion-theory surface model (excitation fluence and emitted light per depth layer, its depth PSFs) on the camera frame."""
+"""The body seen from the camera: the camera frame, and the surface model of the light leaving the skin.
+
+Volumes are turned into the camera frame ``[d, u, v]`` (:func:`to_camera_frame`): ``d``
+along the view from the camera, ``u, v`` the image axes. :class:`SurfaceModel` is the
+linear map from a fluorescence source volume in that frame to the photons leaving each
+pixel of the body surface: voxel layers below the surface, the excitation fluence and the
+escape fraction of each layer voxel (column-averaged optics, diffusion theory of
+:mod:`~imagingsim.modalities.nirf.optics`) and one PSF per layer
+(:class:`~imagingsim.modalities.nirf.layered_blur.LayeredBlur`). The model and its limits
+are described in :mod:`imagingsim.modalities.nirf.acquire` ("Geometry" to "NIR-I vs
+NIR-II").
+"""
 
 from __future__ import annotations
 
@@ -7,32 +18,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from imagingsim.backend import Backend
+from imagingsim.grid import ImageGrid
 from imagingsim.modalities.nirf.layered_blur import LayeredBlur
-from imagingsim.modalities.nirf.optics import (
-    diffusion,
-    layer_kernels,
-    plane_fluence,
-    total_escape,
-)
-from imagingsim.modalities.nirf.tables import (
-    optical_maps,
-    optics_table,
-)
+from imagingsim.modalities.nirf.optics import diffusion, layer_kernels, plane_fluence, total_escape
+from imagingsim.modalities.nirf.tables import optical_maps, optics_table
 
 #: Camera side of each view: (grid axis along the view, True when the camera is on its + side).
 VIEWS: dict[str, tuple[int, bool]] = {"dorsal": (1, False), "ventral": (1, True), "left": (0, False), "right": (0, True)}
-#: Names of the grid axes (sidecars, table headers).
 AXIS_NAMES = ("x", "y", "z")
 #: Deepest layer modelled, mm: a source 60 mm deep sends ~3e-7 of its light out of muscle
 #: (exp(-0.25/mm x 60 mm)), so deeper voxels (only in human-sized phantoms) are dropped.
 MAX_DEPTH_MM = 60.0
-
-
 #: PSF kernels are cut at this distance from the source's foot, mm (the escaping light of a
 #: source 20 mm deep beyond it: ~exp(-0.25/mm x 43 mm) = 2e-5).
 MAX_PSF_RADIUS_MM = 60.0
-
-
 #: Fallback optics where a column has no tissue (no source there; keeps the formulas finite).
 _FALLBACK_MU_A, _FALLBACK_MU_S_PRIME = 0.01, 1.0
 
@@ -50,6 +49,13 @@ def to_camera_frame(volume, view: str, xp):
         volume = xp.flip(volume, axis=axis)
     order = (axis,) + image_axes(view) + tuple(range(3, volume.ndim))
     return xp.permute_dims(volume, order)
+
+
+def frame_voxel_mm(grid: ImageGrid, view: str) -> tuple[float, float, float]:
+    """Voxel size of ``grid`` along the camera frame's ``d, u, v`` axes, mm."""
+    view_axis, _ = VIEWS[view]
+    u_axis, v_axis = image_axes(view)
+    return grid.voxel_size_mm[view_axis], grid.voxel_size_mm[u_axis], grid.voxel_size_mm[v_axis]
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,6 +86,8 @@ class SurfaceModel:
         1 where the column holds tissue: light is only detected there.
     layer_mu_a, layer_mu_s_prime : device arrays ``(L,)``
         Emission optics of each layer's PSF, 1/mm.
+    backend : Backend
+        Where the arrays live.
     """
 
     index: Any
@@ -164,6 +172,7 @@ class SurfaceModel:
 
     @property
     def n_layers(self) -> int:
+        """Number of depth layers ``L`` below the surface."""
         return int(self.index.shape[0])
 
     def layers(self, volume):
@@ -184,13 +193,26 @@ class SurfaceModel:
         return self.blur.apply(self.layers(coefficient_per_mm) * weights) * self.silhouette
 
 
+
 def surface_model(phantom, view: str, mode: str, excitation_nm: float, emission_nm: float, window: str,
                   backend: Backend) -> SurfaceModel:
-    """The :class:`SurfaceModel` of ``phantom`` seen from ``view`` at the two wavelengths (nm)."""
-    xp, grid = backend.xp, phantom.grid
-    view_axis, _ = VIEWS[view]
-    u_axis, v_axis = image_axes(view)
-    voxel = (grid.voxel_size_mm[view_axis], grid.voxel_size_mm[u_axis], grid.voxel_size_mm[v_axis])
+    """The :class:`SurfaceModel` of ``phantom`` seen from ``view``.
+
+    Parameters
+    ----------
+    phantom : imagingsim.phantom.Phantom
+        Labels (tissue = not air) and the 810 nm optical maps on the image grid.
+    view : {"dorsal", "ventral", "left", "right"}
+        Body surface facing the camera.
+    mode : {"epi", "trans"}
+        Illumination from the camera side or from the opposite surface.
+    excitation_nm, emission_nm : float
+        Wavelengths of the excitation line and of the emission band centre, nm.
+    window : {"NIR-I", "NIR-II"}
+        Emission window (selects the PSF parameters).
+    backend : Backend
+    """
+    xp = backend.xp
 
     def frame(volume):
         return to_camera_frame(volume, view, xp)
@@ -198,4 +220,59 @@ def surface_model(phantom, view: str, mode: str, excitation_nm: float, emission_
     body = frame(phantom.labels != 0)
     ex = tuple(frame(m) for m in optical_maps(phantom, excitation_nm, backend))
     em = tuple(frame(m) for m in optical_maps(phantom, emission_nm, backend))
-    return SurfaceModel.build(body, ex, em, voxel, window, mode, backend)
+    return SurfaceModel.build(body, ex, em, frame_voxel_mm(phantom.grid, view), window, mode, backend)
+
+
+def image_plane(grid: ImageGrid, view: str, model: SurfaceModel) -> tuple[int, ImageGrid]:
+    """Where the planar image sits: one voxel thick along the view axis, at the body surface facing the camera.
+
+    Parameters
+    ----------
+    grid : ImageGrid
+        The phantom grid.
+    view : str
+        Key of :data:`VIEWS`.
+    model : SurfaceModel
+        The surface model of the phantom seen from ``view``.
+
+    Returns
+    -------
+    surface_index : int
+        Index along the view axis (phantom grid) of the outermost tissue voxel facing the camera.
+    image_grid : ImageGrid
+        ``grid`` with one voxel along the view axis at ``surface_index`` (places the image in the world).
+    """
+    backend = model.backend
+    view_axis, far_side = VIEWS[view]
+    nd = grid.shape[view_axis]
+    first = int(backend.scalar(backend.xp.min(model.surface)))  # columns without tissue hold nd
+    surface_index = nd - 1 - first if far_side else first
+    shape = list(grid.shape)
+    origin = list(grid.origin_mm)
+    shape[view_axis] = 1
+    origin[view_axis] = grid.origin_mm[view_axis] + surface_index * grid.voxel_size_mm[view_axis]
+    return surface_index, ImageGrid(tuple(shape), grid.voxel_size_mm, tuple(origin))
+
+
+def mean_thickness_mm(grid: ImageGrid, view: str, model: SurfaceModel) -> float:
+    """Mean tissue thickness along the view over the body's silhouette, mm (the slab of transillumination)."""
+    backend, xp = model.backend, model.backend.xp
+    view_axis, _ = VIEWS[view]
+    columns = xp.astype(model.surface < grid.shape[view_axis], xp.float64)
+    mean = xp.sum(xp.astype(model.thickness, xp.float64) * columns) / xp.sum(columns)
+    return backend.scalar(mean) * grid.voxel_size_mm[view_axis]
+
+
+__all__ = [
+    "AXIS_NAMES",
+    "MAX_DEPTH_MM",
+    "MAX_PSF_RADIUS_MM",
+    "VIEWS",
+    "SurfaceModel",
+    "frame_voxel_mm",
+    "image_axes",
+    "image_plane",
+    "mean_thickness_mm",
+    "surface_model",
+    "to_camera_frame",
+]

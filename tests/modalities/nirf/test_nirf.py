@@ -16,7 +16,13 @@ from imagingsim.grid import ImageGrid
 from imagingsim.modalities.base import acquisition_context
 from imagingsim.modalities.nirf import optics as no
 from imagingsim.modalities.nirf import tables as nt
-from imagingsim.modalities.nirf.acquire import acquire_nirf
+from imagingsim.modalities.nirf.acquire import (
+    acquire_nirf,
+    assemble_nirf,
+    camera_readout,
+    expected_photoelectrons,
+    plan_nirf,
+)
 from imagingsim.modalities.nirf.camera import camera_noise
 from imagingsim.modalities.nirf.layered_blur import LayeredBlur
 from imagingsim.modalities.nirf.sensitivity import depth_sensitivity
@@ -378,6 +384,25 @@ def test_acquisition_is_backend_clean_and_matches_numpy(backend):
     np.testing.assert_allclose(backend.to_host(acq.dye_nmol_per_ml["spion"])[12, 9, 12], [0.15, 0.3], rtol=1e-6)
     # The image plane sits at the dorsal surface (y = -4.75 mm, the first tissue voxel).
     assert acq.image_grid.shape == (24, 1, 24) and acq.image_grid.origin_mm[1] == pytest.approx(-4.75)
+
+
+def test_steps_compose_to_the_acquisition_and_the_readout_reruns_alone(numpy_backend):
+    phantom, delivery, scenario = _slab_subject(numpy_backend)
+    ctx = acquisition_context("nirf", phantom, delivery, scenario, numpy_backend, 11)
+    acq = acquire_nirf(ctx)
+    assert set(acq.timings_s) == {"setup", "expected", "readout", "result"}
+    plan = plan_nirf(ctx)
+    expected = expected_photoelectrons(plan, ctx)
+    raw = camera_readout(plan, expected, numpy_backend, 11)
+    again = assemble_nirf(plan, raw, numpy_backend)
+    for name in ("images_e", "expected_e", "background_e"):
+        np.testing.assert_array_equal(np.asarray(getattr(again, name)), np.asarray(getattr(acq, name)))
+    assert again.saturated_pixels == acq.saturated_pixels and again.depth_sensitivity == acq.depth_sensitivity
+    assert again.image_grid == acq.image_grid and again.timings_s == {}
+    # Another seed redraws the noise on the same noise-free images, which are not recomputed.
+    other = camera_readout(plan, expected, numpy_backend, 12)
+    assert other.expected is expected
+    assert not np.array_equal(np.asarray(other.images_e), np.asarray(raw.images_e))
 
 
 def test_saturation_is_clipped_and_counted(numpy_backend):
