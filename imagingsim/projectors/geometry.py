@@ -166,3 +166,34 @@ SINOGRAM_CONVENTIONS = (
     "s_b = (b - (n_bins - 1) / 2) * bin_size_mm. Sinogram arrays are [view, radial bin, slice(, frame)]. "
     "Line integrals are Joseph's (linear interpolation between pixel centres, path length per step)."
 )
+
+
+def sinogram_sidecar_fields(geometry: ParallelBeamGeometry, grid) -> dict:
+    """The geometry fields of a raw-sinogram sidecar, so that any code can rebuild the projector.
+
+    Parameters
+    ----------
+    geometry : ParallelBeamGeometry
+        Views, bins and their sizes (mm, degrees).
+    grid : ImageGrid
+        The image grid the sinograms project (slices along z).
+
+    Returns
+    -------
+    dict
+        ``Conventions`` (:data:`SINOGRAM_CONVENTIONS`), ``Geometry``, ``SliceCentres_mm``,
+        ``ImageGrid`` (shape, voxel size in mm, RAS affine in mm) and ``SinogramNIfTIHeader``.
+    """
+    return {
+        "SinogramNIfTIHeader": "pixdim of the sinogram files = (view step in degrees, radial bin size mm, slice mm); "
+        "their affine is not a spatial mapping",
+        "Conventions": SINOGRAM_CONVENTIONS,
+        "Geometry": geometry.to_dict(),
+        "SliceCentres_mm": [grid.origin_mm[2] + k * grid.voxel_size_mm[2] for k in range(grid.shape[2])],
+        "ImageGrid": {
+            "shape": list(grid.shape),
+            "voxel_size_mm": list(grid.voxel_size_mm),
+            "affine_RAS_mm": [list(row) for row in grid.affine],
+            "note": "rotation axis through the centre of the transaxial image box",
+        },
+    }

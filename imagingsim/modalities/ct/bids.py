@@ -29,7 +29,7 @@ from imagingsim.io.nifti import sinogram_grid, write_nifti
 from imagingsim.io.sidecars import TIME_REFERENCE, write_json
 from imagingsim.modalities.base import WriteContext
 from imagingsim.modalities.ct.result import CTAcquisition
-from imagingsim.projectors.geometry import SINOGRAM_CONVENTIONS as GEOMETRY_CONVENTIONS
+from imagingsim.projectors.geometry import sinogram_sidecar_fields
 from imagingsim.scenario import time_label
 
 _BONE_HU_DEFINITION = (
@@ -217,17 +217,7 @@ def _geometry_record(acq: CTAcquisition, phantom, sub: str) -> dict:
                             "AddedCu_mm": system.added_filtration_mm_Cu},
         "BasisMaterials": list(acq.materials),
         "ContrastElements": list(acq.contrast_elements),
-        "SinogramNIfTIHeader": "pixdim of the sinogram files = (view step in degrees, radial bin size mm, slice mm); "
-        "their affine is not a spatial mapping",
-        "Conventions": GEOMETRY_CONVENTIONS,
-        "Geometry": acq.geometry.to_dict(),
-        "SliceCentres_mm": [grid.origin_mm[2] + k * grid.voxel_size_mm[2] for k in range(grid.shape[2])],
-        "ImageGrid": {
-            "shape": list(grid.shape),
-            "voxel_size_mm": list(grid.voxel_size_mm),
-            "affine_RAS_mm": [list(row) for row in grid.affine],
-            "note": "rotation axis through the centre of the transaxial image box",
-        },
+        **sinogram_sidecar_fields(acq.geometry, grid),
         "ScanTimes_h": list(acq.times_h),
         "ReferenceTime": TIME_REFERENCE,
     }

@@ -30,7 +30,7 @@ from imagingsim.io.nifti import sinogram_grid, write_nifti
 from imagingsim.io.sidecars import TIME_REFERENCE, write_json
 from imagingsim.modalities.base import WriteContext
 from imagingsim.modalities.pet.result import PETAcquisition
-from imagingsim.projectors.geometry import SINOGRAM_CONVENTIONS as GEOMETRY_CONVENTIONS
+from imagingsim.projectors.geometry import sinogram_sidecar_fields
 
 _RECON_CORRECTIONS = {
     "osem": "in the system model",
@@ -219,17 +219,7 @@ def _geometry_record(acq: PETAcquisition, phantom, base: str) -> dict:
             "P the parallel-beam line integrals in mm (slices independent), and PSF the positron range of the "
             "tracer convolved with a Gaussian of ScannerFWHM_mm."
         ),
-        "SinogramNIfTIHeader": "pixdim of the sinogram files = (view step in degrees, radial bin size mm, slice mm); "
-        "their affine is not a spatial mapping",
-        "Conventions": GEOMETRY_CONVENTIONS,
-        "Geometry": acq.geometry.to_dict(),
-        "SliceCentres_mm": [grid.origin_mm[2] + k * grid.voxel_size_mm[2] for k in range(grid.shape[2])],
-        "ImageGrid": {
-            "shape": list(grid.shape),
-            "voxel_size_mm": list(grid.voxel_size_mm),
-            "affine_RAS_mm": [list(row) for row in grid.affine],
-            "note": "rotation axis through the centre of the transaxial image box",
-        },
+        **sinogram_sidecar_fields(acq.geometry, grid),
         "FrameTimesStart_s": _since_injection(acq),
         "FrameTimesStartAfterScenarioStart_s": list(acq.frame_start_s),
         "FrameDuration_s": list(acq.frame_duration_s),
