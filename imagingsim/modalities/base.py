@@ -26,7 +26,7 @@ The shape follows plug-in registries of scientific Python: xarray's backend entr
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -37,7 +37,7 @@ from imagingsim.io.truth_files import TruthFile
 
 if TYPE_CHECKING:
     from imagingsim.backend import Backend
-    from imagingsim.scenario import AgentSpec, PhantomSpec, Scenario, ScheduleSpec
+    from imagingsim.scenario import AgentSpec, Scenario, ScheduleSpec
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,8 +52,6 @@ class AcquisitionContext:
         The injected agents, in scenario order.
     schedule : ScheduleSpec
         Imaging times, h after the first injection (``schedule.times_h``).
-    phantom_spec : PhantomSpec
-        How the phantom was built (anatomy, voxel size in mm).
     phantom : imagingsim.phantom.Phantom
         Labels and property maps on the image grid.
     delivery : imagingsim.delivery.DeliveryResult
@@ -69,7 +67,6 @@ class AcquisitionContext:
     spec: Any
     agents: tuple[AgentSpec, ...]
     schedule: ScheduleSpec
-    phantom_spec: PhantomSpec
     phantom: Any
     delivery: Any
     backend: Backend
@@ -215,7 +212,6 @@ def acquisition_context(
         spec=getattr(scenario.modalities, name),
         agents=tuple(scenario.agents),
         schedule=scenario.schedule,
-        phantom_spec=scenario.phantom,
         phantom=phantom,
         delivery=delivery,
         backend=backend,
@@ -224,7 +220,7 @@ def acquisition_context(
     )
 
 
-#: ``summary`` helpers shared by the modalities' CLI lines.
+# Number formats shared by the modalities' summary lines, so the CLI reads the same for all.
 def fixed(values) -> str:
     """Values with three significant digits, comma-separated."""
     return ", ".join(f"{v:.3g}" for v in values)
@@ -233,6 +229,3 @@ def fixed(values) -> str:
 def kilo(values) -> str:
     """Values / 1000 with three significant digits, comma-separated (Bq/mL -> kBq/mL)."""
     return ", ".join(f"{v / 1000:.3g}" for v in values)
-
-
-ModalityFactory = Callable[[], Modality]
