@@ -120,7 +120,11 @@ def simulate(
     from imagingsim.phantom import build_phantom
 
     be = get_backend(backend) if isinstance(backend, str) else backend
-    registry.check_enabled(scenario)
+    if not isinstance(scenario, registry.scenario_model()):
+        # A core Scenario keeps the modality tables raw: validate them (and run the checks) now.
+        scenario = validate_scenario(scenario.model_dump(mode="json"))
+    else:
+        registry.check_enabled(scenario)  # also after model_copy(update=...), which skips validation
     seed = subject_seed(scenario)
     timings: dict[str, float] = {}
 

@@ -59,3 +59,19 @@ def test_a_registration_that_is_not_a_modality_is_refused(fake_registrations):
     fake_registrations({"fake": registry.Registration("fake", "imagingsim.scenario:Scenario", "fake-plugin")})
     with pytest.raises(registry.ModalityLoadError, match="is not a Modality named 'fake'"):
         registry.get("fake")
+
+
+def test_a_core_scenario_gets_its_modality_settings_validated_when_simulated():
+    """scenario.load_scenario keeps [modalities.*] raw; simulate validates them through the registry."""
+    from imagingsim import scenario as core
+    from imagingsim.pipeline import simulate
+
+    raw = core.load_scenario(None, ["phantom.voxel_size_mm=2.0", "schedule.times_h=[24.0]",
+                                    'modalities.enabled=["pet"]', "modalities.pet.n_views=64"])
+    assert raw.modalities.pet == {"scanner": "preclinical", "n_views": 64}  # the table as written
+    subject = simulate(raw, backend="numpy")
+    assert subject.scenario.modalities.pet.n_views == 64 and subject.acquisitions["pet"].geometry.n_angles == 64
+    bad = core.load_scenario(None, ['modalities.enabled=["pet"]', "modalities.pet.n_views=3"])
+    with pytest.raises(ValueError, match=r"^modalities\.pet\.n_views: "):
+        simulate(bad, backend="numpy")
+
