@@ -58,13 +58,11 @@ class Registration:
 def registrations() -> dict[str, Registration]:
     """Every registered modality by name: the built-ins first, then entry points in name order.
 
-    An entry point may not reuse a built-in name (the built-in wins and the clash is reported
-    by :func:`get`).
+    An entry point that reuses a registered name is ignored: the built-in (or the first
+    package in name order) keeps it, so installing a package never changes a built-in.
     """
     found = {name: Registration(name, target, "built-in") for name, target in BUILTIN.items()}
     for entry in sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name):
-        if entry.value in BUILTIN.values():
-            continue  # the built-ins' own declaration in imagingsim's metadata
         if entry.name in found:
             continue
         package = entry.dist.name if entry.dist is not None else "unknown package"
