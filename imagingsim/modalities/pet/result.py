@@ -83,7 +83,8 @@ class PETAcquisition:
     counts_per_unit_projection : tuple of float
         Per frame, the factor ``n_k`` in ``E[trues] = n_k * a * P(PSF(x))`` for an image ``x``
         in Bq/mL (tracer units) and line integrals ``P`` in mm: sensitivity, bin and slice
-        size, views, positrons per decay and the decay integral over the frame.
+        size, views, positrons per decay, and the tracer's decay integral over the frame when the
+        images are decay-corrected (else the frame length: the image is then the mean activity).
     total_counts : dict of str -> tuple of float
         Per frame: ``"trues"``, ``"scatter"``, ``"randoms"`` (expected) and ``"prompts"``
         (drawn: the realised total, not an expectation).
