@@ -7,8 +7,11 @@ nothing written (the dataset is built in a staging directory and moved into plac
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Annotated
@@ -30,7 +33,7 @@ out = Console(highlight=False, soft_wrap=True)
 
 EXIT_ENVIRONMENT = 1  # the disk or the installation failed, not the input
 EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT; SIGTERM gives 143 and SIGHUP 129, as a shell reports them
 
 
 class BadInput(Exception):
@@ -43,6 +46,31 @@ class WriteFailed(Exception):
 
 class EnvironmentFailure(Exception):
     """Raised when the installation is broken (e.g. a registered modality fails to load); exit 1."""
+
+
+class Interrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an error
+    """Ctrl-C, SIGTERM or SIGHUP: unwinds like KeyboardInterrupt (staging removed, lock freed).
+
+    A BaseException so that no ``except Exception`` on the way swallows it. ``written`` says
+    whether the dataset was already in place when the signal came (it arrived after the swap).
+    """
+
+    def __init__(self, signum: int, written: bool = False, out_dir: Path | None = None):
+        super().__init__(signum)
+        self.signum = signum
+        self.written = written
+        self.out_dir = out_dir
+
+    def message(self) -> str:
+        name = signal.Signals(self.signum).name
+        what = "interrupted" if self.signum == signal.SIGINT else f"terminated by {name}"
+        if self.written:
+            return f"{what} after the dataset was written to {self.out_dir}"
+        return f"{what}: nothing was written"
+
+
+def _raise_interrupted(signum, _frame):
+    raise Interrupted(signum)
 
 
 @app.command()
@@ -63,7 +91,8 @@ def simulate(
 ) -> None:
     """Simulate one subject and write a BIDS dataset with ground truth."""
     from imagingsim.backend import BackendError, get_backend
-    from imagingsim.io.atomic import check_output_dir
+    from imagingsim.io.lock import output_lock
+    from imagingsim.io.outdir import check_output_dir, sweep_stale
     from imagingsim.modalities.registry import ModalityError, ModalityLoadError
     from imagingsim.pipeline import load_scenario, write_subject
     from imagingsim.pipeline import simulate as run_simulation
@@ -78,14 +107,27 @@ def simulate(
         names = [m.strip() for m in modalities.split(",") if m.strip()]
         extra.append("modalities.enabled=[" + ", ".join(f'"{m}"' for m in names) + "]")
     started = time.perf_counter()
+    out = before = None
     try:
         loaded = load_scenario(scenario, extra)
-        check_output_dir(out_dir, overwrite=overwrite)
+        out = check_output_dir(out_dir, overwrite=overwrite)
         be = get_backend(backend)
-        err.print(f"imagingsim {__version__}: scenario [bold]{loaded.name}[/], seed {loaded.seed}, backend {be.name}")
-        subject = run_simulation(loaded, backend=be, step=_spinner)
-        with _spinner("writing dataset"):
-            files = write_subject(subject, out_dir, overwrite=overwrite)
+        before = _identity(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with output_lock(out) as lock:
+            if lock.previous_owner:
+                err.print(f"took over the lock of a run that died (pid {lock.previous_owner.get('pid')})", markup=False)
+            cleaned = sweep_stale(out).message(out)
+            if cleaned:
+                err.print(cleaned, markup=False)
+            err.print(f"imagingsim {__version__}: scenario [bold]{loaded.name}[/], seed {loaded.seed}, backend {be.name}")
+            subject = run_simulation(loaded, backend=be, step=_spinner)
+            with _spinner("writing dataset"):
+                files = write_subject(subject, out, overwrite=overwrite)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        written = out is not None and _identity(out) not in (before, None)
+        raise Interrupted(signum, written, out) from None
     except ModalityLoadError as exc:  # an installed plugin is broken: the environment, not the input
         raise EnvironmentFailure(str(exc)) from None
     except (ScenarioError, BackendError, ModalityError, ValueError) as exc:
@@ -141,6 +183,15 @@ def _spinner(name: str):
     err.print(f"  {name}: {time.perf_counter() - start:.1f} s")
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of a directory, or None if absent: the swap gives ``--out`` a new inode."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
 def _summarise(subject, out_dir: Path, files: list[Path], seconds: float) -> None:
     from imagingsim.modalities import registry
 
@@ -165,9 +216,26 @@ def _summarise(subject, out_dir: Path, files: list[Path], seconds: float) -> Non
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the exit code."""
     command = typer.main.get_command(app)
+    # SIGTERM (timeout, batch schedulers) and SIGHUP (a closed terminal) unwind like Ctrl-C, so
+    # the staging directory and the lock go too; handlers only in the main thread, restored after.
+    handled = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {s: signal.signal(s, _raise_interrupted) for s in handled}
+    try:
+        return _run(command, argv)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _run(command, argv: list[str] | None) -> int:
     try:
         # Non-standalone typer turns Ctrl-C into a returned 130 and returns other exit codes.
         result = command.main(args=argv, prog_name="imagingsim", standalone_mode=False)
+    except Interrupted as exc:
+        err.print(exc.message(), markup=False)
+        return 128 + exc.signum
     except BadInput as exc:
         err.print(f"error: {exc}", markup=False, soft_wrap=True)
         return EXIT_BAD_INPUT

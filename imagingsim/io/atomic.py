@@ -3,9 +3,12 @@
 A reader (or a crashed run) must never see a half-written output. Single files are written
 to a temporary sibling and moved into place with :func:`os.replace` (atomic on POSIX and on
 Windows within one file system). A whole output directory is built in a hidden staging
-directory next to it and moved into place only when every writer has finished: an error or
-Ctrl-C (``KeyboardInterrupt``) part-way leaves the old state exactly as it was, with no
-staging directory behind.
+directory next to it, under a lock on the output (one writer at a time), and moved into place
+only when every writer has finished: an error, Ctrl-C (``KeyboardInterrupt``) or a SIGTERM /
+SIGHUP turned into an exception by the CLI leaves the old state exactly as it was, with no
+staging directory behind. A run killed outright (SIGKILL) cannot clean up; its work
+directories carry its pid and are removed by the next run on the same output
+(:mod:`imagingsim.io.outdir`).
 """
 
 from __future__ import annotations
@@ -14,26 +17,15 @@ import contextlib
 import os
 import secrets
 import shutil
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from imagingsim.io.lock import output_lock
+from imagingsim.io.outdir import check_output_dir, make_work_dir, sweep_stale
+
 __all__ = ["atomic_write_bytes", "atomic_write_text", "check_output_dir", "staged_directory"]
-
-
-def _hidden_sibling(path: Path, tag: str) -> Path:
-    """Create and return a new, empty, hidden directory ``.NAME.TAG-XXXXXXXX`` beside ``path``.
-
-    ``os.mkdir`` (rather than :func:`tempfile.mkdtemp`, which forces mode 0700) so the final
-    directory gets the ordinary permissions of the user's umask.
-    """
-    for _ in range(100):
-        candidate = path.parent / f".{path.name}.{tag}-{secrets.token_hex(4)}"
-        try:
-            os.mkdir(candidate)
-        except FileExistsError:
-            continue
-        return candidate
-    raise FileExistsError(f"could not create a staging directory next to {path}")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -71,50 +63,22 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _is_nonempty_dir(path: Path) -> bool:
-    with os.scandir(path) as entries:
-        return any(True for _ in entries)
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold back SIGINT, SIGTERM and SIGHUP for the ``with`` block (main thread, POSIX only).
 
-
-def check_output_dir(out: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Refuse an output directory that a build would clobber, before any work is done.
-
-    Parameters
-    ----------
-    out : path-like
-        The intended output directory; it may be absent or an empty directory.
-    overwrite : bool, keyword-only
-        Accept a non-empty directory (it will be replaced).
-
-    Returns
-    -------
-    Path
-        ``out`` as an absolute, resolved :class:`~pathlib.Path`.
-
-    Raises
-    ------
-    ValueError
-        One line: ``out`` is a non-empty directory without ``overwrite``, is not a
-        directory, is a filesystem root, or cannot be created (the nearest existing
-        ancestor is a file or not writable).
+    The swap of old and new dataset is two renames; a handler that raised between them would
+    leave neither in place. A signal that arrives meanwhile is delivered when the block ends.
     """
-    given = out
-    out = Path(out).resolve()  # '.', '..' and symlinked parents become a real, renamable path
-    if out == out.parent:
-        raise ValueError(f"--out {given}: cannot write a dataset over a filesystem root")
-    if out.exists() or out.is_symlink():
-        if not out.is_dir():
-            raise ValueError(f"--out {given}: exists and is not a directory")
-        if not overwrite and _is_nonempty_dir(out):
-            raise ValueError(f"--out {given}: directory is not empty; pass --overwrite to replace it")
-    ancestor = out.parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise ValueError(f"--out {given}: {ancestor} is not a directory")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {given}: no permission to create files in {ancestor}")
-    return out
+    signals = {signal.SIGINT, signal.SIGTERM} | ({signal.SIGHUP} if hasattr(signal, "SIGHUP") else set())
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @contextlib.contextmanager
@@ -126,34 +90,41 @@ def staged_directory(out: str | os.PathLike, *, overwrite: bool = False) -> Iter
     out : path-like
         The final output directory. Its parent is created if missing.
     overwrite : bool, keyword-only
-        Replace an existing non-empty ``out``. The old directory is removed only after the
-        new one is complete and in place; until then it is untouched.
+        Replace an existing imagingsim dataset at ``out``. The old dataset is removed only
+        after the new one is complete and in place; until then it is untouched.
 
     Yields
     ------
     Path
-        The staging directory (``OUT.parent/.OUT.tmp-XXXXXXXX``) to write into.
+        The staging directory (``OUT.parent/.OUT.imagingsim-staging-PID-HOST-XXXXXXXX``).
 
     Raises
     ------
     ValueError
-        ``out`` is a non-empty directory and ``overwrite`` is false, or ``out`` exists and
-        is not a directory. Raised before anything is created.
+        ``out`` is refused by :func:`~imagingsim.io.outdir.check_output_dir`, or another run
+        holds its lock (:class:`~imagingsim.io.lock.OutputBusy`). Raised before anything is
+        created.
 
     Notes
     -----
-    Any exception raised inside the ``with`` block, ``KeyboardInterrupt`` included, removes
-    the staging directory and propagates; ``out`` is then exactly as before.
+    The output lock is held for the whole block (shared with an enclosing
+    :func:`~imagingsim.io.lock.output_lock` of the same process), and work directories left
+    by killed runs are swept first. Any exception raised inside the ``with`` block,
+    ``KeyboardInterrupt`` included, removes the staging directory and propagates; ``out`` is
+    then exactly as before.
     """
     out = check_output_dir(out, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = _hidden_sibling(out, "tmp")
-    try:
-        yield staging
-        _move_into_place(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with output_lock(out):
+        sweep_stale(out)
+        staging = make_work_dir(out, "staging")
+        try:
+            yield staging
+            with _signals_deferred():
+                _move_into_place(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
 
 
 def _move_into_place(staging: Path, out: Path) -> None:
@@ -163,7 +134,7 @@ def _move_into_place(staging: Path, out: Path) -> None:
         return
     # rename(2) cannot replace a non-empty directory: move the old one aside (same file
     # system, so atomic), put the new one in place, then delete the old one.
-    old = _hidden_sibling(out, "old")
+    old = make_work_dir(out, "old")
     os.rmdir(old)
     os.replace(out, old)
     try:

@@ -19,7 +19,8 @@ from imagingsim.data.carriers import carrier_parameters
 from imagingsim.dataset.layout import CORE_TRUTH_FILES, property_desc, truth_files
 from imagingsim.dataset.write import write_dataset
 from imagingsim.grid import ImageGrid
-from imagingsim.io.atomic import atomic_write_bytes, check_output_dir, staged_directory
+from imagingsim.io.atomic import atomic_write_bytes, staged_directory
+from imagingsim.io.outdir import check_output_dir
 from imagingsim.io.nifti import XFORM_CODE, read_nifti, write_nifti
 from imagingsim.io.sidecars import json_text
 from imagingsim.phantom.model import PROPERTY_UNITS, Label, Phantom
@@ -109,6 +110,9 @@ def make_subject(*, encapsulated: bool = True):
 
 def tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+OUR_DESCRIPTION = json.dumps({"Name": "earlier run", "BIDSVersion": "1.10.0", "GeneratedBy": [{"Name": "imagingsim"}]})
 
 
 def hidden_siblings(path: Path) -> list[str]:
@@ -214,7 +218,7 @@ def test_failed_build_leaves_nothing(tmp_path, error):
 
     with pytest.raises(type(error)):
         write_dataset(out, *make_subject(), extra_writers=[failing_writer])
-    assert seen and seen[0].parent == tmp_path and seen[0].name.startswith(".out.tmp-")
+    assert seen and seen[0].parent == tmp_path and seen[0].name.startswith(".out.imagingsim-staging-")
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []  # no staging directory either
 
@@ -224,13 +228,14 @@ def test_failed_overwrite_keeps_old_output(tmp_path, error):
     out = tmp_path / "out"
     out.mkdir()
     (out / "old.txt").write_text("previous run\n")
+    (out / "dataset_description.json").write_text(OUR_DESCRIPTION)
 
     def failing_writer(stage: Path):
         raise error
 
     with pytest.raises(type(error)):
         write_dataset(out, *make_subject(), overwrite=True, extra_writers=[failing_writer])
-    assert tree(out) == {"old.txt": b"previous run\n"}
+    assert tree(out) == {"old.txt": b"previous run\n", "dataset_description.json": OUR_DESCRIPTION.encode()}
     assert hidden_siblings(out) == []
 
 
@@ -247,6 +252,9 @@ def test_nonempty_out_refused_without_overwrite(tmp_path):
     assert hidden_siblings(out) == []
     with pytest.raises(ValueError, match="not empty"):
         check_output_dir(out)  # the CLI's early check, before any simulation
+    with pytest.raises(ValueError, match="not an imagingsim dataset"):
+        check_output_dir(out, overwrite=True)  # the user's own files are never replaced
+    (out / "dataset_description.json").write_text(OUR_DESCRIPTION)
     assert check_output_dir(out, overwrite=True) == out
     assert check_output_dir(tmp_path / "absent") == tmp_path / "absent"
 
