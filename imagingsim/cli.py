@@ -48,7 +48,7 @@ class EnvironmentFailure(Exception):
     """Raised when the installation is broken (e.g. a registered modality fails to load); exit 1."""
 
 
-class Interrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an error
+class Interrupted(BaseException):
     """Ctrl-C, SIGTERM or SIGHUP: unwinds like KeyboardInterrupt (staging removed, lock freed).
 
     A BaseException so that no ``except Exception`` on the way swallows it. ``written`` says
@@ -87,7 +87,13 @@ def simulate(
     overrides: Annotated[list[str] | None, typer.Option(
         "--set", help="Override a field: dotted.key=value (repeatable)."
     )] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty output directory.")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace an existing imagingsim dataset (never a directory of other files)."
+    )] = False,
+    max_memory_gb: Annotated[float | None, typer.Option(
+        "--max-memory-gb", help="Refuse to start if the estimated peak memory exceeds this (default: what is available).",
+        min=0.1,
+    )] = None,
 ) -> None:
     """Simulate one subject and write a BIDS dataset with ground truth."""
     from imagingsim.backend import BackendError, get_backend
@@ -96,6 +102,7 @@ def simulate(
     from imagingsim.modalities.registry import ModalityError, ModalityLoadError
     from imagingsim.pipeline import load_scenario, write_subject
     from imagingsim.pipeline import simulate as run_simulation
+    from imagingsim.resources import check_resources, estimate_resources
     from imagingsim.scenario import ScenarioError
 
     if backend not in ("auto", "numpy", "cupy"):
@@ -112,6 +119,8 @@ def simulate(
         loaded = load_scenario(scenario, extra)
         out = check_output_dir(out_dir, overwrite=overwrite)
         be = get_backend(backend)
+        estimate = estimate_resources(loaded)
+        check_resources(loaded, estimate, out, memory_bytes=None if max_memory_gb is None else max_memory_gb * 1e9)
         before = _identity(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         with output_lock(out) as lock:
@@ -120,9 +129,10 @@ def simulate(
             cleaned = sweep_stale(out).message(out)
             if cleaned:
                 err.print(cleaned, markup=False)
-            err.print(f"imagingsim {__version__}: scenario [bold]{loaded.name}[/], seed {loaded.seed}, backend {be.name}")
-            subject = run_simulation(loaded, backend=be, step=_spinner)
-            with _spinner("writing dataset"):
+            err.print(f"imagingsim {__version__}: scenario [bold]{loaded.name}[/], seed {loaded.seed}, backend {be.name}; "
+                      f"{estimate.line()}")
+            subject = run_simulation(loaded, backend=be, step=_stage)
+            with _stage("writing dataset"):
                 files = write_subject(subject, out, overwrite=overwrite)
     except (KeyboardInterrupt, Interrupted) as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
@@ -176,10 +186,27 @@ def info() -> None:
 
 
 @contextlib.contextmanager
-def _spinner(name: str):
+def _stage(name: str):
+    """Show a stage while it runs: a bar with percentage and ETA once its loops report
+    progress (:mod:`imagingsim.progress`), a pulsing bar until then; its time after."""
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from imagingsim import progress
+
     start = time.perf_counter()
-    with err.status(f"{name}...", spinner="dots"):
-        yield
+    columns = (TextColumn("  {task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("ETA"),
+               TimeRemainingColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(name, total=None)  # pulses until the first report
+        with progress.listening(lambda fraction: bar.update(task, total=1.0, completed=fraction)):
+            yield
     err.print(f"  {name}: {time.perf_counter() - start:.1f} s")
 
 

@@ -20,7 +20,7 @@ PACKAGE = Path(imagingsim.__file__).parent
 
 #: Bottom to top. A module may import from its own layer and those below, never above.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("backend",),
+    ("backend", "progress"),
     ("grid", "data"),
     ("physics", "operators"),
     ("projectors", "recon"),
@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("io",),
     ("modalities",),
     ("dataset",),
-    ("pipeline",),
+    ("pipeline", "resources"),
     ("cli", "__main__", "__init__"),
 )
 #: Files and folders of the core, which must work for any set of registered modalities.

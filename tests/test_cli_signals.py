@@ -33,9 +33,9 @@ def wait_until_writing(process, parent, min_files=5, timeout_s=120):
     while time.monotonic() < deadline:
         assert process.poll() is None, "the run ended before it was signalled"
         for entry in parent.iterdir():
-            if ".imagingsim-staging-" in entry.name:
-                if sum(len(files) for _, _, files in os.walk(entry)) >= min_files:
-                    return entry
+            files = sum(len(names) for _, _, names in os.walk(entry)) if ".imagingsim-staging-" in entry.name else 0
+            if files >= min_files:
+                return entry
         time.sleep(0.01)
     raise AssertionError("the run never started writing")
 

@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from imagingsim import progress
 from imagingsim.dataset.layout import CONVENTIONS, TRUTH_PIPELINE, bidsignore_patterns, identity, scenario_summary
 from imagingsim.dataset.truth import write_truth
 from imagingsim.io.atomic import atomic_write_text, staged_directory
@@ -122,8 +123,10 @@ def write_dataset(
         _write_raw_anat(stage, scenario, phantom, backend)
         truth = stage / "derivatives" / TRUTH_PIPELINE
         write_truth(truth, scenario, phantom, delivery, backend)
-        for writer in extra_writers:
+        progress.report(1, len(extra_writers) + 1)
+        for done, writer in enumerate(extra_writers, start=2):
             writer(stage)
+            progress.report(done, len(extra_writers) + 1)
         files = sorted(p.relative_to(stage) for p in stage.rglob("*") if p.is_file())
     return [out / f for f in files]
 

@@ -110,6 +110,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from imagingsim import progress
 from imagingsim.data.carriers import CarrierParams, carrier_parameters
 from imagingsim.data.drugs import DrugParams, drug_parameters
 from imagingsim.delivery.body import (
@@ -651,7 +652,7 @@ def _simulate_agent(
             recorder.zeros()
     recorder.blood(0.0, values, force=True)
     cached_dt, factors = None, None
-    for dt, tau_end, hit in steps:
+    for done, (dt, tau_end, hit) in enumerate(steps, start=1):
         if dt != cached_dt:  # factors change only on the ramp and around landings
             factors = None  # free the old factor maps before making the new ones
             cached_dt, factors = dt, model.network.factors(dt)
@@ -659,6 +660,7 @@ def _simulate_agent(
         recorder.blood(tau_end, values, force=hit is not None)
         if hit is not None:
             recorder.record(values)
+        progress.report(done, len(steps))
 
     del values, factors, model  # free the states before the outputs are stacked
     ledger, by_label, drug_ledger, lumped_drug, curve = recorder.download()
@@ -748,19 +750,14 @@ def simulate_delivery(
         if agent.payload is not None:
             drug_parameters(agent.payload.drug)  # fail before any work on an unknown drug
     body = build_body(phantom, backend)
-    deliveries = tuple(
-        _simulate_agent(
-            body,
-            phantom,
-            agent,
-            position,
-            times,
-            max_step_h=max_step_h,
-            first_step_h=first_step_h,
-            growth=step_growth,
-        )
-        for position, agent in enumerate(agents)
-    )
+    deliveries = []
+    for position, agent in enumerate(agents):
+        with progress.part(position, len(agents)):
+            deliveries.append(_simulate_agent(
+                body, phantom, agent, position, times,
+                max_step_h=max_step_h, first_step_h=first_step_h, growth=step_growth,
+            ))
+    deliveries = tuple(deliveries)
     return DeliveryResult(agents=deliveries, times_h=times)
 
 

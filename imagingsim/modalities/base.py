@@ -118,6 +118,46 @@ def _made(folder: Path) -> Path:
     return folder
 
 
+@dataclass(frozen=True)
+class StageCost:
+    """What one stage of a subject costs: bytes it adds to the peak memory, bytes it writes,
+    and wall time in s on one core. :mod:`imagingsim.resources` sums them."""
+
+    memory_bytes: float
+    output_bytes: float
+    seconds: float
+
+    def scaled(self, factor: float) -> StageCost:
+        """This cost per unit (voxel, voxel-time...) times ``factor`` units."""
+        return StageCost(self.memory_bytes * factor, self.output_bytes * factor, self.seconds * factor)
+
+    def __add__(self, other: StageCost) -> StageCost:
+        return StageCost(self.memory_bytes + other.memory_bytes, self.output_bytes + other.output_bytes,
+                         self.seconds + other.seconds)
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """A stage cost linear in the phantom voxels N and the schedule's time points T:
+    ``constant + N * per_voxel + N * T * per_voxel_time``."""
+
+    constant: StageCost
+    per_voxel: StageCost
+    per_voxel_time: StageCost
+
+    def at(self, n_voxels: int, n_times: int) -> StageCost:
+        return self.constant + self.per_voxel.scaled(n_voxels) + self.per_voxel_time.scaled(n_voxels * n_times)
+
+
+#: For a modality that has not measured itself: generous (2 kB of memory, 100 B of output and
+#: 10 us per voxel and time point), so that an unknown plugin errs towards refusing.
+UNMEASURED_COST = CostModel(
+    constant=StageCost(0.0, 0.0, 0.0),
+    per_voxel=StageCost(0.0, 0.0, 0.0),
+    per_voxel_time=StageCost(2000.0, 100.0, 1e-5),
+)
+
+
 class Modality(ABC):
     """One imaging modality behind the common interface.
 
@@ -148,6 +188,9 @@ class Modality(ABC):
     example : (str, tuple of str)
         A built-in scenario and ``--set`` overrides that run this modality (the contract test
         runs it on every backend, at a coarse voxel size and one schedule time).
+    cost_model : CostModel
+        Its memory, output and time per voxel and time point (:meth:`cost`), fitted to
+        measurements; :data:`UNMEASURED_COST` until then.
     """
 
     name: ClassVar[str]
@@ -162,6 +205,7 @@ class Modality(ABC):
     extension_suffixes: ClassVar[dict[str, str]] = {}
     summary_needs_tumour: ClassVar[bool] = True
     example: ClassVar[tuple[str, tuple[str, ...]]]
+    cost_model: ClassVar[CostModel] = UNMEASURED_COST
 
     def check(self, spec: BaseModel, scenario: Scenario) -> None:
         """Check the settings against the rest of the scenario before any work.
@@ -191,6 +235,25 @@ class Modality(ABC):
     def fusion_readme(self, anatomical: str) -> str:
         """The README paragraph of the files :meth:`fuse` writes onto ``anatomical``."""
         return ""
+
+    def cost(self, spec: BaseModel, scenario: Scenario, n_voxels: int) -> StageCost:
+        """What this modality adds to a subject's peak memory, output and time, before any work.
+
+        Parameters
+        ----------
+        spec : pydantic.BaseModel
+            Its validated settings.
+        scenario : Scenario
+            The whole scenario (the schedule gives the number of time points).
+        n_voxels : int
+            Voxels of the phantom grid.
+
+        Notes
+        -----
+        Evaluates :attr:`cost_model` at the grid and the schedule; override for a modality
+        whose needs follow other settings.
+        """
+        return self.cost_model.at(n_voxels, len(scenario.schedule.times_h))
 
     def summary(self, acquisition: Any, subject: Any) -> list[str]:
         """Lines for the CLI summary (what the scanner saw against the truth)."""

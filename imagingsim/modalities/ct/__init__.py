@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imagingsim.modalities.base import AcquisitionContext, Modality, WriteContext
+from imagingsim.modalities.base import AcquisitionContext, CostModel, Modality, StageCost, WriteContext
 from imagingsim.modalities.ct.spec import CTSpec
 from imagingsim.modalities.ct.truth import TRUTH_FILES
 
@@ -23,6 +23,10 @@ class CT(Modality):
     bids_standard = False
     truth_files = TRUTH_FILES
     example = ("mouse_gold_spect_ct", ('modalities.enabled=["ct"]', "modalities.ct.n_views=32"))
+    # Fitted (benchmarks/resources.py) to mouse_gold_spect_ct, 63 k - 504 k voxels: the
+    # constant is the energy-chunked polyenergetic sum (up to 2^25 float32 per chunk, twice).
+    cost_model = CostModel(constant=StageCost(644e6, 8.8e6, 1.5), per_voxel=StageCost(0.0, 0.0, 0.0),
+                           per_voxel_time=StageCost(155.0, 21.7, 3.8e-6))
     summary_needs_tumour = False
 
     def check(self, spec: CTSpec, scenario) -> None:

@@ -73,6 +73,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from imagingsim import progress
 from imagingsim.backend import Backend
 from imagingsim.grid import ImageGrid
 from imagingsim.modalities.base import AcquisitionContext
@@ -216,6 +217,7 @@ def simulate_ct_counts(plan: CTPlan, backend: Backend, seed: int, timer: StageTi
         else:
             measured.append(counts)
         timer.lap("noise")
+        progress.report(k + 1, n_scans)  # the counts are most of the stage's time
     del tissue_lines, contrast_lines
     return xp.stack(expected, axis=-1), xp.stack(measured, axis=-1)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imagingsim.modalities.base import AcquisitionContext, Modality, WriteContext
+from imagingsim.modalities.base import AcquisitionContext, CostModel, Modality, StageCost, WriteContext
 from imagingsim.modalities.mri.spec import MRISpec
 from imagingsim.modalities.mri.truth import TRUTH_FILES
 
@@ -22,6 +22,10 @@ class MRI(Modality):
     bids_datatype = "anat"
     truth_files = TRUTH_FILES
     example = ("mouse_peg_liposome", ('modalities.enabled=["mri"]',))
+    # Fitted (benchmarks/resources.py) to two MRI scenarios, 4-6 sessions, 63 k - 504 k
+    # voxels: k-space of every coil and echo is kept per session (complex64), ~100 B/voxel/session written.
+    cost_model = CostModel(constant=StageCost(0.0, 0.2e6, 0.05), per_voxel=StageCost(741.0, 0.1, 5.2e-6),
+                           per_voxel_time=StageCost(107.0, 99.8, 0.22e-6))
 
     def check(self, spec: MRISpec, scenario) -> None:
         from imagingsim.modalities.mri.acquire import check_mri

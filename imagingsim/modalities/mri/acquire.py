@@ -48,6 +48,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from imagingsim import progress
 from imagingsim.backend import Backend
 from imagingsim.modalities.base import AcquisitionContext
 from imagingsim.modalities.mri.physics import (
@@ -396,6 +397,7 @@ def acquire_mri(ctx: AcquisitionContext, *, dtype=None) -> MRIAcquisition:
         out["r2star_true"].append(xp.astype(truth["r2star"], xp.float32))
         out["iron"].append(xp.astype(truth["iron"], xp.float32))
         out["bound"].append(xp.astype(truth["bound"], xp.float32))
+        progress.report(k + 1, len(delivery.times_h))
 
     def stacked(key):
         return xp.stack(out[key], axis=0) if out[key] else None

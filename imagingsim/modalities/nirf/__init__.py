@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from imagingsim.modalities.base import AcquisitionContext, Modality, WriteContext
+from imagingsim.modalities.base import AcquisitionContext, CostModel, Modality, StageCost, WriteContext
 from imagingsim.modalities.nirf.spec import NIRFSpec
 from imagingsim.modalities.nirf.truth import TRUTH_FILES
 from imagingsim.scenario import DYES
@@ -28,6 +28,9 @@ class NIRF(Modality):
     bids_standard = False
     truth_files = TRUTH_FILES
     example = ("mouse_peg_liposome", ('modalities.enabled=["nirf"]',))
+    # Measured (benchmarks/resources.py): planar images only, a few MB at most.
+    cost_model = CostModel(constant=StageCost(10e6, 0.1e6, 0.05), per_voxel=StageCost(10.0, 0.0, 0.64e-6),
+                           per_voxel_time=StageCost(0.0, 1.3, 0.0))
     extension_suffixes: ClassVar[dict[str, str]] = {"nirf": "a planar NIR fluorescence image (NIfTI, one voxel thick along the view axis)"}
 
     def check(self, spec: NIRFSpec, scenario) -> None:

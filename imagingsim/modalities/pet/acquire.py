@@ -50,6 +50,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from imagingsim import progress
 from imagingsim.backend import Backend
 from imagingsim.data.radionuclides import Nuclide, nuclide
 from imagingsim.modalities.base import AcquisitionContext
@@ -353,11 +354,13 @@ def acquire_pet(ctx: AcquisitionContext) -> PETAcquisition:
     raw = simulate_pet_data(plan, ctx, timer)
     scanner, system, tracer, nz = plan.scanner, plan.system, plan.tracer, phantom.grid.shape[2]
 
+    progress.report(1, len(spec.recon) + 1)  # the data, then one share per reconstruction
     images = {}
-    for method in spec.recon:
+    for done, method in enumerate(spec.recon, start=2):
         images[method] = reconstruct_pet(method, raw.prompts, raw.background, system, scanner,
                                          psf_in_model=spec.psf_in_model)
         timer.lap(f"recon_{method}")
+        progress.report(done, len(spec.recon) + 1)
 
     sums = xp.stack(
         [xp.sum(a, axis=(0, 1, 2), dtype=xp.float64) for a in (raw.trues, raw.scatter, raw.prompts)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imagingsim.modalities.base import AcquisitionContext, Modality, WriteContext
+from imagingsim.modalities.base import AcquisitionContext, CostModel, Modality, StageCost, WriteContext
 from imagingsim.modalities.spect.spec import SPECTSpec, check_tracer
 from imagingsim.modalities.spect.truth import TRUTH_FILES
 
@@ -26,6 +26,9 @@ class SPECT(Modality):
     bids_standard = False
     truth_files = TRUTH_FILES
     example = ("mouse_gold_spect_ct", ('modalities.enabled=["ct", "spect"]', "modalities.spect.n_views=16"))
+    # Fitted (benchmarks/resources.py) to mouse_gold_spect_ct, 63 k - 504 k voxels.
+    cost_model = CostModel(constant=StageCost(13e6, 2.0e6, 1.5), per_voxel=StageCost(0.0, 0.0, 0.0),
+                           per_voxel_time=StageCost(327.0, 9.5, 8.5e-6))
 
     def check(self, spec: SPECTSpec, scenario) -> None:
         from imagingsim.modalities.spect.acquire import check_spect

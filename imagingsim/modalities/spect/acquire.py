@@ -45,6 +45,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from imagingsim import progress
 from imagingsim.backend import Backend
 from imagingsim.data.radionuclides import Nuclide, nuclide
 from imagingsim.modalities.base import AcquisitionContext
@@ -298,6 +299,7 @@ def simulate_spect_data(plan: SPECTPlan, ctx: AcquisitionContext) -> SPECTRawDat
         raw.scatters.append(scatter)
         raw.estimates.append(xp.astype(estimate, xp.float32))
         raw.measured.append(xp.astype(counts, xp.float32))
+        progress.report(k + 1, len(plan.frames))
     return raw
 
 
@@ -350,6 +352,7 @@ def reconstruct_spect_images(plan: SPECTPlan, measured, estimates, mu_recon_per_
                                       dtype=xp.float32).apply(xp.astype(image, xp.float32))
             images[variant].append(xp.astype(image, xp.float32))
         del shared
+        progress.report(k + 1, len(plan.frames))
     return {variant: xp.stack(frames_out, axis=-1) for variant, frames_out in images.items()}
 
 
@@ -377,12 +380,14 @@ def acquire_spect(ctx: AcquisitionContext) -> SPECTAcquisition:
     timer = StageTimer()
     plan = plan_spect(ctx)
     timer.lap("setup")
-    raw = simulate_spect_data(plan, ctx)
+    with progress.part(0, 2):
+        raw = simulate_spect_data(plan, ctx)
     timer.lap("projection_noise")
     mu_recon = _attenuation_maps(phantom, plan.grids, plan.peaks, plan.mu_true_per_mm, plan.frames, ct, backend)
     attenuation_source = "ct" if ct is not None else "truth"
     timer.lap("attenuation_maps")
-    images = reconstruct_spect_images(plan, raw.measured, raw.estimates, mu_recon, spec.recon, backend)
+    with progress.part(1, 2):
+        images = reconstruct_spect_images(plan, raw.measured, raw.estimates, mu_recon, spec.recon, backend)
     timer.lap("recon")
 
     def stack(arrays):
