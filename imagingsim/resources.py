@@ -27,8 +27,8 @@ from imagingsim.phantom.build import phantom_grid
 from imagingsim.scenario import Scenario
 
 __all__ = [
-    "ResourceEstimate",
     "ResourceError",
+    "ResourceEstimate",
     "available_memory_bytes",
     "check_resources",
     "estimate_resources",

@@ -20,8 +20,8 @@ from imagingsim.dataset.layout import CORE_TRUTH_FILES, property_desc, truth_fil
 from imagingsim.dataset.write import write_dataset
 from imagingsim.grid import ImageGrid
 from imagingsim.io.atomic import atomic_write_bytes, staged_directory
-from imagingsim.io.outdir import check_output_dir
 from imagingsim.io.nifti import XFORM_CODE, read_nifti, write_nifti
+from imagingsim.io.outdir import check_output_dir
 from imagingsim.io.sidecars import json_text
 from imagingsim.phantom.model import PROPERTY_UNITS, Label, Phantom
 from imagingsim.pipeline import validate_scenario
