@@ -256,6 +256,20 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(s, handler)
 
 
+#: Longest error line printed. Messages name the field and shorten the values they echo;
+#: this is the last guard, for text from elsewhere (the OS, click) that may carry any value.
+MAX_ERROR_CHARS = 300
+
+
+def _error(message: str) -> None:
+    """Print ``error: MESSAGE`` as one line of at most :data:`MAX_ERROR_CHARS` characters."""
+    text = " ".join(message.split())  # newlines and tabs become spaces: one line
+    line = "error: " + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)  # no raw escapes
+    if len(line) > MAX_ERROR_CHARS:
+        line = line[: MAX_ERROR_CHARS - 30] + f"... ({len(line)} characters)"
+    err.print(line, markup=False, soft_wrap=True)
+
+
 def _run(command, argv: list[str] | None) -> int:
     try:
         # Non-standalone typer turns Ctrl-C into a returned 130 and returns other exit codes.
@@ -264,10 +278,10 @@ def _run(command, argv: list[str] | None) -> int:
         err.print(exc.message(), markup=False)
         return 128 + exc.signum
     except BadInput as exc:
-        err.print(f"error: {exc}", markup=False, soft_wrap=True)
+        _error(str(exc))
         return EXIT_BAD_INPUT
     except (WriteFailed, EnvironmentFailure) as exc:
-        err.print(f"error: {exc}", markup=False, soft_wrap=True)
+        _error(str(exc))
         return EXIT_ENVIRONMENT
     except typer.Exit as exc:
         return exc.exit_code
@@ -278,7 +292,7 @@ def _run(command, argv: list[str] | None) -> int:
         if type(exc).__name__ == "NoArgsIsHelpError":
             out.print(command.get_help(typer.Context(command, info_name="imagingsim")), markup=False)
             return 0
-        err.print(f"error: {exc.format_message()}", markup=False, soft_wrap=True)
+        _error(exc.format_message())
         return EXIT_BAD_INPUT
     if result == EXIT_INTERRUPTED:
         err.print("interrupted: nothing was written", markup=False)
