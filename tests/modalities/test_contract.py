@@ -12,7 +12,7 @@ import pytest
 
 from imagingsim.dataset.layout import truth_files
 from imagingsim.modalities import registry
-from imagingsim.modalities.base import Modality
+from imagingsim.modalities.base import UNMEASURED_COST, Modality
 from imagingsim.pipeline import load_scenario, simulate, write_subject
 
 #: Small enough for the strict backend: 2 mm voxels, one schedule time.
@@ -30,6 +30,17 @@ def test_settings_validate_with_their_defaults(modality):
     assert modality.description and "\n" not in modality.description
     assert modality.bids_datatype.isalnum()
     assert all(r in registry.names() for r in modality.requires + modality.fuses_onto)
+
+
+def test_costs_grow_with_the_grid_and_the_schedule(modality):
+    scenario = load_scenario(None, list(SMALL))
+    spec = getattr(scenario.modalities, modality.name)
+    small, large = modality.cost(spec, scenario, 1000), modality.cost(spec, scenario, 100_000)
+    for field in ("memory_bytes", "output_bytes", "seconds"):
+        assert 0 <= getattr(small, field) <= getattr(large, field), field
+    assert large.memory_bytes > small.memory_bytes  # every modality holds something per voxel
+    if registry.origin(modality.name) == "built-in":
+        assert modality.cost_model is not UNMEASURED_COST  # each built-in measured itself
 
 
 def test_acquires_writes_its_declared_truth_and_summarises(modality, backend, tmp_path):

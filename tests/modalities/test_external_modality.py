@@ -80,6 +80,7 @@ def test_simulated_and_written_end_to_end(site, tmp_path):
     assert "sub-<id>/planar/sub-<id>_acq-<label>_desc-projected_conc" in (ds / "derivatives" / "truth" / "README").read_text()
     assert "  planar: peak projected carrier ug/mm^2 [" in result.stdout
     assert "  PET " in result.stdout  # the built-ins run beside it
+    assert "estimated peak memory" in result.stderr  # a plugin without a cost model gets the default
 
 
 def test_passes_the_contract_test(site):
@@ -90,4 +91,4 @@ def test_passes_the_contract_test(site):
         capture_output=True, text=True, cwd=TESTS.parent, env=env, timeout=600, check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "3 passed" in result.stdout, result.stdout[-500:]  # settings, numpy, strict (cupy skipped)
+    assert "4 passed" in result.stdout, result.stdout[-500:]  # settings, costs, numpy, strict (cupy skipped)
