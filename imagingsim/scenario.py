@@ -10,8 +10,13 @@ validation.
 from __future__ import annotations
 
 import copy
+import datetime
+import errno
 import itertools
+import json
+import os
 import re
+import stat as stat_module
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -24,6 +29,14 @@ from imagingsim.data.radionuclides import NUCLIDE_NAMES, POSITRON_EMITTERS, SING
 
 NAME_PATTERN = r"^[A-Za-z0-9]+$"  # BIDS entity values: letters and digits only
 MAX_TIME_H = 24.0 * 60  # 60 days: past 89Zr's useful window, far past any nanocarrier study
+#: Deepest nesting of arrays and tables accepted in a scenario or a ``--set`` value. A real
+#: scenario nests 4 deep (agents[0].payload.release); anything far deeper is a mistake or an
+#: attack, and past ~330 levels the parsers and validators would overflow the stack.
+MAX_NESTING = 16
+#: Characters of a user's value echoed in an error line (the rest is counted, not shown).
+ECHO_CHARS = 80
+#: Longest error message (one line).
+MESSAGE_CHARS = 290
 
 
 
@@ -215,7 +228,7 @@ class AgentSpec(SpecModel):
     @classmethod
     def _known_carrier(cls, value):
         if value not in CARRIERS:
-            raise ValueError(f"unknown carrier {value!r}; allowed: {', '.join(sorted(CARRIERS))}")
+            raise ValueError(f"unknown carrier {shorten(value)}; allowed: {', '.join(sorted(CARRIERS))}")
         return value
 
     @model_validator(mode="after")
@@ -342,14 +355,19 @@ def _one_line(error: ValidationError) -> str:
     first = error.errors()[0]
     message = first["msg"].replace("Value error, ", "")
     message = message[0].lower() + message[1:] if message else message
-    field = _format_location(first["loc"])
+    field = shorten(_format_location(first["loc"]), 60, quote=False)  # unknown keys are the user's text
     if first["type"] == "extra_forbidden":
         return f"{field}: unknown key (not a field of this section)"
     if first["type"] == "missing":
         return f"{field}: required field is missing"
     got = first.get("input")
-    suffix = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
-    return " ".join(f"{field}: {message}{suffix}".split())
+    shown = None if isinstance(got, (dict, list)) or got is None else shorten(got, 60)
+    message = " ".join(message.split())
+    suffix = "" if shown is None or shown in message else f" (got {shown})"
+    # The message is ours (a user's value in it is already shortened): it gets what is left
+    # of a line under 300 characters after the field and the echoed value.
+    room = MESSAGE_CHARS - len(field) - len(suffix) - len(": ... (NNNNN characters)")
+    return f"{field}: {shorten(message, room, quote=False)}{suffix}"
 
 
 def validate_scenario(data: dict[str, Any], model: type[Scenario] = Scenario) -> Scenario:
@@ -362,12 +380,62 @@ def validate_scenario(data: dict[str, Any], model: type[Scenario] = Scenario) ->
     """
     if not isinstance(data, dict):
         raise ScenarioError("scenario: must be a TOML table")
+    check_nesting(data, "scenario")
     try:
-        return model.model_validate(data)
+        # Strictly, through JSON: a bool is not a number, "0.5" is not a number, 2.0 is not
+        # an integer (lax Python-mode validation would accept all three), while an array
+        # still fills a tuple and an integer a float, as TOML writes them.
+        text = json.dumps(data)
+        return model.model_validate_json(text, strict=True)
     except ValidationError as exc:
         raise ScenarioError(_one_line(exc)) from None
     except (TypeError, ValueError, RecursionError) as exc:  # defensive: never a traceback
-        raise ScenarioError(f"scenario: {exc}".splitlines()[0]) from None
+        raise ScenarioError(shorten(f"scenario: {exc}", 200, quote=False)) from None
+
+
+def shorten(value: Any, limit: int = ECHO_CHARS, *, quote: bool = True) -> str:
+    """A user's value as it may appear in a one-line message.
+
+    Control characters escaped (so the message stays one line), at most ``limit`` characters
+    of that shown, strings quoted unless ``quote`` is false, and the full length appended
+    when it was cut: ``'xxxx...' (50000000 characters)``.
+    """
+    text = value if isinstance(value, str) else repr(value)
+    shown, used = [], 0
+    for c in text[:limit]:
+        piece = c if c.isprintable() else repr(c)[1:-1]
+        if used + len(piece) > limit:
+            break
+        shown.append(piece)
+        used += len(piece)
+    head = "".join(shown)
+    if quote and isinstance(value, str):
+        head = f"'{head}'"
+    return head if len(shown) == len(text) else f"{head}... ({len(text)} characters)"
+
+
+def check_nesting(value: Any, where: str, limit: int = MAX_NESTING) -> None:
+    """Refuse arrays and tables nested deeper than ``limit``, and TOML dates and times (no
+    field takes one), walking iteratively: no recursion however deep the input.
+
+    Raises
+    ------
+    ScenarioError
+        One line naming the field (``where`` for the top) and what is allowed.
+    """
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if depth > limit:
+            raise ScenarioError(f"{where}: nested deeper than {limit} levels (arrays and tables); not allowed")
+        if isinstance(item, dict):
+            # reversed: the stack then pops in file order, so the first offender is named
+            stack.extend(reversed([(v, f"{path}.{k}" if path else str(k), depth + 1) for k, v in item.items()]))
+        elif isinstance(item, list):
+            stack.extend(reversed([(v, f"{path}[{n}]", depth + 1) for n, v in enumerate(item)]))
+        elif isinstance(item, (datetime.date, datetime.time)):  # datetime is a date
+            raise ScenarioError(f"{shorten(path or where, quote=False)}: a TOML date or time is not a value any "
+                                f"field takes (got {shorten(str(item))})")
 
 
 def builtin_names() -> list[str]:
@@ -389,32 +457,67 @@ def read_scenario_toml(name_or_path: str | Path | None = None) -> dict[str, Any]
     """
     name_or_path = DEFAULT_SCENARIO if name_or_path is None else name_or_path
     path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise ScenarioError(f"scenario: file not found: {path}")
-        text = path.read_text(encoding="utf-8", errors="replace")
-    else:
-        names = builtin_names()
-        if str(name_or_path) not in names:
-            raise ScenarioError(f"scenario: no built-in scenario {str(name_or_path)!r}; built-ins: {', '.join(names)}")
+    if str(name_or_path) in builtin_names() and not path.suffix:
         text = resources.files("imagingsim.phantoms").joinpath(f"{name_or_path}.toml").read_text(encoding="utf-8")
+        return parse_toml(text)
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        if path.suffix == ".toml" or os.sep in str(path):
+            raise ScenarioError(f"scenario: file not found: {shorten(str(path))}") from None
+        raise ScenarioError(f"scenario: no built-in scenario {shorten(str(name_or_path))}; "
+                            f"built-ins: {', '.join(builtin_names())}") from None
+    except OSError as exc:  # a symbolic link loop, a name too long, a path through a file...
+        raise ScenarioError(f"scenario: {shorten(str(path))}: {_os_reason(exc)}") from None
+    if stat_module.S_ISDIR(stat.st_mode):
+        raise ScenarioError(f"scenario: {shorten(str(path))} is a directory, not a scenario .toml file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"scenario: {shorten(str(path))} is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ScenarioError(f"scenario: {shorten(str(path))}: {_os_reason(exc)}") from None
     return parse_toml(text)
+
+
+def _os_reason(exc: OSError) -> str:
+    """The operating system's reason in words, with the limits where they help."""
+    if exc.errno == errno.ELOOP:
+        return "a symbolic link loop"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "a name too long for the file system (255 bytes per name)"
+    return (exc.strerror or str(exc)).lower()
 
 
 def parse_toml(text: str) -> dict[str, Any]:
     """Parse scenario TOML text into a raw table, raising a one-line :class:`ScenarioError`."""
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"scenario: invalid TOML ({exc})".splitlines()[0]) from None
+        raise ScenarioError(f"scenario: invalid TOML ({shorten(str(exc), quote=False)})") from None
+    except RecursionError:  # the parser recurses per level: far past MAX_NESTING
+        raise ScenarioError(f"scenario: nested deeper than {MAX_NESTING} levels (arrays and tables); "
+                            "not allowed") from None
+    check_nesting(data, "scenario")
+    return data
 
 
-def _parse_value(text: str) -> Any:
+def _parse_value(key: str, text: str) -> Any:
     """Parse an override value as a TOML value, falling back to a bare string."""
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+    except RecursionError:
+        raise ScenarioError(f"--set {shorten(key)}: nested deeper than {MAX_NESTING} levels (arrays and tables); "
+                            "not allowed") from None
+    check_nesting(value, f"--set {shorten(key)}")
+    return value
+
+
+def _control_character(text: str) -> int | None:
+    """Index of the first control character (C0, DEL or C1) in ``text``, or None."""
+    return next((i for i, c in enumerate(text) if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0), None)
 
 
 _KEY_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?$")
@@ -429,30 +532,37 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     result = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
-            raise ScenarioError(f"--set {item!r}: expected KEY=VALUE")
+            raise ScenarioError(f"--set {shorten(item)}: expected KEY=VALUE")
         key, _, raw = item.partition("=")
+        bad = _control_character(item)
+        if bad is not None:
+            where = "key" if bad < len(key) else "value"
+            raise ScenarioError(f"--set {shorten(key)}: control character U+{ord(item[bad]):04X} in the {where} "
+                                f"(position {bad}); not allowed")
         parts = key.strip().split(".")
+        if len(parts) > MAX_NESTING:
+            raise ScenarioError(f"--set {shorten(key)}: nested deeper than {MAX_NESTING} levels; not allowed")
         target: Any = result
         for depth, part in enumerate(parts):
             match = _KEY_PART.match(part)
             if not match:
-                raise ScenarioError(f"--set {key!r}: bad key segment {part!r}")
+                raise ScenarioError(f"--set {shorten(key)}: bad key segment {shorten(part)}")
             name, index = match.group(1), match.group(2)
             last = depth == len(parts) - 1
             if not isinstance(target, dict):
-                raise ScenarioError(f"--set {key!r}: {'.'.join(parts[:depth])} is not a table")
+                raise ScenarioError(f"--set {shorten(key)}: {shorten('.'.join(parts[:depth]), quote=False)} is not a table")
             if index is None:
                 if last:
-                    target[name] = _parse_value(raw.strip())
+                    target[name] = _parse_value(key, raw.strip())
                 else:
                     target = target.setdefault(name, {})
                 continue
             seq = target.get(name)
             if not isinstance(seq, list) or int(index) >= len(seq):
                 size = len(seq) if isinstance(seq, list) else 0
-                raise ScenarioError(f"--set {key!r}: index {index} out of range for {name} (length {size})")
+                raise ScenarioError(f"--set {shorten(key)}: index {shorten(index)} out of range for {name} (length {size})")
             if last:
-                seq[int(index)] = _parse_value(raw.strip())
+                seq[int(index)] = _parse_value(key, raw.strip())
             else:
                 target = seq[int(index)]
     return result

@@ -44,7 +44,7 @@ def test_every_builtin_validates(name):
         ("agents[0].carrier_overrides.washout_per_h=-1", "carrier_overrides.washout_per_h", "greater than or equal to 0"),
         ("schedule.times_h=[4, 1]", "schedule.times_h", "strictly increasing"),
         ("seed=-3", "seed", "greater than or equal to 0"),
-        ("seed=nan", "seed", "finite"),
+        ("seed=nan", "seed", "valid integer"),
         ("phantom.tumours[0].necrotic_fraction=0.9", "phantom.tumours[0].necrotic_fraction", "less than or equal to 0.8"),
         ("modalities.enabled=['xray']", "modalities.enabled", "unknown modality"),
     ],
