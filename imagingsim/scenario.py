@@ -45,6 +45,13 @@ class ScenarioError(ValueError):
 
 
 class SpecModel(BaseModel):
+    """Base of every scenario model (the modalities' settings too).
+
+    Unknown keys are refused and models are frozen. :func:`validate_scenario` validates
+    strictly (a bool is not a number, ``"0.5"`` is not a number, ``2.0`` is not an integer);
+    models built in Python keep pydantic's lax conversions.
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
@@ -380,7 +387,7 @@ def validate_scenario(data: dict[str, Any], model: type[Scenario] = Scenario) ->
     """
     if not isinstance(data, dict):
         raise ScenarioError("scenario: must be a TOML table")
-    check_nesting(data, "scenario")
+    check_raw(data, "scenario")
     try:
         # Strictly, through JSON: a bool is not a number, "0.5" is not a number, 2.0 is not
         # an integer (lax Python-mode validation would accept all three), while an array
@@ -389,7 +396,7 @@ def validate_scenario(data: dict[str, Any], model: type[Scenario] = Scenario) ->
         return model.model_validate_json(text, strict=True)
     except ValidationError as exc:
         raise ScenarioError(_one_line(exc)) from None
-    except (TypeError, ValueError, RecursionError) as exc:  # defensive: never a traceback
+    except (TypeError, ValueError) as exc:  # a Python caller's value JSON cannot write: never a traceback
         raise ScenarioError(shorten(f"scenario: {exc}", 200, quote=False)) from None
 
 
@@ -414,9 +421,30 @@ def shorten(value: Any, limit: int = ECHO_CHARS, *, quote: bool = True) -> str:
     return head if len(shown) == len(text) else f"{head}... ({len(text)} characters)"
 
 
-def check_nesting(value: Any, where: str, limit: int = MAX_NESTING) -> None:
-    """Refuse arrays and tables nested deeper than ``limit``, and TOML dates and times (no
-    field takes one), walking iteratively: no recursion however deep the input.
+#: Lone surrogates: how Python holds bytes that are not UTF-8 (command-line arguments, file names).
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+#: What the pre-scan of TOML text skips: strings and comments, whose brackets and dots are
+#: text. Possessive (``*+``, ``++``), so a huge or unterminated string is one linear pass; the
+#: lookahead lets the engine skip plain text fast.
+_TOML_STRING_OR_COMMENT = re.compile(
+    "(?=[\"'#])(?:"
+    r'"{3}(?:[^"\\]++|\\[\s\S]|"{1,2}(?!"))*+(?:"{3,5}|\Z)'  # multi-line basic string
+    r"|'{3}(?:[^']++|'{1,2}(?!'))*+(?:'{3,5}|\Z)"  # multi-line literal string
+    r'|"(?:[^"\\\n]++|\\.)*+"?'  # basic string (unterminated: to its line's end)
+    r"|'[^'\n]*+'?"  # literal string
+    r"|#[^\n]*+"  # comment
+    ")"
+)
+_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def check_raw(value: Any, where: str, limit: int = MAX_NESTING) -> None:
+    """Refuse what no scenario field takes, before it reaches the recursive copy and validation.
+
+    Arrays and tables nested deeper than ``limit``, TOML dates and times, and text holding
+    lone surrogates (bytes that were not UTF-8, e.g. in a command-line argument). The walk
+    is iterative: no recursion however deep the input.
 
     Raises
     ------
@@ -434,8 +462,35 @@ def check_nesting(value: Any, where: str, limit: int = MAX_NESTING) -> None:
         elif isinstance(item, list):
             stack.extend(reversed([(v, f"{path}[{n}]", depth + 1) for n, v in enumerate(item)]))
         elif isinstance(item, (datetime.date, datetime.time)):  # datetime is a date
-            raise ScenarioError(f"{shorten(path or where, quote=False)}: a TOML date or time is not a value any "
-                                f"field takes (got {shorten(str(item))})")
+            raise ScenarioError(f"{shorten(path or where, quote=False)}: a TOML date or time is not a value any field "
+                                f"takes (got {shorten(str(item))})")
+        elif isinstance(item, str) and (bad := _SURROGATE.search(item)):
+            raise ScenarioError(f"{shorten(path or where, quote=False)}: U+{ord(bad.group()):04X} at position "
+                                f"{bad.start()} is not a character (bytes that are not UTF-8); not allowed")
+
+
+def check_text_nesting(text: str, where: str, limit: int = MAX_NESTING) -> None:
+    """Refuse TOML text nested deeper than ``limit`` before :mod:`tomllib` parses it.
+
+    tomllib recurses once per array or inline table (a stack overflow past ~330 levels) and
+    takes quadratic time in the segments of a dotted key (minutes for 100000). Outside
+    strings and comments, each open bracket is a level of the parsed table and a key of n
+    dots nests n + 1 levels: nothing :func:`check_raw` would accept is refused here, and
+    what passes parses quickly.
+
+    Raises
+    ------
+    ScenarioError
+        One line naming ``where``.
+    """
+    structure = _TOML_STRING_OR_COMMENT.sub("0", text)
+    # A run of dots with no '=', ',', bracket or line end between belongs to one key; a value
+    # (a float, a time) has at most one dot.
+    dotted = re.search(rf"\.(?:[^.=,\[\]{{}}\n]*+\.){{{limit - 1}}}", structure)
+    # A running count of brackets, all in C: open ones add, closing ones subtract.
+    levels = itertools.accumulate(map(_BRACKET_STEP.__getitem__, re.sub(r"[^\[\]{}]++", "", structure)))
+    if dotted or any(map(limit.__lt__, levels)):
+        raise ScenarioError(f"{where}: nested deeper than {limit} levels (arrays and tables); not allowed")
 
 
 def builtin_names() -> list[str]:
@@ -457,70 +512,79 @@ def read_scenario_toml(name_or_path: str | Path | None = None) -> dict[str, Any]
     """
     name_or_path = DEFAULT_SCENARIO if name_or_path is None else name_or_path
     path = Path(name_or_path)
-    if str(name_or_path) in builtin_names() and not path.suffix:
-        text = resources.files("imagingsim.phantoms").joinpath(f"{name_or_path}.toml").read_text(encoding="utf-8")
-        return parse_toml(text)
+    shown = shorten(str(path))
     try:
         stat = os.stat(path)
     except FileNotFoundError:
-        if path.suffix == ".toml" or os.sep in str(path):
-            raise ScenarioError(f"scenario: file not found: {shorten(str(path))}") from None
-        raise ScenarioError(f"scenario: no built-in scenario {shorten(str(name_or_path))}; "
-                            f"built-ins: {', '.join(builtin_names())}") from None
+        stat = None
     except OSError as exc:  # a symbolic link loop, a name too long, a path through a file...
-        raise ScenarioError(f"scenario: {shorten(str(path))}: {_os_reason(exc)}") from None
+        raise ScenarioError(f"scenario: {shown}: {_os_reason(exc, path)}") from None
+    except ValueError:  # Python refuses a NUL character before asking the system
+        raise ScenarioError(f"scenario: {shown}: a NUL character in the path; not allowed") from None
+    if stat is None:
+        if not path.suffix and str(name_or_path) in builtin_names():
+            text = resources.files("imagingsim.phantoms").joinpath(f"{name_or_path}.toml").read_text(encoding="utf-8")
+            return parse_toml(text)
+        if path.suffix == ".toml" or os.sep in str(path):
+            raise ScenarioError(f"scenario: file not found: {shown}")
+        raise ScenarioError(f"scenario: no built-in scenario {shown}; built-ins: {', '.join(builtin_names())}")
     if stat_module.S_ISDIR(stat.st_mode):
-        raise ScenarioError(f"scenario: {shorten(str(path))} is a directory, not a scenario .toml file")
+        raise ScenarioError(f"scenario: {shown} is a directory, not a scenario .toml file")
+    if not stat_module.S_ISREG(stat.st_mode):  # a pipe would block, /dev/zero never end
+        raise ScenarioError(f"scenario: {shown} is not a regular file (a device, pipe or socket)")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ScenarioError(f"scenario: {shorten(str(path))} is not UTF-8 text (byte {exc.start})") from None
+        raise ScenarioError(f"scenario: {shown} is not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
-        raise ScenarioError(f"scenario: {shorten(str(path))}: {_os_reason(exc)}") from None
+        raise ScenarioError(f"scenario: {shown}: {_os_reason(exc, path)}") from None
     return parse_toml(text)
 
 
-def _os_reason(exc: OSError) -> str:
-    """The operating system's reason in words, with the limits where they help."""
+def _os_reason(exc: OSError, path: Path) -> str:
+    """The operating system's reason for refusing ``path``, in words, with sizes where they help."""
     if exc.errno == errno.ELOOP:
         return "a symbolic link loop"
     if exc.errno == errno.ENAMETOOLONG:
-        return "a name too long for the file system (255 bytes per name)"
+        longest = max((len(os.fsencode(part)) for part in path.parts), default=0)
+        if longest > 255:  # NAME_MAX of the usual file systems
+            return f"a name of {longest} bytes, too long for the file system"
+        return f"a path of {len(os.fsencode(str(path)))} bytes, too long for the file system"
     return (exc.strerror or str(exc)).lower()
 
 
 def parse_toml(text: str) -> dict[str, Any]:
     """Parse scenario TOML text into a raw table, raising a one-line :class:`ScenarioError`."""
+    check_text_nesting(text, "scenario")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"scenario: invalid TOML ({shorten(str(exc), quote=False)})") from None
-    except RecursionError:  # the parser recurses per level: far past MAX_NESTING
-        raise ScenarioError(f"scenario: nested deeper than {MAX_NESTING} levels (arrays and tables); "
-                            "not allowed") from None
-    check_nesting(data, "scenario")
+    except ValueError as exc:  # an integer past Python's 4300-digit conversion limit
+        raise ScenarioError(f"scenario: unreadable TOML value ({shorten(str(exc), quote=False)})") from None
+    check_raw(data, "scenario")
     return data
 
 
 def _parse_value(key: str, text: str) -> Any:
     """Parse an override value as a TOML value, falling back to a bare string."""
+    where = f"--set {shorten(key)}"
+    check_text_nesting(text, where)
     try:
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
-        return text
-    except RecursionError:
-        raise ScenarioError(f"--set {shorten(key)}: nested deeper than {MAX_NESTING} levels (arrays and tables); "
-                            "not allowed") from None
-    check_nesting(value, f"--set {shorten(key)}")
+        value = text
+    except ValueError as exc:  # an integer past Python's 4300-digit conversion limit
+        raise ScenarioError(f"{where}: unreadable TOML value ({shorten(str(exc), quote=False)})") from None
+    check_raw(value, where)
     return value
 
 
-def _control_character(text: str) -> int | None:
-    """Index of the first control character (C0, DEL or C1) in ``text``, or None."""
-    return next((i for i, c in enumerate(text) if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0), None)
+#: Characters that have no place in a ``--set`` argument: C0 controls (newline and tab
+#: included: tomllib would stop at a newline and drop the rest), DEL and C1 controls.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
-
-_KEY_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?$")
+_KEY_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([0-9]+)\])?$")
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -528,17 +592,23 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
     Keys may index lists, e.g. ``agents[0].dose_mg_per_kg=20``. Values are parsed as TOML
     (``0.4``, ``true``, ``[1, 4, 24]``, ``"text"``), else taken as a bare string.
+
+    Raises
+    ------
+    ScenarioError
+        One line naming the ``--set`` key: no ``=``, a control character, a bad key
+        segment or index, or a value nested deeper than :data:`MAX_NESTING`.
     """
+    check_raw(data, "scenario")  # the deep copy recurses
     result = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
             raise ScenarioError(f"--set {shorten(item)}: expected KEY=VALUE")
         key, _, raw = item.partition("=")
-        bad = _control_character(item)
-        if bad is not None:
-            where = "key" if bad < len(key) else "value"
-            raise ScenarioError(f"--set {shorten(key)}: control character U+{ord(item[bad]):04X} in the {where} "
-                                f"(position {bad}); not allowed")
+        for part, text in (("key", key), ("value", raw)):
+            if bad := _CONTROL.search(text):
+                raise ScenarioError(f"--set {shorten(key)}: control character U+{ord(bad.group()):04X} in the {part} "
+                                    f"(position {bad.start()}); not allowed")
         parts = key.strip().split(".")
         if len(parts) > MAX_NESTING:
             raise ScenarioError(f"--set {shorten(key)}: nested deeper than {MAX_NESTING} levels; not allowed")
@@ -550,7 +620,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             name, index = match.group(1), match.group(2)
             last = depth == len(parts) - 1
             if not isinstance(target, dict):
-                raise ScenarioError(f"--set {shorten(key)}: {shorten('.'.join(parts[:depth]), quote=False)} is not a table")
+                above = shorten(".".join(parts[:depth]), quote=False)
+                raise ScenarioError(f"--set {shorten(key)}: {above} is not a table")
             if index is None:
                 if last:
                     target[name] = _parse_value(key, raw.strip())
@@ -558,13 +629,16 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
                     target = target.setdefault(name, {})
                 continue
             seq = target.get(name)
-            if not isinstance(seq, list) or int(index) >= len(seq):
-                size = len(seq) if isinstance(seq, list) else 0
-                raise ScenarioError(f"--set {shorten(key)}: index {shorten(index)} out of range for {name} (length {size})")
+            size = len(seq) if isinstance(seq, list) else 0
+            digits = index.lstrip("0") or "0"
+            # Compared as text first: int() refuses more than 4300 digits
+            if len(digits) > len(str(size)) or int(digits) >= size:
+                raise ScenarioError(f"--set {shorten(key)}: index {shorten(index, 20, quote=False)} out of range for "
+                                    f"{shorten(name, 40, quote=False)} (length {size})")
             if last:
-                seq[int(index)] = _parse_value(key, raw.strip())
+                seq[int(digits)] = _parse_value(key, raw.strip())
             else:
-                target = seq[int(index)]
+                target = seq[int(digits)]
     return result
 
 
