@@ -459,7 +459,7 @@ def check_raw(value: Any, where: str, limit: int = MAX_NESTING) -> None:
         if isinstance(item, dict):
             # reversed: the stack then pops in file order, so the first offender is named
             stack.extend(reversed([(v, f"{path}.{k}" if path else str(k), depth + 1) for k, v in item.items()]))
-        elif isinstance(item, list):
+        elif isinstance(item, (list, tuple)):  # a Python caller's tuple is an array too
             stack.extend(reversed([(v, f"{path}[{n}]", depth + 1) for n, v in enumerate(item)]))
         elif isinstance(item, (datetime.date, datetime.time)):  # datetime is a date
             raise ScenarioError(f"{shorten(path or where, quote=False)}: a TOML date or time is not a value any field "
