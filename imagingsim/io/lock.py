@@ -27,7 +27,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-__all__ = ["LOCK_SUFFIX", "OutputBusy", "OutputLock", "lock_path", "output_lock", "pid_alive"]
+__all__ = ["LOCK_SUFFIX", "OutputBusy", "OutputLock", "holds_lock", "lock_path", "output_lock", "pid_alive"]
 
 LOCK_SUFFIX = ".imagingsim-lock"
 
@@ -64,6 +64,11 @@ class OutputLock:
 def lock_path(out: Path) -> Path:
     """The lock file of output directory ``out`` (an absolute path)."""
     return out.parent / f".{out.name}{LOCK_SUFFIX}"
+
+
+def holds_lock(out: str | os.PathLike) -> bool:
+    """Whether this process holds the lock on output directory ``out``."""
+    return Path(os.path.abspath(out)) in _HELD
 
 
 def pid_alive(pid: int) -> bool:

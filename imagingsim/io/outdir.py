@@ -21,7 +21,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagingsim.io.lock import lock_path
+from imagingsim.io.lock import holds_lock
 
 __all__ = [
     "StaleSweep",
@@ -214,7 +214,7 @@ def sweep_stale(out: Path) -> StaleSweep:
     StaleSweep
         What was removed or restored.
     """
-    if not lock_path(out).exists():
+    if not holds_lock(out):
         raise RuntimeError(f"sweep_stale({out}) needs the output lock held")
     pattern = work_dir_pattern(out)
     found = []
