@@ -45,7 +45,7 @@ def write_fusion_description(stage: Path, scenario, pairs: Sequence[str], paragr
         "Name": f"imagingsim image fusion: {scenario.name}",
         "BIDSVersion": BIDS_VERSION,
         "DatasetType": "derivative",
-        "GeneratedBy": generated_by(scenario),
+        "GeneratedBy": generated_by(scenario, FUSION_PIPELINE),
         "DatasetLinks": {"raw": "../../"},
         "License": LICENSE,
     })

@@ -13,6 +13,7 @@ import numpy as np
 from imagingsim.dataset.delivery import agent_quantities, write_agent
 from imagingsim.dataset.layout import (
     CONVENTIONS,
+    TRUTH_PIPELINE,
     extension_suffixes,
     identity,
     property_desc,
@@ -153,7 +154,7 @@ def write_truth(truth: Path, scenario, phantom, delivery, backend) -> None:
             "Name": f"imagingsim ground truth: {scenario.name}",
             "BIDSVersion": BIDS_VERSION,
             "DatasetType": "derivative",
-            "GeneratedBy": generated_by(scenario),
+            "GeneratedBy": generated_by(scenario, TRUTH_PIPELINE),
             "DatasetLinks": {"raw": "../../"},
             "License": LICENSE,
         },

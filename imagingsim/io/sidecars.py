@@ -101,10 +101,22 @@ def version() -> str:
         return "unknown"
 
 
-def generated_by(scenario) -> list[dict[str, Any]]:
+def generated_by(scenario, pipeline: str | None = None) -> list[dict[str, Any]]:
+    """BIDS ``GeneratedBy`` of a dataset written from ``scenario``.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        Its name and seed are recorded.
+    pipeline : str, optional
+        For a derivative: its part, e.g. ``"truth"``, named ``imagingsim-truth``. pybids takes
+        a derivative's scope from this name, so each derivative needs its own to be queried
+        apart (``BIDSLayout(..., derivatives=True).get(scope="imagingsim-truth")``). The raw
+        dataset is plain ``imagingsim`` (how ``--overwrite`` recognises a dataset it may replace).
+    """
     return [
         {
-            "Name": "imagingsim",
+            "Name": "imagingsim" if pipeline is None else f"imagingsim-{pipeline}",
             "Version": version(),
             "Description": f"Synthetic multimodal imaging simulator; scenario {scenario.name!r}, seed {scenario.seed}.",
         }

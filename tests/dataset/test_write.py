@@ -345,9 +345,11 @@ def test_dataset_tree_and_contents(tmp_path):
     description = json.loads((out / "dataset_description.json").read_text())
     assert description["BIDSVersion"] == "1.9.0" and description["DatasetType"] == "raw"
     assert description["GeneratedBy"][0]["Name"] == "imagingsim"
-    assert json.loads((out / "derivatives/truth/dataset_description.json").read_text())["DatasetType"] == "derivative"
+    truth_description = json.loads((out / "derivatives/truth/dataset_description.json").read_text())
+    assert truth_description["DatasetType"] == "derivative"
+    assert truth_description["GeneratedBy"][0]["Name"] == "imagingsim-truth"  # its own pybids scope
     assert (out / "participants.tsv").read_text() == "participant_id\tspecies\tweight\nsub-01\tmus musculus\t0.025\n"
-    assert "**/ct/" in (out / ".bidsignore").read_text().split()
+    assert "**/ct" in (out / ".bidsignore").read_text().split()
 
     # qMRI maps in seconds
     t1, _ = read_nifti(out / "sub-01/anat/sub-01_T1map.nii.gz")

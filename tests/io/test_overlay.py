@@ -190,6 +190,6 @@ def test_the_dataset_describes_the_fusion_derivative(tmp_path):
     write_subject(simulate(scenario, backend="numpy"), tmp_path / "ds")
     root = tmp_path / "ds" / "derivatives" / "fusion"
     description = json.loads((root / "dataset_description.json").read_text())
-    assert description["DatasetType"] == "derivative" and description["GeneratedBy"][0]["Name"] == "imagingsim"
+    assert description["DatasetType"] == "derivative" and description["GeneratedBy"][0]["Name"] == "imagingsim-fusion"
     readme = (root / "README").read_text()
     assert "(PET on MRI)" in readme and "space-MRI_pet" in readme and "space-CT" not in readme

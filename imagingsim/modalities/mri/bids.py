@@ -310,7 +310,7 @@ def _write_estimate_dataset(root: Path, scenario, acq: MRIAcquisition) -> None:
         "Name": f"imagingsim MRI iron estimate: {scenario.name}",
         "BIDSVersion": BIDS_VERSION,
         "DatasetType": "derivative",
-        "GeneratedBy": generated_by(scenario),
+        "GeneratedBy": generated_by(scenario, ESTIMATE_PIPELINE),
         "DatasetLinks": {"raw": "../../"},
         "License": LICENSE,
     })

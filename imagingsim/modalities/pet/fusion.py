@@ -126,7 +126,8 @@ def write_pet_mri_fusion(
     timing = {
         "FrameTimesStart": frame_times,
         "FrameDuration": [float(pet.frame_duration_s[f]) for f, _ in pairs],
-        "TimeZero": "the PET tracer's injection",
+        "TimeZero": "00:00:00",
+        "TimeZeroReference": "the PET tracer's injection",
         "SessionTimes_h": [float(mri.times_h[j]) for _, j in pairs],
         "AcquisitionLabels": labels,
         "SourceFrames": [f for f, _ in pairs],
@@ -153,6 +154,7 @@ def write_pet_mri_fusion(
             "SpatialReference": echo_files[0],
             "ResamplingMethod": resampling_method("PET", "MRI"),
             "ImageDecayCorrected": bool(pet.decay_corrected),
+            "SkullStripped": False,  # required of a BIDS-Derivatives PET image; nothing is masked
             "TotalActivityBefore_Bq": [t["before_Bq"] for t in totals],
             "TotalActivityAfter_Bq": [t["after_Bq"] for t in totals],
             "TotalActivityRatio": [t["ratio"] for t in totals],

@@ -109,7 +109,8 @@ def write_spect_ct_fusion(stage: Path, scenario, phantom, spect, ct, backend) ->
             "TargetGrid": grid_record(phantom.grid),
             "FrameTimesStart": frame_times,
             "FrameDuration": list(spect.frame_duration_s),
-            "TimeZero": "the SPECT tracer's injection",
+            "TimeZero": "00:00:00",
+            "TimeZeroReference": "the SPECT tracer's injection",
             "AcquisitionLabels": labels,
         })
         overlay_path = folder / f"{base}_desc-fusedCT_overlay.nii.gz"

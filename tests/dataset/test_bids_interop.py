@@ -1,0 +1,56 @@
+"""Datasets read by the tools users have: the current BIDS validator (3.x, PyPI
+``bids-validator-deno``) and pybids, on the default and the SPECT/CT datasets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from imagingsim.pipeline import load_scenario, simulate, write_subject
+
+#: Coarse grids and two time points: the layout is what is checked, not the physics.
+COARSE = ["phantom.voxel_size_mm=1.0", "schedule.times_h=[1, 24]"]
+
+
+@pytest.fixture(scope="module", params=["mouse_peg_liposome", "mouse_gold_spect_ct"])
+def dataset(request, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp(request.param) / "ds"
+    write_subject(simulate(load_scenario(request.param, COARSE), backend="numpy"), out)
+    return out
+
+
+def validator() -> str:
+    """The ``bids-validator-deno`` executable of this environment (a test dependency)."""
+    found = shutil.which("bids-validator-deno") or shutil.which("bids-validator-deno", path=str(Path(sys.executable).parent))
+    if found is None:
+        pytest.fail("bids-validator-deno is not installed: pip install -e '.[test]'")
+    return found
+
+
+def test_the_current_validator_reports_no_errors(dataset):
+    proc = subprocess.run([validator(), str(dataset), "--format", "json"], capture_output=True, text=True,
+                          timeout=600, check=False)
+    report = json.loads(proc.stdout)
+    issues = report["issues"]["issues"]
+    errors = [(i["code"], i.get("location")) for i in issues if i["severity"] == "error"]
+    assert errors == [], errors[:10]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_pybids_tells_each_derivative_apart_by_its_scope(dataset):
+    bids = pytest.importorskip("bids", reason="pybids is a test dependency")
+    layout = bids.BIDSLayout(dataset, derivatives=True, validate=False)
+    descriptions = {p.parent.name: json.loads(p.read_text()) for p in (dataset / "derivatives").glob("*/dataset_description.json")}
+    assert descriptions, "no derivative written"
+    for folder, description in descriptions.items():
+        scope = description["GeneratedBy"][0]["Name"]
+        assert scope == f"imagingsim-{folder}" and description["DatasetType"] == "derivative"
+        files = layout.get(scope=scope, extension=".nii.gz", return_type="filename")
+        assert files and all(f"/derivatives/{folder}/" in f for f in files), (scope, files[:3])
+    truth = layout.get(scope="imagingsim-truth", suffix="conc", extension=".nii.gz", return_type="filename")
+    assert truth and all("/derivatives/truth/" in f for f in truth)  # true concentrations only
