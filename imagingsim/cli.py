@@ -26,6 +26,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Synthetic multimodal imaging of targeted cancer drug delivery.",
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -71,6 +72,21 @@ class Interrupted(BaseException):
 
 def _raise_interrupted(signum, _frame):
     raise Interrupted(signum)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"imagingsim {__version__}", markup=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", "-V", help="Print the version and exit.", is_eager=True, callback=_print_version,
+    )] = False,
+) -> None:
+    """Synthetic multimodal imaging of targeted cancer drug delivery."""
 
 
 @app.command()

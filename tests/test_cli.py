@@ -151,3 +151,23 @@ def test_grid_too_fine_is_refused_with_one_error_line(capsys, tmp_path):
     errors = [l for l in err.splitlines() if l.startswith("error:")]
     assert code == 2 and len(errors) == 1 and "phantom.voxel_size_mm" in errors[0] and "Traceback" not in err
     assert not (tmp_path / "ds").exists()
+
+
+def test_version_and_short_help(capsys):
+    from imagingsim import __version__
+
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.strip() == f"imagingsim {__version__}"
+    code, out, _ = run(capsys, "-h")
+    assert code == 0 and "simulate" in out and "--version" in out
+    code, out, _ = run(capsys, "simulate", "-h")
+    assert code == 0 and "--max-memory-gb" in out
+
+
+def test_citation_names_the_version_the_datasets_cite():
+    from pathlib import Path
+
+    from imagingsim import __version__
+
+    citation = (Path(__file__).resolve().parents[1] / "CITATION.cff").read_text()
+    assert f"version: {__version__}" in citation and "cff-version: 1.2.0" in citation

@@ -37,6 +37,8 @@ def test_non_editable_install_ships_builtin_scenarios(tmp_path):
     lines = probe.stdout.splitlines()
     assert lines[0].startswith(str(target))
     assert "mouse_peg_liposome" in lines[1] and lines[2] == "mouse_peg_liposome"
+    licences = list(target.glob("imagingsim-*.dist-info/licenses/LICENSE"))
+    assert licences and "BSD 3-Clause" in licences[0].read_text()  # the licence travels with the wheel
 
 
 def test_the_scenario_files_are_a_subpackage_found_automatically():
