@@ -35,3 +35,14 @@ def test_emitter_lists_split_the_table():
 def test_unknown_nuclide_is_one_line_naming_the_known_ones():
     with pytest.raises(ValueError, match=r"unknown radionuclide 'Xx99'; known: F18, Zr89"):
         nuclide("Xx99")
+
+
+def test_lu177_photopeak_yields_match_ensdf():
+    """ENSDF (NNDC NuDat) gives 10.36(7) % at 208.4 keV and 6.20(7) % at 112.9 keV; the
+    tolerance is the evaluation's uncertainty, tight enough to catch a rounded 11 %."""
+    from imagingsim.data.radionuclides import nuclide
+
+    lu = nuclide("Lu177")
+    yields = dict(zip(lu.photon_energies_keV, lu.photon_yields))
+    assert abs(yields[208.4] - 0.1036) <= 0.0007
+    assert abs(yields[112.9] - 0.0620) <= 0.0007
