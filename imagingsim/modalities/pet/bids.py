@@ -29,7 +29,9 @@ from imagingsim.io.host import host_array
 from imagingsim.io.nifti import sinogram_grid, write_nifti
 from imagingsim.io.sidecars import TIME_REFERENCE, write_json
 from imagingsim.modalities.base import WriteContext
+from imagingsim.modalities.pet.physics import range_scale_mm
 from imagingsim.modalities.pet.result import PETAcquisition
+from imagingsim.physics.decay import decay_integral_s
 from imagingsim.projectors.geometry import sinogram_sidecar_fields
 
 _RECON_CORRECTIONS = {
@@ -241,6 +243,70 @@ def _geometry_record(acq: PETAcquisition, phantom, base: str) -> dict:
         "PositronEmitters": dict(acq.emitters),
         "ImageDecayCorrected": acq.decay_corrected,
         "ReferenceTime": f"FrameTimesStart_s counts from the tracer's injection; FrameTimesStartAfterScenarioStart_s from {TIME_REFERENCE}",
+        **_resolution_record(acq),
+        **_decay_record(acq),
+    }
+
+
+def _resolution_record(acq: PETAcquisition) -> dict:
+    """The PSF term of the system model, complete enough to rebuild it with other code."""
+    ranges = {}
+    for name in sorted({acq.nuclide, *acq.emitters.values()}):
+        data = nuclide(name)
+        mean, longest = data.mean_positron_range_mm, data.max_positron_range_mm
+        ranges[data.bids_name] = {
+            "MeanRange_mm": mean,
+            "MaxRange_mm": longest,
+            "Scale_mm": range_scale_mm(mean, longest) if 0.0 < mean < 0.5 * longest else None,
+        }
+    return {
+        "PositronRange": {
+            "Model": (
+                "3-D distance r from emission to annihilation exponential with scale Scale_mm, truncated at "
+                "MaxRange_mm (Scale_mm chosen so that the truncated mean is MeanRange_mm): density in space "
+                "p(r) = exp(-r/s) / (4 pi s r^2 (1 - exp(-R/s))) for r <= R, in water (not scaled by density). "
+                "Integrated over each image voxel by the midpoint rule (sub-voxels as many as keep the kernel "
+                "box within 128 samples per axis, at most 9 per voxel); the mass within half the smallest voxel "
+                "edge of the source, (1 - exp(-rho/s)) / (1 - exp(-R/s)), goes to the central voxel; normalised "
+                "to sum 1."
+            ),
+            "Reference": "ranges in water: J Nucl Med 2022;63:649, Table 3",
+            "Nuclides": ranges,
+            "AppliedFor": acq.nuclide and nuclide(acq.nuclide).bids_name,
+        },
+        "ResolutionKernel": (
+            "the PositronRange kernel of the tracer's nuclide convolved with a Gaussian of ScannerFWHM_mm "
+            "(truncated at 4 sigma or the image size), applied in image space before the projection (PSF in "
+            "SystemModel)"
+        ),
+    }
+
+
+def _decay_record(acq: PETAcquisition) -> dict:
+    """Per frame and per emitter the factors folded into CountsPerUnitProjection, given apart."""
+    injection_s = float(acq.tracer.injection_time_h) * 3600.0
+    emitters = {}
+    for agent, name in sorted(acq.emitters.items()):
+        data = nuclide(name)
+        emitters[agent] = {
+            "Nuclide": data.bids_name,
+            "HalfLife_s": data.half_life_s,
+            "PositronsPerDecay": data.beta_plus_fraction,
+        }
+    tracer = nuclide(acq.nuclide)
+    integrals = [decay_integral_s(tracer.half_life_s, start, start + length, injection_s=injection_s)
+                 for start, length in zip(acq.frame_start_s, acq.frame_duration_s)]
+    seconds = integrals if acq.decay_corrected else list(acq.frame_duration_s)
+    return {
+        "Emitters": emitters,
+        "TracerDecayIntegral_s": integrals,
+        # sensitivity x bin x slice x views: the same for every frame
+        "CountsPerUnitProjectionPerPositron": acq.counts_per_unit_projection[0] / (tracer.beta_plus_fraction * seconds[0]),
+        "CountsPerUnitProjectionFactors": (
+            "CountsPerUnitProjection[k] = CountsPerUnitProjectionPerPositron x PositronsPerDecay of the tracer x "
+            "(TracerDecayIntegral_s[k] if ImageDecayCorrected else FrameDuration_s[k]); TracerDecayIntegral_s[k] "
+            "is the integral over frame k of 2^(-(t - injection) / HalfLife_s) dt, s"
+        ),
     }
 
 
