@@ -160,7 +160,7 @@ def extension_suffixes() -> dict[str, str]:
 
 def bidsignore_patterns() -> tuple[str, ...]:
     """``.bidsignore`` lines: the folder of each registered modality that BIDS does not define."""
-    # "**/ct", not "**/ct/": the current validator (3.x) matches the folder itself, and a
+    # "**/<folder>", not "**/<folder>/": the current validator (3.x) matches the folder itself, and a
     # trailing slash matches nothing there.
     return tuple(f"**/{m.bids_datatype}" for m in map(registry.get, registry.names()) if not m.bids_standard)
 

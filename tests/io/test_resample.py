@@ -18,14 +18,8 @@ import SimpleITK as sitk
 
 from imagingsim.grid import ImageGrid
 from imagingsim.io.nifti import write_nifti
-from imagingsim.io.resample import (
-    from_sitk,
-    resample_frames,
-    resample_to_grid,
-    support_margin_mm,
-    to_sitk,
-    volume_integral,
-)
+from imagingsim.io.resample import resample_frames, resample_to_grid, support_margin_mm, volume_integral
+from imagingsim.io.sitk_bridge import from_sitk, to_sitk
 
 SOURCE = ImageGrid((48, 44, 40), (0.5, 0.5, 0.5), (-11.3, -10.1, -9.7))  # off-origin, like a phantom
 ANISO = ImageGrid((7, 5, 4), (0.4, 0.75, 1.3), (-12.5, 3.25, -40.0))
