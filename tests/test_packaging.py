@@ -52,3 +52,23 @@ def test_the_scenario_files_are_a_subpackage_found_automatically():
     assert link.resolve() == (REPO / "phantoms").resolve()
     found = find_packages(str(REPO), include=["imagingsim*"])
     assert {"imagingsim.phantoms", "imagingsim.modalities.pet", "imagingsim.dataset"} <= set(found)
+
+
+def test_ci_floors_pin_exactly_the_declared_minimum_versions():
+    """.ci/floors.txt (installed and tested by .ci/run) pins each runtime dependency at its floor."""
+    import re
+    import tomllib
+
+    if not (REPO / ".ci" / "floors.txt").exists():
+        pytest.skip("not running from a source checkout")
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    floors = dict(re.fullmatch(r"([A-Za-z0-9_.\-]+)>=([0-9.]+)", d).groups() for d in declared)
+    pinned = dict(line.split("==") for line in (REPO / ".ci" / "floors.txt").read_text().splitlines()
+                  if line.strip() and not line.startswith("#"))
+
+    def release(version):
+        return tuple(int(p) for p in version.split("."))
+
+    assert set(pinned) == set(floors)
+    for name, floor in floors.items():
+        assert release(pinned[name])[: len(release(floor))] == release(floor), (name, floor, pinned[name])
