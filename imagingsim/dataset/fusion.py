@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from imagingsim.dataset.layout import bidsignore_patterns
 from imagingsim.io.atomic import atomic_write_text
 from imagingsim.io.overlay import FUSION_PIPELINE
 from imagingsim.io.sidecars import BIDS_VERSION, LICENSE, generated_by, write_json
@@ -21,12 +22,13 @@ modalities the scenario acquired ({pairs}). A BIDS derivative of the raw dataset
 
 """
 _TAIL = """
-The suffix `_overlay` and the RGB NIfTI are imagingsim conventions, not BIDS.
+The `_overlay.png` quick-looks (and their JSON) are imagingsim conventions, not BIDS: they are
+listed in this derivative's `.bidsignore`. Every NIfTI here is a plain float image.
 """
 
 
 def write_fusion_description(stage: Path, scenario, pairs: Sequence[str], paragraphs: Sequence[str]) -> list[Path]:
-    """Write ``derivatives/fusion/dataset_description.json`` and ``README``.
+    """Write ``derivatives/fusion/dataset_description.json``, ``README`` and ``.bidsignore``.
 
     Parameters
     ----------
@@ -50,4 +52,8 @@ def write_fusion_description(stage: Path, scenario, pairs: Sequence[str], paragr
         "License": LICENSE,
     })
     readme = _HEAD.format(pairs=", ".join(pairs)) + "\n".join(paragraphs) + _TAIL
-    return [description, atomic_write_text(root / "README", readme)]
+    # The quick-look pictures are not BIDS files, nor the folders of modalities BIDS does not
+    # define: the validator is told to pass them by, as in the raw dataset.
+    patterns = ("**/*_overlay.png", "**/*_overlay.json", *bidsignore_patterns())
+    ignore = atomic_write_text(root / ".bidsignore", "".join(f"{p}\n" for p in patterns))
+    return [description, atomic_write_text(root / "README", readme), ignore]

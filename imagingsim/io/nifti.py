@@ -33,10 +33,8 @@ import numpy as np
 from imagingsim.grid import ImageGrid
 from imagingsim.io.atomic import atomic_write_bytes
 
-__all__ = ["RGB24", "XFORM_CODE", "nifti_image", "read_nifti", "sinogram_grid", "write_nifti"]
+__all__ = ["XFORM_CODE", "nifti_image", "read_nifti", "sinogram_grid", "write_nifti"]
 
-#: The structured dtype of a NIfTI-1 RGB24 voxel (one byte each for red, green, blue).
-RGB24 = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
 
 #: qform_code and sform_code written into every file (1 = NIFTI_XFORM_SCANNER_ANAT).
 XFORM_CODE = 1
@@ -74,8 +72,6 @@ def nifti_image(
         raise ValueError(f"NIfTI data shape {data.shape[:3]} does not match grid shape {grid.shape}")
     if data.dtype == np.uint8 or data.dtype == np.bool_:
         data = data.astype(np.uint8, copy=False)
-    elif data.dtype == RGB24:
-        pass  # colour overlays: stored as NIfTI RGB24 (datatype 128)
     else:
         if not (np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.integer)):
             raise ValueError(f"NIfTI data must be real numbers, got dtype {data.dtype}")
@@ -128,7 +124,7 @@ def write_nifti(
         Destination, normally ending in ``.nii.gz`` (always gzip-compressed).
     data : numpy.ndarray, shape ``grid.shape`` or ``grid.shape + (T,)``
         Host data indexed ``[i, j, k(, t)]`` (axis 0 = +x). ``uint8``/``bool`` is stored as
-        uint8 (label images); :data:`RGB24` as RGB24 (overlays); everything else as float32
+        uint8 (label images); everything else as float32
         (maps).
     grid : ImageGrid
         Supplies the affine written as both qform and sform (code 1, scanner).

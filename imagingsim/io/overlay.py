@@ -2,22 +2,20 @@
 
 The pieces every fusion writer shares (host-side, numpy): the "hot" colour map, the
 overlay of an activity map on a greyscale anatomy, :func:`fuse` (resample one frame onto
-the anatomical grid as a concentration, keeping its total activity, and colour it), and
-RGB NIfTI output. Which modality is fused onto which is the modalities' business
+the anatomical grid as a concentration, keeping its total activity, and colour it), and a
+quick-look picture of the overlays (:func:`overlay_montage`, written as PNG by
+:mod:`imagingsim.io.png`: a colour overlay is for looking at, not a NIfTI to compute with). Which modality is fused onto which is the modalities' business
 (``Modality.fuses_onto``); their writers put the files under ``derivatives/fusion/``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from imagingsim.grid import ImageGrid
-from imagingsim.io.nifti import RGB24, write_nifti
 from imagingsim.io.resample import resample_to_grid, volume_integral
 
 #: The derivative folder of the fused images: ``derivatives/<FUSION_PIPELINE>/``.
@@ -180,34 +178,50 @@ def fuse(
     return resampled, rgb, totals
 
 
-def write_rgb_nifti(
-    path: str | os.PathLike,
-    rgb: np.ndarray,
-    grid: ImageGrid,
-    *,
-    frame_times_s: Sequence[float] | None = None,
-    description: str = "",
-) -> Path:
-    """Write an RGB image as a gzipped NIfTI-1 RGB24 file (datatype 128), deterministically.
+def hottest_voxel(activity_frames: Sequence[np.ndarray]) -> tuple[int, int, int]:
+    """Index of the voxel with the most activity summed over the frames (the first such voxel)."""
+    total = np.sum([np.nan_to_num(np.asarray(a, dtype=np.float64)) for a in activity_frames], axis=0)
+    return tuple(int(i) for i in np.unravel_index(int(np.argmax(total)), total.shape))
 
-    Written by :func:`imagingsim.io.nifti.write_nifti` (the grid's RAS affine as qform and
-    sform, units mm and s, deterministic gzip, atomic write) with the :data:`RGB24` dtype. nibabel and SimpleITK
-    (a 3-component vector image) both read it, 3-D or 4-D.
+
+def overlay_montage(rgb_frames: Sequence[np.ndarray], focus: tuple[int, int, int], separator_px: int = 2) -> np.ndarray:
+    """A quick-look picture of 3-D colour overlays: one column per frame, the axial slice
+    through ``focus`` above the coronal one.
+
+    Slices are shown in the radiological view (the subject's right on the picture's left),
+    anterior up in the axial and superior up in the coronal slice, one pixel per voxel.
 
     Parameters
     ----------
-    path : path-like
-        Destination ending in ``.nii.gz``.
-    rgb : numpy.ndarray, uint8, shape ``grid.shape + (3,)`` or ``grid.shape + (T, 3)``
-    grid : ImageGrid
-    frame_times_s : sequence of float, keyword-only
-        Frame times (s) of a 4-D image: ``pixdim[4]`` is their spacing when uniform, else 0;
-        ``toffset`` the first.
-    description : str, keyword-only
-        Header ``descrip`` (ASCII, cut to 79 bytes).
+    rgb_frames : sequence of numpy.ndarray, uint8, shape ``(nx, ny, nz, 3)``
+        The overlay of each frame (:func:`fuse`).
+    focus : (int, int, int)
+        Voxel the slices pass through (e.g. :func:`hottest_voxel`).
+    separator_px : int
+        Black pixels between the panels.
+
+    Returns
+    -------
+    numpy.ndarray, uint8, shape ``(ny + nz + separator, T * (nx + separator) - separator, 3)``
     """
-    rgb = np.asarray(rgb)
-    if rgb.dtype != np.uint8 or rgb.ndim not in (4, 5) or rgb.shape[-1] != 3 or rgb.shape[:3] != tuple(grid.shape):
-        raise ValueError(f"write_rgb_nifti: need uint8 {grid.shape} (+ (T,)) + (3,), got {rgb.dtype} {rgb.shape}")
-    data = np.ascontiguousarray(rgb).view(RGB24)[..., 0]
-    return write_nifti(path, data, grid, frame_times_s=frame_times_s, description=description)
+    if not rgb_frames:
+        raise ValueError("overlay_montage: no frames")
+    _, j, k = focus
+    columns = []
+    for rgb in rgb_frames:
+        rgb = np.asarray(rgb, dtype=np.uint8)
+        axial = np.transpose(rgb[:, :, k], (1, 0, 2))[::-1, ::-1]  # rows: y from anterior; columns: x from right
+        coronal = np.transpose(rgb[:, j, :], (1, 0, 2))[::-1, ::-1]  # rows: z from superior
+        gap = np.zeros((separator_px, axial.shape[1], 3), np.uint8)
+        columns.append(np.concatenate([axial, gap, coronal], axis=0))
+    gap = np.zeros((columns[0].shape[0], separator_px, 3), np.uint8)
+    pieces = [piece for column in columns for piece in (column, gap)][:-1]
+    return np.ascontiguousarray(np.concatenate(pieces, axis=1))
+
+
+def montage_layout(focus: tuple[int, int, int]) -> str:
+    """The sidecar text that says how to read an :func:`overlay_montage` picture."""
+    return (f"PNG, 8-bit RGB, one pixel per voxel: one column per frame (in FrameTimesStart order); top the axial "
+            f"slice z = {focus[2]}, below it the coronal slice y = {focus[1]} (voxel indices of the target grid, "
+            "through the voxel with the most activity summed over the frames); radiological view: the subject's "
+            "right on the picture's left, anterior (axial) and superior (coronal) up; 2 black pixels between panels")

@@ -42,6 +42,15 @@ def test_the_current_validator_reports_no_errors(dataset):
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
+def test_the_fusion_derivative_is_valid_too(dataset):
+    """The fused images are BIDS-Derivatives files; the PNG quick-looks are .bidsignore'd."""
+    proc = subprocess.run([validator(), str(dataset / "derivatives" / "fusion"), "--format", "json"],
+                          capture_output=True, text=True, timeout=600, check=False)
+    errors = [(i["code"], i.get("location")) for i in json.loads(proc.stdout)["issues"]["issues"]
+              if i["severity"] == "error"]
+    assert errors == [], errors[:10]
+
+
 def test_pybids_tells_each_derivative_apart_by_its_scope(dataset):
     bids = pytest.importorskip("bids", reason="pybids is a test dependency")
     layout = bids.BIDSLayout(dataset, derivatives=True, validate=False)
@@ -54,3 +63,15 @@ def test_pybids_tells_each_derivative_apart_by_its_scope(dataset):
         assert files and all(f"/derivatives/{folder}/" in f for f in files), (scope, files[:3])
     truth = layout.get(scope="imagingsim-truth", suffix="conc", extension=".nii.gz", return_type="filename")
     assert truth and all("/derivatives/truth/" in f for f in truth)  # true concentrations only
+
+
+def test_every_nifti_loads_as_a_float_array(dataset):
+    """What MONAI and TorchIO do with a dataset: nibabel's get_fdata on every NIfTI (no RGB)."""
+    import nibabel as nib
+    import numpy as np
+
+    paths = sorted(dataset.rglob("*.nii.gz"))
+    assert len(paths) > 20
+    for path in paths:
+        data = nib.load(path).get_fdata(dtype=np.float32)
+        assert data.dtype == np.float32 and data.ndim in (3, 4), path

@@ -10,15 +10,14 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-import nibabel as nib
 import numpy as np
 import pytest
-import SimpleITK as sitk
 
 from imagingsim.backend import get_backend
 from imagingsim.grid import ImageGrid
 from imagingsim.io.nifti import read_nifti
-from imagingsim.io.overlay import fuse, overlay_rgb, write_rgb_nifti
+from imagingsim.io.overlay import fuse, hottest_voxel, overlay_montage, overlay_rgb
+from imagingsim.io.png import write_png
 from imagingsim.io.resample import volume_integral
 from imagingsim.modalities.pet.fusion import write_pet_mri_fusion
 
@@ -111,24 +110,55 @@ def test_fuse_keeps_the_total_activity():
     assert abs(totals["ratio"] - 1.0) < 0.01
 
 
-@pytest.mark.parametrize("frames", [None, 2])
-def test_rgb_nifti_reads_back_in_nibabel_and_simpleitk(tmp_path, frames):
-    shape = PET_GRID.shape + ((frames,) if frames else ()) + (3,)
-    rgb = np.random.default_rng(0).integers(0, 256, size=shape, dtype=np.uint8)
-    times = [0.0, 60.0] if frames else None
-    path = write_rgb_nifti(tmp_path / "o.nii.gz", rgb, PET_GRID, frame_times_s=times)
-    img = nib.load(path)
-    assert img.header["datatype"] == 128 and int(img.header["qform_code"]) == int(img.header["sform_code"]) == 1
-    np.testing.assert_allclose(img.affine, np.array(PET_GRID.affine), atol=1e-6)
-    back = np.asarray(img.dataobj)
-    np.testing.assert_array_equal(np.stack([back["R"], back["G"], back["B"]], axis=-1), rgb)
-    simg = sitk.ReadImage(str(path))
-    assert simg.GetNumberOfComponentsPerPixel() == 3
-    array = sitk.GetArrayFromImage(simg)  # [(t,) z, y, x, rgb]
-    i, j, k = 3, 5, 7
-    itk_voxel = array[..., k, j, i, :] if frames is None else array[:, k, j, i, :]
-    np.testing.assert_array_equal(itk_voxel, rgb[i, j, k])
-    assert path.read_bytes() == write_rgb_nifti(tmp_path / "p.nii.gz", rgb, PET_GRID, frame_times_s=times).read_bytes()
+def _read_png(path):
+    """Independent PNG decoding (zlib + filter 0 only, what png.py writes) to check the file."""
+    import struct
+    import zlib
+
+    raw = Path(path).read_bytes()
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks = 8, {}
+    while pos < len(raw):
+        (length,) = struct.unpack(">I", raw[pos:pos + 4])
+        kind, data = raw[pos + 4:pos + 8], raw[pos + 8:pos + 8 + length]
+        assert struct.unpack(">I", raw[pos + 8 + length:pos + 12 + length])[0] == zlib.crc32(kind + data)
+        chunks[kind] = chunks.get(kind, b"") + data
+        pos += 12 + length
+    width, height, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+    assert (depth, colour) == (8, 2)
+    rows = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), np.uint8).reshape(height, 1 + 3 * width)
+    assert np.all(rows[:, 0] == 0)
+    return rows[:, 1:].reshape(height, width, 3)
+
+
+def test_png_round_trips_and_is_deterministic(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
+    path = write_png(tmp_path / "a.png", rgb)
+    np.testing.assert_array_equal(_read_png(path), rgb)
+    assert path.read_bytes() == write_png(tmp_path / "b.png", rgb.copy()).read_bytes()
+    with pytest.raises(ValueError, match="uint8"):
+        write_png(tmp_path / "c.png", rgb.astype(np.float32))
+
+
+def test_montage_places_each_frame_in_a_radiological_column():
+    nx, ny, nz = 4, 3, 5
+    frames = [np.zeros((nx, ny, nz, 3), np.uint8) for _ in range(2)]
+    frames[1][0, ny - 1, 2] = (255, 0, 0)  # frame 1: subject's far left (x = 0), most anterior, at z = 2
+    picture = overlay_montage(frames, focus=(0, ny - 1, 2), separator_px=2)
+    assert picture.shape == (ny + 2 + nz, 2 * nx + 2, 3)
+    column = nx + 2  # frame 1 starts after frame 0 and a separator
+    # Axial: anterior (high y) on the top row, the subject's left (low x) on the right edge.
+    assert tuple(picture[0, column + nx - 1]) == (255, 0, 0)
+    # Coronal (y = ny - 1): superior (high z) at the top; z = 2 is row nz - 1 - 2 below the axial panel.
+    assert tuple(picture[ny + 2 + (nz - 1 - 2), column + nx - 1]) == (255, 0, 0)
+    assert picture[:, :nx].max() == 0  # frame 0 is empty
+
+
+def test_hottest_voxel_sums_the_frames():
+    a, b = np.zeros((3, 3, 3)), np.zeros((3, 3, 3))
+    a[0, 1, 2], b[2, 2, 2] = 1.0, 0.6
+    b[0, 1, 2] = 0.5
+    assert hottest_voxel([a, b]) == (0, 1, 2)
 
 
 # --- the derivative ----------------------------------------------------------------------------
@@ -156,8 +186,11 @@ def test_fusion_derivative_keeps_the_pet_total(tmp_path):
             assert abs(after / before - 1.0) < 0.01
             assert sidecar["TotalActivityBefore_Bq"][n] == pytest.approx(before, rel=1e-6)
             assert sidecar["TotalActivityRatio"][n] == pytest.approx(after / before, rel=1e-6)
-        overlay = nib.load(f"{stem}_desc-fusedMRI_overlay.nii.gz")
-        assert overlay.shape == MRI_GRID.shape + (2,) and overlay.header["datatype"] == 128
+        picture = _read_png(f"{stem}_desc-fusedMRI_overlay.png")
+        nx, ny, nz = MRI_GRID.shape
+        assert picture.shape == (ny + 2 + nz, 2 * nx + 2, 3)  # two frames, axial above coronal
+        layout = json.loads(Path(f"{stem}_desc-fusedMRI_overlay.json").read_text())
+        assert layout["Units"] == "8-bit RGB (PNG)" and len(layout["SliceVoxel_xyz"]) == 3
 
 
 def test_fusion_writes_nothing_without_a_common_time(tmp_path):

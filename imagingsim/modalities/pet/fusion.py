@@ -5,8 +5,8 @@ Layout (``<id>`` the subject, ``<trc>`` the PET tracer, ``<rec>`` a PET reconstr
     derivatives/fusion/sub-<id>/pet/
       sub-<id>_trc-<trc>_rec-<rec>_space-MRI_pet.nii.gz (+ .json)
             4-D [x, y, z, frame] on the MRI grid, Bq/mL
-      sub-<id>_trc-<trc>_rec-<rec>_desc-fusedMRI_overlay.nii.gz (+ .json)
-            4-D NIfTI-1 RGB24: PET in a hot colour map over the first-echo MRI magnitude
+      sub-<id>_trc-<trc>_rec-<rec>_desc-fusedMRI_overlay.png (+ .json)
+            quick-look picture: PET in a hot colour map over the first-echo MRI magnitude
 
 The PET image is resampled as a concentration (:func:`imagingsim.io.overlay.fuse`), which
 keeps its total activity; the sidecar records the totals before and after. The MRI is used
@@ -30,9 +30,12 @@ from imagingsim.io.overlay import (
     anatomy_window_of,
     fuse,
     grid_record,
+    hottest_voxel,
+    montage_layout,
+    overlay_montage,
     resampling_method,
-    write_rgb_nifti,
 )
+from imagingsim.io.png import write_png
 from imagingsim.io.sidecars import TIME_REFERENCE, write_json
 
 #: Schedule times closer than this (h) are the same session.
@@ -47,8 +50,9 @@ README = """\
   their ratio, and the frame times and MRI sessions of each frame). In the built-in scenarios
   PET and MRI share the phantom grid, so this is the identity resampling there (the
   resampler is general and tested across grids).
-- `sub-<id>/pet/sub-<id>_trc-<tracer>_rec-<rec>_desc-fusedMRI_overlay.nii.gz` (+ .json): for
-  display only, a 4-D NIfTI-1 RGB24 image: the first-echo MRI magnitude of each session in
+- `sub-<id>/pet/sub-<id>_trc-<tracer>_rec-<rec>_desc-fusedMRI_overlay.png` (+ .json): for
+  display only, a PNG with one column per frame (axial above coronal slice through the
+  hottest voxel, radiological view): the first-echo MRI magnitude of each session in
   grey with the PET frame in a hot colour map (the sidecar gives the grey window, the activity
   shown as white, the threshold and the opacity).
 """
@@ -165,13 +169,15 @@ def write_pet_mri_fusion(
             "TargetGrid": grid_record(mri_grid),
             **timing,
         })
-        overlay_path = folder / f"{base}_desc-fusedMRI_overlay.nii.gz"
-        write_rgb_nifti(overlay_path, np.stack([r[1] for r in results], axis=3), mri_grid, frame_times_s=frame_times,
-                        description=f"imagingsim PET {trc} {method} over MRI echo 1")
+        overlay_path = folder / f"{base}_desc-fusedMRI_overlay.png"
+        focus = hottest_voxel([r[0] for r in results])
+        write_png(overlay_path, overlay_montage([r[1] for r in results], focus))
         write_json(overlay_path.with_name(f"{base}_desc-fusedMRI_overlay.json"), {
             "Description": f"PET ({method}, {trc}) in a hot colour map over the first-echo MRI magnitude of the "
                            "session at the same time, for display. Not for quantification: use the _pet file.",
-            "Units": "RGB (NIfTI-1 RGB24)",
+            "Units": "8-bit RGB (PNG)",
+            "Layout": montage_layout(focus),
+            "SliceVoxel_xyz": list(focus),
             "Sources": [f"bids::{sub}/pet/{pet_path.name}", *echo_files],
             "ColourMap": "hot: R = 3v, G = 3v - 1, B = 3v - 2 clipped to [0, 1], v = activity / ActivityMax",
             "ActivityMax_Bq_per_mL": scale,

@@ -5,8 +5,8 @@ Layout (``<id>`` the subject, ``<trc>`` the SPECT tracer, ``<rec>`` a reconstruc
     derivatives/fusion/sub-<id>/spect/
       sub-<id>_trc-<trc>_rec-<rec>_space-CT_spect.nii.gz (+ .json)
             4-D [x, y, z, acquisition] on the CT grid, Bq/mL
-      sub-<id>_trc-<trc>_rec-<rec>_desc-fusedCT_overlay.nii.gz (+ .json)
-            4-D NIfTI-1 RGB24: SPECT in a hot colour map over the CT (soft-tissue window)
+      sub-<id>_trc-<trc>_rec-<rec>_desc-fusedCT_overlay.png (+ .json)
+            quick-look picture: SPECT in a hot colour map over the CT (soft-tissue window)
 
 The CT is used only through its result object (``hu`` at every schedule time).
 """
@@ -25,9 +25,12 @@ from imagingsim.io.overlay import (
     FUSION_PIPELINE,
     fuse,
     grid_record,
+    hottest_voxel,
+    montage_layout,
+    overlay_montage,
     resampling_method,
-    write_rgb_nifti,
 )
+from imagingsim.io.png import write_png
 from imagingsim.io.sidecars import write_json
 from imagingsim.modalities.spect.bids import recon_label
 from imagingsim.scenario import time_label
@@ -37,8 +40,9 @@ README = """\
   reconstruction `<rec>` (sub-<id>/spect/...) on the CT grid, 4-D [x, y, z, acquisition], Bq/mL,
   resampled as a concentration (the SPECT grid is coarser than the CT's, so it really is
   resampled; the totals before and after are in the sidecar).
-- `sub-<id>/spect/sub-<id>_trc-<tracer>_rec-<rec>_desc-fusedCT_overlay.nii.gz` (+ .json): for
-  display only, the SPECT in a hot colour map over the CT of the same time (grey window -400 to
+- `sub-<id>/spect/sub-<id>_trc-<tracer>_rec-<rec>_desc-fusedCT_overlay.png` (+ .json): for
+  display only, a PNG with one column per acquisition (axial above coronal slice through the
+  hottest voxel, radiological view): the SPECT in a hot colour map over the CT of the same time (grey window -400 to
   600 HU).
 """
 
@@ -113,13 +117,15 @@ def write_spect_ct_fusion(stage: Path, scenario, phantom, spect, ct, backend) ->
             "TimeZeroReference": "the SPECT tracer's injection",
             "AcquisitionLabels": labels,
         })
-        overlay_path = folder / f"{base}_desc-fusedCT_overlay.nii.gz"
-        write_rgb_nifti(overlay_path, np.stack([r[1] for r in results], axis=3), phantom.grid,
-                        frame_times_s=frame_times, description=f"imagingsim SPECT {trc} {variant} over CT")
+        overlay_path = folder / f"{base}_desc-fusedCT_overlay.png"
+        focus = hottest_voxel([r[0] for r in results])
+        write_png(overlay_path, overlay_montage([r[1] for r in results], focus))
         write_json(overlay_path.with_name(f"{base}_desc-fusedCT_overlay.json"), {
             "Description": f"SPECT ({variant}, {trc}) in a hot colour map over the CT of the same time, for display. "
                            "Not for quantification: use the _spect file.",
-            "Units": "RGB (NIfTI-1 RGB24)",
+            "Units": "8-bit RGB (PNG)",
+            "Layout": montage_layout(focus),
+            "SliceVoxel_xyz": list(focus),
             "Sources": [f"bids::{sub}/spect/{image_path.name}", *ct_files],
             "ColourMap": "hot: R = 3v, G = 3v - 1, B = 3v - 2 clipped to [0, 1], v = activity / ActivityMax",
             "ActivityMax_Bq_per_mL": scale,
