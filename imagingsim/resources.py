@@ -139,11 +139,12 @@ def estimate_resources(scenario: Scenario) -> ResourceEstimate:
         The grid exceeds :data:`~imagingsim.phantom.build.MAX_VOXELS` (one line naming
         ``phantom.voxel_size_mm``).
     """
-    n = phantom_grid(scenario.phantom).n_voxels
+    grid = phantom_grid(scenario.phantom)
+    n = grid.n_voxels
     stages = {"phantom": PHANTOM_PER_VOXEL.scaled(n), "delivery": _delivery_cost(scenario, n)}
     for name in registry.acquisition_order(scenario.modalities.enabled):
         modality = registry.get(name)
-        stages[name] = modality.cost(getattr(scenario.modalities, name), scenario, n)
+        stages[name] = modality.cost(getattr(scenario.modalities, name), scenario, grid)
     output = sum(stage.output_bytes for stage in stages.values())
     stages["write"] = StageCost(0.0, 0.0, n * WRITE_SECONDS_PER_VOXEL + output * WRITE_SECONDS_PER_BYTE)
     held = peak = 0.0

@@ -37,6 +37,7 @@ from imagingsim.io.truth_files import TruthFile
 
 if TYPE_CHECKING:
     from imagingsim.backend import Backend
+    from imagingsim.grid import ImageGrid
     from imagingsim.scenario import AgentSpec, Scenario, ScheduleSpec
 
 
@@ -236,7 +237,7 @@ class Modality(ABC):
         """The README paragraph of the files :meth:`fuse` writes onto ``anatomical``."""
         return ""
 
-    def cost(self, spec: BaseModel, scenario: Scenario, n_voxels: int) -> StageCost:
+    def cost(self, spec: BaseModel, scenario: Scenario, grid: ImageGrid) -> StageCost:
         """What this modality adds to a subject's peak memory, output and time, before any work.
 
         Parameters
@@ -245,15 +246,15 @@ class Modality(ABC):
             Its validated settings.
         scenario : Scenario
             The whole scenario (the schedule gives the number of time points).
-        n_voxels : int
-            Voxels of the phantom grid.
+        grid : ImageGrid
+            The phantom grid (no array is made before the estimate).
 
         Notes
         -----
-        Evaluates :attr:`cost_model` at the grid and the schedule; override for a modality
-        whose needs follow other settings.
+        Evaluates :attr:`cost_model` at the grid's voxel count and the schedule; override for
+        a modality whose needs follow other settings.
         """
-        return self.cost_model.at(n_voxels, len(scenario.schedule.times_h))
+        return self.cost_model.at(grid.n_voxels, len(scenario.schedule.times_h))
 
     def summary(self, acquisition: Any, subject: Any) -> list[str]:
         """Lines for the CLI summary (what the scanner saw against the truth)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from imagingsim.dataset.layout import truth_files
+from imagingsim.grid import ImageGrid
 from imagingsim.modalities import registry
 from imagingsim.modalities.base import UNMEASURED_COST, Modality
 from imagingsim.pipeline import load_scenario, simulate, write_subject
@@ -35,7 +36,8 @@ def test_settings_validate_with_their_defaults(modality):
 def test_costs_grow_with_the_grid_and_the_schedule(modality):
     scenario = load_scenario(None, list(SMALL))
     spec = getattr(scenario.modalities, modality.name)
-    small, large = modality.cost(spec, scenario, 1000), modality.cost(spec, scenario, 100_000)
+    small = modality.cost(spec, scenario, ImageGrid((10, 10, 10), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)))
+    large = modality.cost(spec, scenario, ImageGrid((40, 50, 50), (0.5, 0.5, 0.5), (0.0, 0.0, 0.0)))
     for field in ("memory_bytes", "output_bytes", "seconds"):
         assert 0 <= getattr(small, field) <= getattr(large, field), field
     assert large.memory_bytes > small.memory_bytes  # every modality holds something per voxel

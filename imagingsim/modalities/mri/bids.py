@@ -7,7 +7,7 @@ number from 1)::
 
     sub-<id>/anat/sub-<id>_acq-<t>_echo-<n>_part-mag_MEGRE.nii.gz (+ .json)  magnitude per echo
     sub-<id>/anat/sub-<id>_acq-<t>_R2starmap.nii.gz (+ .json)                fitted R2*, 1/s
-    sourcedata/sub-<id>/mri/sub-<id>_acq-<t>_kspace.npy      complex64 [echo, coil, kx, ky, kz]
+    sourcedata/sub-<id>/mri/sub-<id>_acq-<t>_kspace.h5       ISMRMRD: one acquisition per phase encode and echo
     sourcedata/sub-<id>/mri/sub-<id>_samplingmask.npy        bool [ky, kz]
     sourcedata/sub-<id>/mri/sub-<id>_coilmaps.npy            complex64 [coil, x, y, z] (n_coils > 1)
     sourcedata/sub-<id>/mri/sub-<id>_kspace.json             axes, FFT convention, noise, protocol
@@ -43,9 +43,11 @@ separable 3-D pattern) is left out rather than invented; ``Acceleration``,
 ``CalibrationEncodes`` report the box actually used (0 when fully sampled) in both the raw
 sidecars and ``sourcedata/.../*_kspace.json``.
 
-**Why .npy for k-space.** NIfTI-1 has a complex64 type but few tools read it, and the
-validator-visible tree has no place for raw k-space. ``.npy`` stores complex64 exactly and
-``numpy.load`` reads it; the JSON sidecar states the axes and the FFT convention.
+**ISMRMRD for k-space.** The field's raw-data standard (:mod:`~imagingsim.modalities.mri.ismrmrd_io`):
+Gadgetron, BART, SigPy and the MRD tools read it; the header carries matrix, field of view
+in mm, echo times, TR, flip angle and coil count, and the acquisitions the sampling pattern.
+The JSON sidecar adds what ISMRMRD has no field for: the FFT convention, the noise and the
+signal model.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from imagingsim.io.host import host_array
 from imagingsim.io.nifti import write_nifti
 from imagingsim.io.sidecars import BIDS_VERSION, LICENSE, TIME_REFERENCE, generated_by, write_json
 from imagingsim.modalities.base import WriteContext
+from imagingsim.modalities.mri.ismrmrd_io import write_ismrmrd_session
 from imagingsim.modalities.mri.relaxometry import (
     BASELINE_VOID_DECAY,
     NOISE_FLOOR_MULTIPLE,
@@ -97,6 +100,7 @@ def write_mri(stage: Path, acquisition: MRIAcquisition, ctx: WriteContext) -> No
     estimate_root = stage / "derivatives" / ESTIMATE_PIPELINE
     has_estimate = acq.iron_estimate_mM is not None
 
+    mask = np.fft.fftshift(host_array(backend, acq.mask, bool), axes=(0, 1))
     for k, label in enumerate(labels):
         base = f"{sub}_acq-{label}"
         session = _session_fields(acq, k)
@@ -112,13 +116,14 @@ def write_mri(stage: Path, acquisition: MRIAcquisition, ctx: WriteContext) -> No
                         description=f"imagingsim fitted R2* {label} 1/s")
             write_json(anat / f"{base}_R2starmap.json", {**_r2star_fields(acq, echo_files), **session})
         kspace = np.fft.fftshift(host_array(backend, acq.kspace[k, ...], np.complex64), axes=(-3, -2, -1))
-        _write_npy(raw / f"{base}_kspace.npy", kspace)
+        write_ismrmrd_session(raw / f"{base}_kspace.h5", kspace, mask, voxel_size_mm=grid.voxel_size_mm,
+                              field_t=spec.field_T, tr_ms=spec.repetition_time_ms, echo_times_ms=acq.echo_times_ms,
+                              flip_deg=spec.flip_angle_deg)
         del kspace
         _write_truth_session(truth, base, grid, acq, k, backend, spatial_reference)
         if has_estimate:
             _write_estimate(estimate_root / sub / "anat", base, grid, acq, k, backend, session)
 
-    mask = np.fft.fftshift(host_array(backend, acq.mask, bool), axes=(0, 1))
     _write_npy(raw / f"{sub}_samplingmask.npy", mask)
     if acq.coil_maps is not None:
         _write_npy(raw / f"{sub}_coilmaps.npy", host_array(backend, acq.coil_maps, np.complex64))
@@ -334,9 +339,10 @@ pre-contrast signal is already a void (lung, cortical bone).
 def _raw_record(acq: MRIAcquisition, sub: str, grid, n_sampled: int) -> dict:
     spec = acq.spec
     files = {
-        f"{sub}_acq-<time>_kspace.npy": (
-            "complex64 [echo, coil, kx, ky, kz], one file per session (acq-<time> as in the raw images); zeros at "
-            "phase encodes not acquired"
+        f"{sub}_acq-<time>_kspace.h5": (
+            "ISMRMRD (HDF5), one file per session (acq-<time> as in the raw images): one acquisition data[coil, kx] "
+            "per acquired phase encode (idx.kspace_encode_step_1 = ky, idx.kspace_encode_step_2 = kz) and echo "
+            "(idx.contrast); encodes not acquired have no acquisition"
         ),
         f"{sub}_samplingmask.npy": (
             "bool [ky, kz]: acquired phase encodes (the same in every session; readout kx fully sampled)"
@@ -350,8 +356,10 @@ def _raw_record(acq: MRIAcquisition, sub: str, grid, n_sampled: int) -> dict:
         "Sessions": {label: {"SessionTime_h": t, "SessionTime_s": t * 3600.0, "NoiseSD": sd}
                      for label, t, sd in zip(acq.time_labels, acq.times_h, acq.noise_sd)},
         "NoiseReferenceSignal": acq.noise_reference_signal,
-        "Axes": "kspace[e, c, i, j, l]: echo e (EchoTimes_s[e]), coil c, and the k-space sample of spatial frequency "
-                "(i - nx // 2, j - ny // 2, l - nz // 2) / FOV along x (readout), y and z (phase encodes): centred",
+        "Axes": "kspace[e, c, i, j, l] (e = idx.contrast, c the coil row of data, i the readout sample, j = "
+                "kspace_encode_step_1, l = kspace_encode_step_2): echo e (EchoTimes_s[e]), coil c, and the k-space sample "
+                "of spatial frequency (i - nx // 2, j - ny // 2, l - nz // 2) / FOV along x (readout), y and z (phase "
+                "encodes): centred",
         "FFTConvention": (
             "orthonormal 3-D DFT, stored centred: kspace[e, c] = numpy.fft.fftshift(numpy.fft.fftn(S_c * m_e, "
             "norm='ortho')); so coil image = numpy.fft.ifftn(numpy.fft.ifftshift(kspace[e, c]), norm='ortho'). "
@@ -391,8 +399,8 @@ def _raw_record(acq: MRIAcquisition, sub: str, grid, n_sampled: int) -> dict:
 
 _SOURCEDATA_README = """\
 Raw MRI data of the simulated multi-echo spoiled-GRE sessions (one per schedule time): complex
-k-space per session as .npy (complex64, [echo, coil, kx, ky, kz], centred: numpy fftshift
-order), the phase-encode sampling mask, the coil sensitivity maps when there is more than one
+k-space per session as ISMRMRD (*_kspace.h5: one acquisition per acquired phase encode and
+echo, k-space centred), the phase-encode sampling mask, the coil sensitivity maps when there is more than one
 coil, and *_kspace.json with the axes, the FFT convention (orthonormal), the noise sd, the
 protocol and the image grid, so the images can be reconstructed with any other code.
 """
