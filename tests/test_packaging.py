@@ -72,3 +72,13 @@ def test_ci_floors_pin_exactly_the_declared_minimum_versions():
     assert set(pinned) == set(floors)
     for name, floor in floors.items():
         assert release(pinned[name])[: len(release(floor))] == release(floor), (name, floor, pinned[name])
+
+
+def test_installed_files_cite_primary_sources_not_the_project_notes():
+    """What users install (the package, the scenarios, the README) cites the literature, never
+    the development notes outside the repository."""
+    paths = [*(REPO / "imagingsim").rglob("*.py"), *(REPO / "imagingsim").rglob("*.toml"),
+             *(REPO / "phantoms").glob("*.toml"), REPO / "README.md"]
+    offenders = [str(p.relative_to(REPO)) for p in paths
+                 if "PHYSICS.md" in p.read_text(encoding="utf-8") or "../shared" in p.read_text(encoding="utf-8")]
+    assert offenders == []

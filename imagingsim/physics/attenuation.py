@@ -3,7 +3,7 @@
 ``mu(E) = density * sum_i w_i (mu/rho)_i(E)`` with the elemental mass fractions ``w_i`` of
 ``data/materials.toml`` and the phantom's per-voxel density map. Coherent scattering is
 included (narrow-beam "total" attenuation, as in NIST XCOM's total with coherent): water
-gives 0.0960 /cm at 511 keV and 0.1537 /cm at 140 keV (PHYSICS.md).
+gives 0.0960 /cm at 511 keV and 0.1537 /cm at 140 keV (xraydb's Elam tables with ICRU compositions).
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ class MRISpec(SpecModel):
     clustered_iron_r2star_factor: Annotated[float, Field(ge=1.0, le=20.0)] = Field(
         3.0,
         description="Effective r2* of cell-associated (clustered, internalised) iron over that in solution "
-        "(PHYSICS.md: liver data imply several-fold).",
+        "(liver data imply several-fold: Stirrat et al., JCMR 2016;18:46).",
     )
 
     @model_validator(mode="after")

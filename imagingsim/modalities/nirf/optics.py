@@ -25,7 +25,7 @@ Med Phys 1992;19:879). With ``mu_t' = mu_a + mu_s'``:
   camera sees) is ``phi(rho, 0) / (2 A)`` (:func:`surface_exitance`), the partial-current
   boundary condition. Its integral over the surface is closed-form,
   ``T(d) = exp(-mu_eff d) [1 - exp(-2 mu_eff zb)] / (4 A D mu_eff)`` (:func:`escape_fraction`),
-  so the diffuse signal decays exactly as ``exp(-mu_eff d)``. Its FWHM reproduces PHYSICS.md
+  so the diffuse signal decays exactly as ``exp(-mu_eff d)``. Its FWHM reproduces the diffusion-theory widths (Haskell et al., JOSA A 1994; Boas 2002)
   (muscle, 810 nm: 2.63 / 4.45 / 8.33 / 12.87 mm at 1 / 2 / 5 / 10 mm; the Fick-flux form
   ``D dphi/dz`` would give 1.5 / 3.0 / 6.9 / 11.8 mm).
 
@@ -47,7 +47,7 @@ the escape cone of the tissue-air boundary, ``(1 - cos theta_c) / 2 = 0.150`` fo
 the three is fitted to a measurement: the model only makes NIR-II images sharper than
 NIR-I at a few mm depth, as reported qualitatively (Hong et al., Nat Photonics 2014;8:723;
 Carr et al., PNAS 2018;115:4465). NIR-I uses ``f0 = 0`` (pure diffusion theory, which
-reproduces PHYSICS.md's widths); snake photons exist there too, so the NIR-I/NIR-II
+reproduces the diffusion-theory widths); snake photons exist there too, so the NIR-I/NIR-II
 contrast in sharpness is partly a modelling choice.
 """
 

@@ -92,7 +92,7 @@ class CollimatorResponse:
     @classmethod
     def parallel_hole(cls, hole_diameter_mm: float, hole_length_mm: float, intrinsic_fwhm_mm: float,
                       mu_septa_per_mm: float) -> CollimatorResponse:
-        """A parallel-hole collimator (PHYSICS.md, PyTomography's convention).
+        """A parallel-hole collimator (PyTomography's convention).
 
         ``a = D / L_eff``, ``b = D`` (as FWHM, converted to sigma) with the effective hole
         length ``L_eff = L - 2 / mu`` (penetration at the hole ends) and ``c`` the intrinsic
