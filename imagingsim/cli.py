@@ -113,6 +113,7 @@ def simulate(
 ) -> None:
     """Simulate one subject and write a BIDS dataset with ground truth."""
     from imagingsim.backend import BackendError, get_backend
+    from imagingsim.dependencies import dependency_problems
     from imagingsim.io.lock import output_lock
     from imagingsim.io.outdir import check_output_dir, sweep_stale
     from imagingsim.modalities.registry import ModalityError, ModalityLoadError
@@ -121,6 +122,9 @@ def simulate(
     from imagingsim.resources import check_resources, estimate_resources
     from imagingsim.scenario import ScenarioError
 
+    problems = dependency_problems()
+    if problems:  # the environment, not the input: before anything could fail as if it were
+        raise EnvironmentFailure(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
     if backend not in ("auto", "numpy", "cupy"):
         raise BadInput(f"--backend: must be one of auto, numpy, cupy; got {backend!r}")
     extra = list(overrides or [])

@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("modalities",),
     ("dataset",),
     ("pipeline", "resources"),
-    ("cli", "__main__", "__init__"),
+    ("cli", "__main__", "__init__", "dependencies"),
 )
 #: Files and folders of the core, which must work for any set of registered modalities.
 MODALITY_FREE = ("pipeline.py", "cli.py", "scenario.py", "dataset/", "io/")

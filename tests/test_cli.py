@@ -171,3 +171,21 @@ def test_citation_names_the_version_the_datasets_cite():
 
     citation = (Path(__file__).resolve().parents[1] / "CITATION.cff").read_text()
     assert f"version: {__version__}" in citation and "cff-version: 1.2.0" in citation
+
+
+def test_an_old_dependency_is_an_environment_failure_not_bad_input(capsys, tmp_path, monkeypatch):
+    from importlib import metadata
+
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: "1.26.4" if name == "numpy" else real(name))
+    code, _, err = run(capsys, "simulate", "--out", str(tmp_path / "ds"))
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 1 and len(lines) == 1, err
+    assert "numpy 1.26.4 is older than the 2.0 imagingsim needs" in lines[0]
+    assert not (tmp_path / "ds").exists()
+
+
+def test_the_installed_dependencies_meet_their_floors():
+    from imagingsim.dependencies import dependency_problems
+
+    assert dependency_problems() == []
