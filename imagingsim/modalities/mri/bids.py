@@ -60,7 +60,7 @@ import numpy as np
 from imagingsim.io.atomic import atomic_write_bytes, atomic_write_text
 from imagingsim.io.host import host_array
 from imagingsim.io.nifti import write_nifti
-from imagingsim.io.sidecars import BIDS_VERSION, LICENSE, TIME_REFERENCE, generated_by, write_json
+from imagingsim.io.sidecars import BIDS_VERSION, LICENSE, TIME_REFERENCE, generated_by, version, write_json
 from imagingsim.modalities.base import WriteContext
 from imagingsim.modalities.mri.ismrmrd_io import write_ismrmrd_session
 from imagingsim.modalities.mri.relaxometry import (
@@ -176,6 +176,16 @@ def _protocol_fields(acq: MRIAcquisition) -> dict:
         "FlipAngle": spec.flip_angle_deg,
         "EchoTimes_s": [t * 1e-3 for t in acq.echo_times_ms],
         "NumberOfReceiveCoils": acq.n_coils,
+        # Recommended BIDS keys that a simulation can answer truthfully (README: the ones it cannot).
+        "SoftwareVersions": f"imagingsim {version()}",
+        "PulseSequenceDetails": "imagingsim analytic spoiled-GRE signal model (SignalModel in sourcedata *_kspace.json)",
+        "NonlinearGradientCorrection": False,
+        "ReceiveCoilName": (f"simulated array of {acq.n_coils} smooth receive sensitivities" if acq.n_coils > 1
+                            else "simulated uniform single coil"),
+        "ReceiveCoilActiveElements": "all",
+        "MatrixCoilMode": "none",
+        "CoilCombinationMethod": ("SENSE (CG-SENSE reconstruction)" if acq.recon_method == "cg_sense" and acq.n_coils > 1
+                                  else "root-sum-of-squares" if acq.n_coils > 1 else "none (single coil)"),
         "UndersamplingPattern": spec.undersampling,
         "Acceleration": acq.acceleration,
         "ParallelReductionFactorInPlane": acq.acceleration,
@@ -233,12 +243,18 @@ def _session_fields(acq: MRIAcquisition, k: int) -> dict:
 
 
 def _r2star_fields(acq: MRIAcquisition, echo_files: list[str]) -> dict:
+    protocol = _protocol_fields(acq)
+    acquisition = ("MRAcquisitionType", "ScanningSequence", "SequenceVariant", "SequenceName", "PulseSequenceType",
+                   "FlipAngle", "SoftwareVersions", "PulseSequenceDetails", "NonlinearGradientCorrection",
+                   "ReceiveCoilName", "ReceiveCoilActiveElements", "MatrixCoilMode", "CoilCombinationMethod")
     return {
         "Description": "R2* fitted over the echoes of the magnitude images of this session.",
         "Units": "1/s",
         "MagneticFieldStrength": acq.spec.field_T,
         "Manufacturer": MANUFACTURER,
         "ManufacturersModelName": MODEL_NAME,
+        **{key: protocol[key] for key in acquisition},
+        "EchoTime": [t * 1e-3 for t in acq.echo_times_ms],  # the echoes the fit used, s
         "BasedOn": echo_files,
         "EstimationAlgorithm": (
             "log-linear weighted least squares of log|S| against TE. Noise floor: "

@@ -27,7 +27,7 @@ from imagingsim.data.radionuclides import nuclide
 from imagingsim.io.atomic import atomic_write_text
 from imagingsim.io.host import host_array
 from imagingsim.io.nifti import sinogram_grid, write_nifti
-from imagingsim.io.sidecars import TIME_REFERENCE, write_json
+from imagingsim.io.sidecars import TIME_REFERENCE, version, write_json
 from imagingsim.modalities.base import WriteContext
 from imagingsim.modalities.pet.physics import range_scale_mm
 from imagingsim.modalities.pet.result import PETAcquisition
@@ -135,6 +135,15 @@ def _bids_pet_fields(acq: PETAcquisition, phantom) -> dict:
     bids_nuclide = nuclide(acq.nuclide).bids_name
     scatter = acq.total_counts["scatter"]
     trues = acq.total_counts["trues"]
+    payload = acq.tracer.payload
+    # BIDS-PET's Pharmaceutical* keys describe a drug given with the tracer: the carrier's payload.
+    pharmaceutical = {} if payload is None else {
+        "PharmaceuticalName": payload.drug,
+        "PharmaceuticalDoseAmount": acq.injected_mass_ug * payload.loading_mg_per_mg,
+        "PharmaceuticalDoseUnits": "ug",
+        "PharmaceuticalDoseRegimen": f"single bolus, encapsulated in the tracer's carrier ({acq.tracer.carrier})",
+        "PharmaceuticalDoseTime": 0.0,
+    }
     return {
         "Manufacturer": acq.scanner.manufacturer,
         "ManufacturersModelName": acq.scanner.model,
@@ -149,6 +158,9 @@ def _bids_pet_fields(acq: PETAcquisition, phantom) -> dict:
         "InjectedMassPerWeightUnits": "ug/kg",
         "SpecificRadioactivity": acq.specific_activity_bq_per_ug / 1e6,
         "SpecificRadioactivityUnits": "MBq/ug",
+        "SpecificRadioactivityMeasTime": "00:00:00",  # at the injection (TimeZero)
+        "Purity": 100.0,  # a simulated tracer has no radiochemical impurity
+        **pharmaceutical,
         "ModeOfAdministration": "bolus",
         "TimeZero": "00:00:00",
         "ScanStart": starts[0],
@@ -160,6 +172,8 @@ def _bids_pet_fields(acq: PETAcquisition, phantom) -> dict:
         "ImageDecayCorrected": acq.decay_corrected,
         "ImageDecayCorrectionTime": 0.0 if acq.decay_corrected else starts[0],
         "DecayCorrectionFactor": list(acq.decay_correction_factors),
+        "ScaleFactor": [1.0] * len(starts),  # the stored values are the image: no rescaling
+        "DoseCalibrationFactor": 1.0,  # the simulation knows the activity exactly
         "ScatterFraction": [100.0 * s / (t + s) if t + s > 0 else 0.0 for s, t in zip(scatter, trues, strict=True)],
         "BodyPart": "whole body" if phantom.species == "mouse" else phantom.spec.anatomy,
         "BodyWeight": body_kg,
@@ -191,9 +205,11 @@ def _recon_fields(acq: PETAcquisition, method: str) -> dict:
     labels = list(params["labels"]) or ["none"]
     fields = {
         "ReconMethodName": params["method_name"],
+        "ReconMethodImplementationVersion": f"imagingsim {version()}",
         "ReconMethodParameterLabels": labels,
         "ReconFilterType": params["filter_type"],
         "AttenuationCorrection": f"attenuation map of the phantom at 511 keV, {corrections}",
+        "AttenuationCorrectionMethodReference": "the true mu at 511 keV (derivatives/truth .../*_desc-mu511keV_map)",
         "ScatterCorrectionMethod": f"expected scatter (known to the simulation), {corrections}",
         "RandomsCorrectionMethod": f"expected randoms (known to the simulation), {corrections}",
     }
