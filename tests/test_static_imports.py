@@ -10,10 +10,10 @@ import imagingsim
 PACKAGE = Path(imagingsim.__file__).parent
 FORBIDDEN = {"numpy", "scipy", "cupy", "cupyx", "skimage"}
 # Host-side code may import them: the backend itself, file I/O, dataset assembly, the CLI and
-# reporting, and each modality's writers (``modalities/<name>/bids.py`` and ``fusion.py``), which only
-# formats host copies of finished arrays.
+# reporting, and each modality's writers (``modalities/<name>/bids.py``, ``fusion.py`` and the MRI
+# raw-data writer ``ismrmrd_io.py``), which only format host copies of finished arrays.
 ALLOWED = ("backend/", "io/", "dataset/", "report/", "cli.py")
-HOST_MODULES_OF_A_MODALITY = ("bids.py", "fusion.py")
+HOST_MODULES_OF_A_MODALITY = ("bids.py", "fusion.py", "ismrmrd_io.py")
 
 
 def _is_host_side(rel: str) -> bool:

@@ -158,6 +158,19 @@ def extension_suffixes() -> dict[str, str]:
     return suffixes
 
 
+#: The datatype folders BIDS 1.10 defines; a truth folder named otherwise is an imagingsim extension.
+BIDS_DATATYPES = frozenset({"anat", "beh", "dwi", "eeg", "fmap", "func", "ieeg", "meg", "micr", "motion", "mrs",
+                            "nirs", "perf", "pet"})
+
+
+def truth_bidsignore_patterns() -> tuple[str, ...]:
+    """``.bidsignore`` lines of the truth derivative: its extension suffixes, the ``delivery``
+    folder and the modality folders that are not BIDS datatypes. Everything else in it must be
+    valid BIDS-Derivatives (the segmentations, the PET mu map's folder...)."""
+    folders = ["delivery", *(name for name in registry.names() if name not in BIDS_DATATYPES)]
+    return (*(f"**/{folder}" for folder in folders), *(f"**/*_{suffix}.*" for suffix in extension_suffixes()))
+
+
 def bidsignore_patterns() -> tuple[str, ...]:
     """``.bidsignore`` lines: the folder of each registered modality that BIDS does not define."""
     # "**/<folder>", not "**/<folder>/": the current validator (3.x) matches the folder itself, and a

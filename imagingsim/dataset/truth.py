@@ -18,6 +18,7 @@ from imagingsim.dataset.layout import (
     identity,
     property_desc,
     scenario_summary,
+    truth_bidsignore_patterns,
     truth_files,
 )
 from imagingsim.io.atomic import atomic_write_text
@@ -134,6 +135,8 @@ def _truth_readme(scenario, phantom, delivery) -> str:
         "- Suffixes that are imagingsim extensions, NOT defined by BIDS 1.9:",
         *(f"  - `_{suffix}`: {what}" for suffix, what in extension_suffixes().items()),
         "- The `delivery/` folder is an imagingsim extension, not a BIDS datatype.",
+        "- `.bidsignore` lists exactly these suffixes and folders (and the modality folders that are not BIDS",
+        "  datatypes), so the BIDS validator checks the rest of this derivative and passes over the extensions.",
         "- The blood curve is `_bloodcurve`, not BIDS-PET's `_blood` recording; the 4-D maps are",
         "  timed by the imagingsim keys `SampleTimes_s`, `SampleTimes_h` and `ReferenceTime`, not",
         "  by the BIDS-PET keys TimeZero, FrameTimesStart or FrameDuration (volumes are instantaneous",
@@ -160,6 +163,9 @@ def write_truth(truth: Path, scenario, phantom, delivery, backend) -> None:
         },
     )
     atomic_write_text(truth / "README", _truth_readme(scenario, phantom, delivery))
+    # BIDS has no names for concentration maps, property maps or mass ledgers: the validator is
+    # told to pass over exactly the extension files and folders the README documents.
+    atomic_write_text(truth / ".bidsignore", "".join(f"{p}\n" for p in truth_bidsignore_patterns()))
     write_json(truth / sub / f"{sub}_scenario.json", scenario.model_dump(mode="json"))
 
     anat = truth / sub / "anat"

@@ -349,7 +349,11 @@ pre-contrast signal is already a void (lung, cortical bone).
   Cell-associated iron dephases {acq.spec.clustered_iron_r2star_factor} times more strongly in this
   simulation, so where iron is bound the estimate exceeds the true iron by up to that factor.
 - This is an estimate, not ground truth: compare it with `derivatives/truth/sub-*/mri/*_desc-iron_conc`.
+
+BIDS has no suffix for a concentration map: `_conc` is an imagingsim convention, listed in
+this derivative's `.bidsignore`; the fit masks are BIDS-Derivatives `_mask` files.
 """)
+    atomic_write_text(root / ".bidsignore", "**/*_conc.*\n")
 
 
 def _raw_record(acq: MRIAcquisition, sub: str, grid, n_sampled: int) -> dict:
