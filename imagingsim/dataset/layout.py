@@ -158,16 +158,16 @@ def extension_suffixes() -> dict[str, str]:
     return suffixes
 
 
-#: The datatype folders BIDS 1.10 defines; a truth folder named otherwise is an imagingsim extension.
-BIDS_DATATYPES = frozenset({"anat", "beh", "dwi", "eeg", "fmap", "func", "ieeg", "meg", "micr", "motion", "mrs",
-                            "nirs", "perf", "pet"})
-
-
 def truth_bidsignore_patterns() -> tuple[str, ...]:
     """``.bidsignore`` lines of the truth derivative: its extension suffixes, the ``delivery``
-    folder and the modality folders that are not BIDS datatypes. Everything else in it must be
-    valid BIDS-Derivatives (the segmentations, the PET mu map's folder...)."""
-    folders = ["delivery", *(name for name in registry.names() if name not in BIDS_DATATYPES)]
+    folder and each modality's truth folder unless that is a BIDS datatype (the folder is named
+    after the modality; it is one when the modality's own images go to a standard datatype of
+    the same name). Everything else in it must be valid BIDS-Derivatives."""
+    def is_datatype(name: str) -> bool:
+        modality = registry.get(name)
+        return modality.bids_standard and modality.bids_datatype == name
+
+    folders = ["delivery", *(name for name in registry.names() if not is_datatype(name))]
     return (*(f"**/{folder}" for folder in folders), *(f"**/*_{suffix}.*" for suffix in extension_suffixes()))
 
 
