@@ -58,7 +58,6 @@ class OutputLock:
     path: Path
     fd: int
     previous_owner: dict | None = None
-    depth: int = 1
 
 
 def lock_path(out: Path) -> Path:
@@ -180,12 +179,8 @@ def output_lock(out: str | os.PathLike) -> Iterator[OutputLock]:
     """
     out = Path(os.path.abspath(out))
     held = _HELD.get(out)
-    if held is not None:
-        held.depth += 1
-        try:
-            yield held
-        finally:
-            held.depth -= 1
+    if held is not None:  # the outer block of this process owns it and releases it
+        yield held
         return
     path = lock_path(out)
     lock = _acquire_flock(path, out) if fcntl is not None else _acquire_exclusive(path, out)
