@@ -283,11 +283,11 @@ MAX_ERROR_CHARS = 300
 
 def _error(message: str) -> None:
     """Print ``error: MESSAGE`` as one line of at most :data:`MAX_ERROR_CHARS` characters."""
+    from imagingsim.scenario import shorten
+
     text = " ".join(message.split())  # newlines and tabs become spaces: one line
-    line = "error: " + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)  # no raw escapes
-    if len(line) > MAX_ERROR_CHARS:
-        line = line[: MAX_ERROR_CHARS - 30] + f"... ({len(line)} characters)"
-    err.print(line, markup=False, soft_wrap=True)
+    # escaped, and cut with room for the "... (N characters)" that shorten appends
+    err.print("error: " + shorten(text, MAX_ERROR_CHARS - 40, quote=False), markup=False, soft_wrap=True)
 
 
 def _run(command, argv: list[str] | None) -> int:

@@ -25,7 +25,25 @@ from pathlib import Path
 from imagingsim.io.lock import output_lock
 from imagingsim.io.outdir import check_output_dir, make_work_dir, sweep_stale
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "check_output_dir", "staged_directory"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_output_dir", "staged_directory"]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary sibling of ``path`` to write, moved onto ``path`` when the block succeeds.
+
+    For writers that need a file name rather than bytes (HDF5, say). On any exception the
+    temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.tmp-{secrets.token_hex(4)}"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -43,19 +61,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     Path
         ``path`` as a :class:`~pathlib.Path`.
     """
-    path = Path(path)
-    tmp = path.parent / f".{path.name}.tmp-{secrets.token_hex(4)}"
-    try:
-        with open(tmp, "xb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    with atomic_path(path) as tmp, open(tmp, "xb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return Path(path)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagingsim.io.lock import holds_lock
+from imagingsim.scenario import shorten
 
 __all__ = [
     "StaleSweep",
@@ -32,8 +33,10 @@ __all__ = [
     "work_dir_pattern",
 ]
 
-GENERATOR_NAME = "imagingsim"
 WORK_KINDS = ("staging", "old")
+#: ``GeneratedBy`` name of a raw imagingsim dataset (:func:`is_imagingsim_dataset` looks for it;
+#: :func:`imagingsim.io.sidecars.generated_by` writes it).
+GENERATOR = "imagingsim"
 
 
 def _host_tag() -> str:
@@ -86,15 +89,11 @@ def is_imagingsim_dataset(path: Path) -> bool:
         return False
     generated = description.get("GeneratedBy") if isinstance(description, dict) else None
     return isinstance(generated, list) and any(
-        isinstance(entry, dict) and entry.get("Name") == GENERATOR_NAME for entry in generated
+        isinstance(entry, dict) and entry.get("Name") == GENERATOR for entry in generated
     )
 
 
-def _shorten(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
-def _check_name_lengths(out: Path, given: str) -> None:
+def _check_name_lengths(out: Path, shown: str) -> None:
     ancestor = out.parent
     while not ancestor.exists():
         ancestor = ancestor.parent
@@ -105,13 +104,13 @@ def _check_name_lengths(out: Path, given: str) -> None:
         name_max, path_max = 255, 4096
     for part in out.parts[1:]:
         if len(os.fsencode(part)) > name_max:
-            raise ValueError(f"--out {_shorten(given)}: a name of {len(os.fsencode(part))} bytes; "
+            raise ValueError(f"--out {shown}: a name of {len(os.fsencode(part))} bytes; "
                              f"the file system allows {name_max}")
     if len(os.fsencode(out.name)) + WORK_NAME_OVERHEAD > name_max:
-        raise ValueError(f"--out {_shorten(given)}: the name must be at most {name_max - WORK_NAME_OVERHEAD} bytes "
+        raise ValueError(f"--out {shown}: the name must be at most {name_max - WORK_NAME_OVERHEAD} bytes "
                          f"(the staging directory beside it adds {WORK_NAME_OVERHEAD} to {name_max} allowed)")
     if len(os.fsencode(str(out))) + WORK_NAME_OVERHEAD + 256 > path_max:
-        raise ValueError(f"--out {_shorten(given)}: the path is {len(os.fsencode(str(out)))} bytes; "
+        raise ValueError(f"--out {shown}: the path is {len(os.fsencode(str(out)))} bytes; "
                          f"at most {path_max - WORK_NAME_OVERHEAD - 256} leave room for the dataset's files")
 
 
@@ -140,35 +139,35 @@ def check_output_dir(out: str | os.PathLike, *, overwrite: bool = False) -> Path
         imagingsim dataset), or cannot be created (the nearest existing ancestor is a file or
         not writable).
     """
-    given = os.fspath(out)
+    shown = shorten(os.fspath(out), quote=False)  # how messages echo the user's value
     try:
         out = Path(out).resolve()  # '.', '..' and symlinked parents become a real, renamable path
     except RuntimeError:  # Python < 3.13 reports a loop as RuntimeError
-        raise ValueError(f"--out {_shorten(given)}: a symbolic link loop") from None
+        raise ValueError(f"--out {shown}: a symbolic link loop") from None
     except OSError as exc:
-        raise ValueError(f"--out {_shorten(given)}: {exc.strerror or exc}") from None
+        raise ValueError(f"--out {shown}: {exc.strerror or exc}") from None
     if out == out.parent:
-        raise ValueError(f"--out {_shorten(given)}: cannot write a dataset over a filesystem root")
-    _check_name_lengths(out, given)
+        raise ValueError(f"--out {shown}: cannot write a dataset over a filesystem root")
+    _check_name_lengths(out, shown)
     if out.exists() or out.is_symlink():
         if not out.is_dir():
-            raise ValueError(f"--out {_shorten(given)}: exists and is not a directory")
+            raise ValueError(f"--out {shown}: exists and is not a directory")
         with os.scandir(out) as entries:
             empty = not any(True for _ in entries)
         if not empty and not overwrite:
-            raise ValueError(f"--out {_shorten(given)}: directory is not empty; pass --overwrite to replace it")
+            raise ValueError(f"--out {shown}: directory is not empty; pass --overwrite to replace it")
         if not empty and not is_imagingsim_dataset(out):
             raise ValueError(
-                f"--out {_shorten(given)}: not an imagingsim dataset (no dataset_description.json naming imagingsim); "
+                f"--out {shown}: not an imagingsim dataset (no dataset_description.json naming imagingsim); "
                 "--overwrite replaces only an empty directory or an imagingsim dataset"
             )
     ancestor = out.parent
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise ValueError(f"--out {_shorten(given)}: {_shorten(str(ancestor))} is not a directory")
+        raise ValueError(f"--out {shown}: {shorten(str(ancestor), quote=False)} is not a directory")
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {_shorten(given)}: no permission to create files in {_shorten(str(ancestor))}")
+        raise ValueError(f"--out {shown}: no permission to create files in {shorten(str(ancestor), quote=False)}")
     return out
 
 
@@ -239,4 +238,4 @@ def sweep_stale(out: Path) -> StaleSweep:
             shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
         pids.append(pid)
-    return StaleSweep(tuple(removed), tuple(pids), restored and out)
+    return StaleSweep(tuple(removed), tuple(pids), out if restored is not None else None)

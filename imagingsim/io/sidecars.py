@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from imagingsim.io.atomic import atomic_write_text
+from imagingsim.io.outdir import GENERATOR
 
 BIDS_VERSION = "1.9.0"
 LICENSE = "CC0-1.0"
@@ -116,7 +117,7 @@ def generated_by(scenario, pipeline: str | None = None) -> list[dict[str, Any]]:
     """
     return [
         {
-            "Name": "imagingsim" if pipeline is None else f"imagingsim-{pipeline}",
+            "Name": GENERATOR if pipeline is None else f"{GENERATOR}-{pipeline}",
             "Version": version(),
             "Description": f"Synthetic multimodal imaging simulator; scenario {scenario.name!r}, seed {scenario.seed}.",
         }

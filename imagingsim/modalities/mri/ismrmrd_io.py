@@ -22,12 +22,12 @@ Magn Reson Med 2017;77:411-421.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 from pathlib import Path
 
 import numpy as np
+
+from imagingsim.io.atomic import atomic_path
 
 #: Bytes an acquisition takes in the file besides its samples: the 340-byte ISMRMRD header and
 #: HDF5's variable-length bookkeeping (measured: 390 per acquisition).
@@ -111,17 +111,9 @@ def write_ismrmrd_session(path: str | os.PathLike, kspace_centred: np.ndarray, m
         records["traj"][i] = empty
     xml = _header_xml((nx, ny, nz), voxel_size_mm, n_coils, field_t, tr_ms, echo_times_ms, flip_deg, n_echoes)
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
-    try:
-        # no timestamps: the same data gives the same bytes
-        with h5py.File(tmp, "w", libver="earliest") as handle:
-            group = handle.create_group("dataset")
-            group.create_dataset("xml", shape=(1,), dtype=h5py.special_dtype(vlen=bytes), track_times=False)[0] = xml
-            group.create_dataset("data", data=records, maxshape=(None,), chunks=True, track_times=False)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    # no timestamps: the same data gives the same bytes
+    with atomic_path(path) as tmp, h5py.File(tmp, "w", libver="earliest") as handle:
+        group = handle.create_group("dataset")
+        group.create_dataset("xml", shape=(1,), dtype=h5py.special_dtype(vlen=bytes), track_times=False)[0] = xml
+        group.create_dataset("data", data=records, maxshape=(None,), chunks=True, track_times=False)
+    return Path(path)
