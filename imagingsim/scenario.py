@@ -304,16 +304,6 @@ class Scenario(SpecModel):
         return agents
 
 
-def time_label(time_h: float) -> str:
-    """The BIDS label (letters and digits) of a schedule time, as used by ``acq-<label>``.
-
-    >>> [time_label(t) for t in (24.0, 0.5, 1.0, 0.25, 168.0)]
-    ['24h', '0p5h', '1h', '0p25h', '168h']
-    """
-    text = f"{float(time_h):.6f}".rstrip("0").rstrip(".")
-    return text.replace(".", "p") + "h"
-
-
 def positron_nuclide(agent: AgentSpec) -> str | None:
     """The positron-emitting nuclide labelling ``agent``, or None."""
     for label in agent.labels:

@@ -12,6 +12,7 @@ import pytest
 
 from imagingsim.backend import get_backend
 from imagingsim.cli import main
+from imagingsim.io.sessions import session_entity
 from imagingsim.phantom import Label
 from imagingsim.pipeline import load_scenario, simulate
 from imagingsim.scenario import builtin_names
@@ -57,22 +58,23 @@ def test_default_dataset_passes_bids_validator(default_runs, bids_validator):
 @pytest.mark.slow
 def test_default_dataset_contents_are_physical(default_runs):
     truth = default_runs / "a" / "derivatives" / "truth" / "sub-01"
-    conc_path = truth / "delivery" / "sub-01_desc-pegliposomeCarrier_conc.nii.gz"
-    conc = nib.load(conc_path)
-    sidecar = json.loads(conc_path.with_name(conc_path.name.replace(".nii.gz", ".json")).read_text())
     labels = np.asarray(nib.load(truth / "anat" / "sub-01_dseg.nii.gz").dataobj)
-    data = conc.get_fdata()
     times_h = load_scenario().schedule.times_h
-    assert data.shape == labels.shape + (len(times_h),)
-    assert sidecar["Units"] == "ug/mL"
-    assert [t / 3600 for t in sidecar["SampleTimes_s"]] == pytest.approx(times_h)
-    assert conc.header.get_xyzt_units() == ("mm", "sec")
-    assert np.all(data >= 0)
+    for time_h in times_h:  # one session per schedule time
+        session = session_entity(time_h)
+        conc_path = truth / session / "delivery" / f"sub-01_{session}_desc-pegliposomeCarrier_conc.nii.gz"
+        conc = nib.load(conc_path)
+        sidecar = json.loads(conc_path.with_name(conc_path.name.replace(".nii.gz", ".json")).read_text())
+        data = conc.get_fdata()
+        assert data.shape == labels.shape
+        assert sidecar["Units"] == "ug/mL" and sidecar["SampleTime_s"] == pytest.approx(time_h * 3600.0)
+        assert conc.header.get_xyzt_units() == ("mm", "sec")
+        assert np.all(data >= 0)
     # EPR: at 24 h the viable tumour rim holds more carrier than muscle, the necrotic core less.
-    day = times_h.index(24.0)
-    rim = data[..., day][labels == Label.TUMOUR_VIABLE].mean()
-    muscle = data[..., day][labels == Label.SOFT_TISSUE].mean()
-    core = data[..., day][labels == Label.TUMOUR_NECROTIC].mean()
+    day = nib.load(truth / "ses-24h" / "delivery" / "sub-01_ses-24h_desc-pegliposomeCarrier_conc.nii.gz").get_fdata()
+    rim = day[labels == Label.TUMOUR_VIABLE].mean()
+    muscle = day[labels == Label.SOFT_TISSUE].mean()
+    core = day[labels == Label.TUMOUR_NECROTIC].mean()
     assert rim > 5 * muscle and core < rim
     # The ledger closes on the injected dose at every time point (written with full precision).
     ledger = np.genfromtxt(truth / "delivery" / "sub-01_desc-pegliposomeCarrier_ledger.tsv", names=True, delimiter="\t")

@@ -38,7 +38,7 @@ def subject():
 
 def test_same_seed_gives_bit_identical_spect_ct_files(runs):
     a, b = _tree(runs / "a"), _tree(runs / "b")
-    assert any(k.startswith("sub-01/spect/") for k in a) and any(k.startswith("sub-01/ct/") for k in a)
+    assert any(k.startswith("sub-01/ses-24h/spect/") for k in a) and any(k.startswith("sub-01/ses-24h/ct/") for k in a)
     assert [k for k in a if a[k] != b[k]] == []
 
 
@@ -49,16 +49,30 @@ def test_spect_ct_dataset_passes_bids_validator(runs, bids_validator):
 
 
 def test_fused_spect_keeps_its_total_activity_on_the_ct_grid(runs):
-    """The space-CT SPECT image holds the SPECT image's total activity within 1 % (issue 5's bound)."""
-    folder = runs / "a" / "derivatives" / "fusion" / "sub-01" / "spect"
-    sidecar = json.loads((folder / "sub-01_trc-aunp_rec-acCdr_space-CT_spect.json").read_text())
-    np.testing.assert_allclose(sidecar["TotalActivityRatio"], 1.0, atol=0.01)
-    fused = nib.load(folder / "sub-01_trc-aunp_rec-acCdr_space-CT_spect.nii.gz")
-    ct = nib.load(runs / "a" / "sub-01" / "ct" / "sub-01_acq-1h_ct.nii.gz")
-    np.testing.assert_allclose(fused.affine, ct.affine)
+    """Each session's space-CT SPECT image holds the SPECT image's total activity within 1 % (issue 5's
+    bound), on the grid of the CT of the same session; one overlay picture shows every session."""
+    fusion = runs / "a" / "derivatives" / "fusion" / "sub-01"
+    sessions = ["ses-1h", "ses-24h"]
+    for ses in sessions:
+        folder = fusion / ses / "spect"
+        sidecar = json.loads((folder / f"sub-01_{ses}_trc-aunp_rec-acCdr_space-CT_spect.json").read_text())
+        np.testing.assert_allclose(sidecar["TotalActivityRatio"], 1.0, atol=0.01)
+        ct_file = f"sub-01/{ses}/ct/sub-01_{ses}_ct.nii.gz"
+        assert sidecar["SpatialReference"] == f"bids:raw:{ct_file}"
+        assert sidecar["Sources"] == [f"bids:raw:sub-01/{ses}/spect/sub-01_{ses}_trc-aunp_rec-acCdr_spect.nii.gz",
+                                      f"bids:raw:{ct_file}"]
+        for source in sidecar["Sources"]:
+            assert (runs / "a" / source.removeprefix("bids:raw:")).is_file(), source
+        fused = nib.load(folder / f"sub-01_{ses}_trc-aunp_rec-acCdr_space-CT_spect.nii.gz")
+        ct = nib.load(runs / "a" / ct_file)
+        assert fused.shape == ct.shape  # 3-D, the session's acquisition
+        np.testing.assert_allclose(fused.affine, ct.affine)
+    folder = fusion / "spect"
     overlay = (folder / "sub-01_trc-aunp_rec-acCdr_desc-fusedCT_overlay.png").read_bytes()
     assert overlay[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not list(folder.glob("*_overlay.nii.gz"))  # no RGB NIfTI: MONAI and TorchIO cannot read one
+    assert json.loads((folder / "sub-01_trc-aunp_rec-acCdr_desc-fusedCT_overlay.json").read_text())["Sessions"] == sessions
+    assert all("_desc-fusedCT_overlay." in p.name for p in folder.iterdir())  # images live in the sessions
+    assert not list(fusion.rglob("*_overlay.nii.gz"))  # no RGB NIfTI: MONAI and TorchIO cannot read one
 
 
 def test_ct_based_attenuation_correction_recovers_the_liver(subject):

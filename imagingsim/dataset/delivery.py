@@ -1,5 +1,6 @@
-"""The delivery part of the truth derivative: per-agent 4-D concentration maps, blood curves,
-mass ledgers and %ID/g tables (``derivatives/truth/sub-<id>/delivery/``)."""
+"""The delivery part of the truth derivative: per-agent concentration maps, one per session
+(``derivatives/truth/sub-<id>/ses-<time>/delivery/``), and the blood curves, mass ledgers and
+%ID/g tables over the whole time course (``derivatives/truth/sub-<id>/delivery/``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from imagingsim.dataset.layout import CONC_QUANTITIES, CONC_UNITS, ConcQuantity
 from imagingsim.delivery.result import REGIONS
 from imagingsim.io.host import host_array
 from imagingsim.io.nifti import write_nifti
+from imagingsim.io.sessions import session_entity
 from imagingsim.io.sidecars import (
     TIME_REFERENCE,
     plain,
@@ -65,7 +67,15 @@ def _time_rows(times_h: Sequence[float]) -> list[list[float]]:
     return [[float(t) * 3600.0, float(t)] for t in times_h]
 
 
-def write_agent(folder: Path, sub: str, grid, result, labels: np.ndarray, backend, spatial_reference) -> None:
+def write_agent(subject_dir: Path, sub: str, grid, result, labels: np.ndarray, backend, spatial_reference) -> None:
+    """Write one agent's truth under ``subject_dir`` (``derivatives/truth/sub-<id>``).
+
+    Each concentration map is split into its sessions: the volume sampled at schedule time t
+    goes to ``ses-<t>/delivery/<sub>_ses-<t>_desc-<agent><Quantity>_conc.nii.gz`` (3-D), so a
+    session holds the truth at the moment its images were taken. The tables, sampled over the
+    whole time course, go to ``delivery/`` at subject level.
+    """
+    folder = subject_dir / "delivery"
     folder.mkdir(parents=True, exist_ok=True)
     agent = result.agent
     name = agent.name
@@ -77,8 +87,6 @@ def write_agent(folder: Path, sub: str, grid, result, labels: np.ndarray, backen
     common = {
         "Agent": name,
         "Units": CONC_UNITS,
-        "SampleTimes_s": times_s,
-        "SampleTimes_h": times_h,
         "ReferenceTime": TIME_REFERENCE,
         "InjectionTime_h": float(agent.injection_time_h),
         "InjectedMass_ug": float(result.injected_mass_ug),
@@ -96,21 +104,25 @@ def write_agent(folder: Path, sub: str, grid, result, labels: np.ndarray, backen
             raise ValueError(
                 f"agent {name}: {q.attribute} has shape {data.shape}; expected {tuple(grid.shape) + (len(times_s),)}"
             )
-        base = f"{prefix}{q.quantity}_conc"
-        write_nifti(
-            f"{base}.nii.gz", data, grid, frame_times_s=times_s, description=f"imagingsim {name} {q.quantity} ug/mL"
-        )
-        write_json(
-            f"{base}.json",
-            dict(
-                common,
-                Quantity=q.quantity,
-                Description=(
-                    f"Ground truth of agent {name!r}: {q.what}. Volume n (4th axis) is the "
-                    "instantaneous value at SampleTimes_s[n] (s) = SampleTimes_h[n] (h) after t = 0."
+        for k, (time_s, time_h) in enumerate(zip(times_s, times_h, strict=True)):
+            session = session_entity(time_h)
+            base = subject_dir / session / "delivery" / f"{sub}_{session}_desc-{name}{q.quantity}_conc"
+            base.parent.mkdir(parents=True, exist_ok=True)
+            write_nifti(f"{base}.nii.gz", data[..., k], grid,
+                        description=f"imagingsim {name} {q.quantity} ug/mL")
+            write_json(
+                f"{base}.json",
+                dict(
+                    common,
+                    Quantity=q.quantity,
+                    SampleTime_s=time_s,
+                    SampleTime_h=time_h,
+                    Description=(
+                        f"Ground truth of agent {name!r}: {q.what}. The instantaneous value at "
+                        "SampleTime_s (s) = SampleTime_h (h) after t = 0, the time of this session."
+                    ),
                 ),
-            ),
-        )
+            )
 
     # carrier blood curve (solver steps, thinned)
     blood_h = [float(t) for t in result.blood_curve_h]

@@ -22,7 +22,7 @@ CONC_UNITS = "ug/mL"
 
 @dataclass(frozen=True)
 class ConcQuantity:
-    """One 4-D concentration map an :class:`AgentDelivery` may carry."""
+    """One concentration map (4-D over the schedule times) an :class:`AgentDelivery` may carry."""
 
     quantity: str  # appended to the agent name in the desc entity: desc-<agent><quantity>
     attribute: str  # AgentDelivery attribute; the map is skipped when absent or None
@@ -60,6 +60,7 @@ CONC_QUANTITIES: tuple[ConcQuantity, ...] = (
 
 
 _DELIVERY = "sub-<id>/delivery/sub-<id>_desc-<agent>"
+_SESSION_DELIVERY = "sub-<id>/ses-<time>/delivery/sub-<id>_ses-<time>_desc-<agent>"
 
 
 #: Every file pattern of ``derivatives/truth/sub-<id>/``: the derivative README is written
@@ -92,10 +93,10 @@ CORE_TRUTH_FILES: tuple[TruthFile, ...] = (
     ),
     *(
         TruthFile(
-            f"{_DELIVERY}{q.quantity}_conc",
+            f"{_SESSION_DELIVERY}{q.quantity}_conc",
             (".nii.gz", ".json"),
-            f"4-D ground truth [x, y, z, t]: {q.what}. Volume n is the instantaneous value at "
-            "SampleTimes_s[n] (sidecar). Written only when the agent has this quantity.",
+            f"Ground truth at the session's time (3-D): {q.what}. The instantaneous value at "
+            "SampleTime_s (sidecar). Written only when the agent has this quantity.",
             f"{CONC_UNITS} (mass per mL of tissue)",
         )
         for q in CONC_QUANTITIES
@@ -136,7 +137,7 @@ CORE_TRUTH_FILES: tuple[TruthFile, ...] = (
 EXTENSION_SUFFIXES: dict[str, str] = {
     "scenario": "the imagingsim scenario (JSON)",
     "map": "a phantom property map (3-D NIfTI)",
-    "conc": "a concentration map (NIfTI; 4-D over time, or 3-D for one session)",
+    "conc": "a concentration map of one session (3-D NIfTI)",
     "bloodcurve": "a blood concentration curve (TSV)",
     "ledger": "a mass-balance table (TSV)",
     "uptake": "a %ID/g table per region (TSV)",
@@ -190,10 +191,14 @@ def property_desc(name: str) -> str:
 CONVENTIONS = """\
 - Images are gzipped NIfTI-1 with qform = sform (code 1, scanner) mapping voxel indices to
   RAS+ millimetres; all images of a subject share one voxel grid. Arrays are indexed
-  [x, y, z, t]: axis 0 runs along +x (right), 1 along +y (anterior), 2 along +z (superior),
-  and the 4th axis, when present, is time. NIfTI units: mm and s.
+  [x, y, z]: axis 0 runs along +x (right), 1 along +y (anterior), 2 along +z (superior); time
+  is the session, not an axis. NIfTI units: mm and s.
 - Times are in seconds from t = 0, the first injection (TSV column `time`, sidecar key
-  `SampleTimes_s`); hours appear only as convenience copies (`time_h`, keys ending in `_h`).
+  `SampleTime_s`); hours appear only as convenience copies (`time_h`, keys ending in `_h`).
+- One session per schedule time: `sub-<id>/ses-<time>/` holds what was imaged, and is true, at
+  that time (`ses-24h` is 24 h after t = 0; a decimal point is written `p`, as in `ses-0p5h`).
+  What does not belong to one time (segmentations, phantom maps, tables over time) is at
+  subject level.
 - Concentrations are ug/mL (mass per mL of tissue, i.e. of voxel volume), masses ug, uptake
   %ID/g (percent of the injected carrier mass per gram of tissue). Every JSON sidecar states
   its Units, per column for TSV files; field names of the scenario carry their unit."""

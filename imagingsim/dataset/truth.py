@@ -103,9 +103,9 @@ def _truth_readme(scenario, phantom, delivery) -> str:
         "",
         "## Files",
         "",
-        f"Paths are relative to this directory; <id> is the subject ({scenario.subject_id}), <agent> an",
-        "agent name and <property> a property desc listed below. Every file under sub-<id>/ matches",
-        "exactly one of these patterns.",
+        f"Paths are relative to this directory; <id> is the subject ({scenario.subject_id}), <time> a",
+        "session (one per schedule time, e.g. 24h), <agent> an agent name and <property> a property desc",
+        "listed below. Every file under sub-<id>/ matches exactly one of these patterns.",
         "",
     ]
     for entry in truth_files():
@@ -127,7 +127,7 @@ def _truth_readme(scenario, phantom, delivery) -> str:
         "",
         "## What is BIDS and what is not",
         "",
-        "- Entities: only `sub` and `desc` (BIDS 1.9). The agent and the quantity are both encoded",
+        "- Entities: only `sub`, `ses` and `desc` (BIDS 1.9). The agent and the quantity are both encoded",
         "  in `desc` as <agent><Quantity>, for example desc-pegliposomeCarrier, ...FreeDrug,",
         "  ...BoundDrug, ...EncapsulatedDrug (concentration maps) and ...Drug (drug ledger).",
         "  Sidecars repeat them as the keys Agent and Quantity.",
@@ -137,10 +137,10 @@ def _truth_readme(scenario, phantom, delivery) -> str:
         "- The `delivery/` folder is an imagingsim extension, not a BIDS datatype.",
         "- `.bidsignore` lists exactly these suffixes and folders (and the modality folders that are not BIDS",
         "  datatypes), so the BIDS validator checks the rest of this derivative and passes over the extensions.",
-        "- The blood curve is `_bloodcurve`, not BIDS-PET's `_blood` recording; the 4-D maps are",
-        "  timed by the imagingsim keys `SampleTimes_s`, `SampleTimes_h` and `ReferenceTime`, not",
-        "  by the BIDS-PET keys TimeZero, FrameTimesStart or FrameDuration (volumes are instantaneous",
-        "  samples, not frames).",
+        "- The blood curve is `_bloodcurve`, not BIDS-PET's `_blood` recording; the concentration maps",
+        "  are timed by the imagingsim keys `SampleTime_s`, `SampleTime_h` and `ReferenceTime`, not",
+        "  by the BIDS-PET keys TimeZero, FrameTimesStart or FrameDuration (each map is an instantaneous",
+        "  sample, not a frame).",
         "",
     ]
     return "\n".join(lines)
@@ -221,4 +221,4 @@ def write_truth(truth: Path, scenario, phantom, delivery, backend) -> None:
 
     if delivery is not None:
         for agent_delivery in delivery.agents:
-            write_agent(truth / sub / "delivery", sub, grid, agent_delivery, labels, backend, spatial_reference)
+            write_agent(truth / sub, sub, grid, agent_delivery, labels, backend, spatial_reference)

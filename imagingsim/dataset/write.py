@@ -5,6 +5,7 @@ Layout (``<id>`` is ``scenario.subject_id``, ``<agent>`` an agent's name)::
     OUT/
       dataset_description.json  README  CHANGES  .bidsignore
       participants.tsv  participants.json
+      sub-<id>/sub-<id>_sessions.tsv (+ .json)                          session -> time after t = 0
       sub-<id>/anat/sub-<id>_{T1map,T2starmap,PDmap}.nii.gz (+ .json)   noise-free qMRI at 3 T
       sourcedata/README                                                  raw acquisition data
       derivatives/truth/                                                 BIDS derivative
@@ -13,8 +14,8 @@ Layout (``<id>`` is ``scenario.subject_id``, ``<agent>`` an agent's name)::
         sub-<id>/anat/sub-<id>_dseg.nii.gz (+ .tsv, .json)               tissue labels
         sub-<id>/anat/sub-<id>_desc-tumours_dseg.nii.gz (+ .tsv, .json)  tumour index
         sub-<id>/anat/sub-<id>_desc-<property>_map.nii.gz (+ .json)      property maps
-        sub-<id>/delivery/sub-<id>_desc-<agent><Quantity>_conc.nii.gz (+ .json)
-              <Quantity> in Carrier, FreeDrug, BoundDrug, EncapsulatedDrug   4-D, ug/mL
+        sub-<id>/ses-<time>/delivery/sub-<id>_ses-<time>_desc-<agent><Quantity>_conc.nii.gz (+ .json)
+              <Quantity> in Carrier, FreeDrug, BoundDrug, EncapsulatedDrug   ug/mL at that time
         sub-<id>/delivery/sub-<id>_desc-<agent>Carrier_bloodcurve.tsv (+ .json)
         sub-<id>/delivery/sub-<id>_desc-<agent>{Carrier,Drug}_ledger.tsv (+ .json)
         sub-<id>/delivery/sub-<id>_desc-<agent>Carrier_uptake.tsv (+ .json)  %ID/g per region
@@ -25,7 +26,7 @@ Each registered modality (:mod:`imagingsim.modalities.registry`) adds its images
 
 Every file of the derivative matches one entry of :func:`truth_files`, which also writes the
 derivative's README (meaning and units of each pattern). The core files use only the BIDS
-entities ``sub`` and ``desc``; the agent and the quantity are both encoded in ``desc``
+entities ``sub``, ``ses`` and ``desc``; the agent and the quantity are both encoded in ``desc``
 (agent names are letters and digits). The suffixes ``scenario``, ``map``, ``conc``,
 ``bloodcurve``, ``ledger`` and ``uptake``, those the modalities declare, and the
 ``delivery/`` folder are imagingsim extensions that BIDS 1.9 does not define
@@ -33,8 +34,11 @@ entities ``sub`` and ``desc``; the agent and the quantity are both encoded in ``
 blood curve is deliberately not called ``_blood``: that suffix is the BIDS-PET blood
 recording, with its own required columns and metadata. Likewise no core sidecar uses the
 BIDS-PET timing keys ``TimeZero``, ``FrameTimesStart`` or ``FrameDuration``: the 4th axis
-holds instantaneous samples, timed by ``SampleTimes_s`` (and ``SampleTimes_h``) from
+holds one instantaneous sample, timed by ``SampleTime_s`` (and ``SampleTime_h``) from
 ``ReferenceTime``.
+
+One session per schedule time (:mod:`imagingsim.io.sessions`): what is imaged, or true, at time
+t is under ``sub-<id>/ses-<t>/``; what belongs to no one time is at subject level.
 
 Everything is written inside one atomic staging directory (:func:`staged_directory`), so a
 failure leaves no partial dataset. Outputs are byte-for-byte reproducible: JSON has sorted
@@ -58,9 +62,11 @@ from imagingsim.dataset.truth import write_truth
 from imagingsim.io.atomic import atomic_write_text, staged_directory
 from imagingsim.io.host import host_array
 from imagingsim.io.nifti import write_nifti
+from imagingsim.io.sessions import session_entity
 from imagingsim.io.sidecars import (
     BIDS_VERSION,
     LICENSE,
+    TIME_REFERENCE,
     generated_by,
     version,
     write_json,
@@ -127,6 +133,7 @@ def write_dataset(
         for done, writer in enumerate(extra_writers, start=2):
             writer(stage)
             progress.report(done, len(extra_writers) + 1)
+        _write_sessions_table(stage, scenario)
         files = sorted(p.relative_to(stage) for p in stage.rglob("*") if p.is_file())
     return [out / f for f in files]
 
@@ -198,7 +205,7 @@ alongside it. The same imagingsim version, scenario and seed regenerate every fi
 {folders}
 - `sourcedata/`: raw acquisition data (k-space, sinograms, projections) when written.
 - `derivatives/{TRUTH_PIPELINE}/`: the ground truth as a BIDS derivative (segmentation,
-  phantom property maps, per-agent 4-D concentration maps, blood curves, mass ledgers, %ID/g
+  phantom property maps, per-agent concentration maps per session, blood curves, mass ledgers, %ID/g
   tables and the scenario). Its README lists every file pattern with its meaning and units.
 """
     atomic_write_text(stage / "README", readme)
@@ -217,6 +224,25 @@ alongside it. The same imagingsim version, scenario and seed regenerate every fi
         source / "README",
         "Reserved for raw acquisition data (k-space, sinograms, projections) of the simulated scans.\n",
     )
+
+
+def _write_sessions_table(stage: Path, scenario) -> None:
+    """``sub-<id>/sub-<id>_sessions.tsv``: each session the writers filled, with its time after t = 0.
+
+    BIDS's sessions file, so a pybids user can go from a session label to its time; written
+    only when there is a session (a run without imaging has none).
+    """
+    sub = f"sub-{scenario.subject_id}"
+    rows = [[session_entity(t), float(t) * 3600.0, float(t)] for t in scenario.schedule.times_h
+            if (stage / sub / session_entity(t)).is_dir()]
+    if not rows:
+        return
+    write_tsv(stage / sub / f"{sub}_sessions.tsv", ["session_id", "time", "time_h"], rows)
+    write_json(stage / sub / f"{sub}_sessions.json", {
+        "session_id": {"Description": "The session: one per schedule time at which a modality imaged the subject."},
+        "time": {"Description": f"Time of the session since {TIME_REFERENCE.split(';')[0]}.", "Units": "s"},
+        "time_h": {"Description": "The same time in hours (convenience copy of the time column).", "Units": "h"},
+    })
 
 
 _QMRI_MAPS = (

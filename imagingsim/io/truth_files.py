@@ -17,9 +17,9 @@ class TruthFile:
     """One documented file pattern of the ground-truth derivative.
 
     ``stem`` is the path under ``derivatives/truth/`` without extension, with placeholders
-    ``<id>`` (subject), ``<agent>`` (agent name), ``<property>`` (a ``PROPERTY_DESC`` value)
-    and ``<label>`` (any other entity value, e.g. an ``acq`` time label); each placeholder
-    stands for letters and digits.
+    ``<id>`` (subject), ``<time>`` (a session label, :func:`~imagingsim.io.sessions.session_label`),
+    ``<agent>`` (agent name), ``<property>`` (a ``PROPERTY_DESC`` value) and ``<label>`` (any
+    other entity value); each placeholder stands for letters and digits.
     """
 
     stem: str
@@ -29,8 +29,8 @@ class TruthFile:
 
     def regex(self) -> re.Pattern[str]:
         """A regular expression matching every path (relative, ``/``-separated) of this pattern."""
-        parts = re.split(r"(<id>|<agent>|<property>|<label>)", self.stem)
-        placeholders = ("<id>", "<agent>", "<property>", "<label>")
+        placeholders = ("<id>", "<time>", "<agent>", "<property>", "<label>")
+        parts = re.split(f"({'|'.join(placeholders)})", self.stem)
         body = "".join("[A-Za-z0-9]+" if part in placeholders else re.escape(part) for part in parts)
         return re.compile(f"{body}(?:{'|'.join(re.escape(e) for e in self.extensions)})")
 

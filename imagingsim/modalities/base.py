@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
 
+from imagingsim.io.sessions import session_entity
 from imagingsim.io.truth_files import TruthFile
 
 if TYPE_CHECKING:
@@ -101,17 +102,29 @@ class WriteContext:
         """The BIDS subject label, ``sub-<id>``."""
         return f"sub-{self.scenario.subject_id}"
 
-    def images_dir(self, stage: Path, datatype: str) -> Path:
-        """``stage/sub-<id>/<datatype>/`` (created): the reconstructed images."""
-        return _made(stage / self.sub / datatype)
+    def prefix(self, time_h: float | None = None) -> str:
+        """The start of a file name: ``sub-<id>``, or ``sub-<id>_ses-<time>`` for the session
+        at schedule time ``time_h`` (:func:`~imagingsim.io.sessions.session_label`)."""
+        return self.sub if time_h is None else f"{self.sub}_{session_entity(time_h)}"
 
-    def sourcedata_dir(self, stage: Path, name: str) -> Path:
-        """``stage/sourcedata/sub-<id>/<name>/`` (created): raw data and system model."""
-        return _made(stage / "sourcedata" / self.sub / name)
+    def images_dir(self, stage: Path, datatype: str, time_h: float | None = None) -> Path:
+        """``stage/sub-<id>[/ses-<time>]/<datatype>/`` (created): the reconstructed images."""
+        return _made(stage / self._subject_path(time_h) / datatype)
 
-    def truth_dir(self, stage: Path, name: str) -> Path:
-        """``stage/derivatives/truth/sub-<id>/<name>/`` (created): this modality's ground truth."""
-        return _made(stage / "derivatives" / "truth" / self.sub / name)
+    def sourcedata_dir(self, stage: Path, name: str, time_h: float | None = None) -> Path:
+        """``stage/sourcedata/sub-<id>[/ses-<time>]/<name>/`` (created): raw data and system model."""
+        return _made(stage / "sourcedata" / self._subject_path(time_h) / name)
+
+    def truth_dir(self, stage: Path, name: str, time_h: float | None = None) -> Path:
+        """``stage/derivatives/truth/sub-<id>[/ses-<time>]/<name>/`` (created): this modality's ground truth."""
+        return self.derivative_dir(stage, "truth", name, time_h)
+
+    def derivative_dir(self, stage: Path, pipeline: str, datatype: str, time_h: float | None = None) -> Path:
+        """``stage/derivatives/<pipeline>/sub-<id>[/ses-<time>]/<datatype>/`` (created)."""
+        return _made(stage / "derivatives" / pipeline / self._subject_path(time_h) / datatype)
+
+    def _subject_path(self, time_h: float | None) -> Path:
+        return Path(self.sub) if time_h is None else Path(self.sub, session_entity(time_h))
 
 
 def _made(folder: Path) -> Path:

@@ -163,7 +163,7 @@ SINOGRAM_CONVENTIONS = (
     "independent 2-D sinograms. The rotation axis passes through the centre of the image box. View k has "
     "angle theta_k (angles_deg) measured from +x towards +y and integrates along the lines "
     "x cos(theta) + y sin(theta) = s, x and y in mm from the box centre. Radial bin b is centred at "
-    "s_b = (b - (n_bins - 1) / 2) * bin_size_mm. Sinogram arrays are [view, radial bin, slice(, frame)]. "
+    "s_b = (b - (n_bins - 1) / 2) * bin_size_mm. Sinogram arrays are [view, radial bin, slice], one per scan (session). "
     "Line integrals are Joseph's (linear interpolation between pixel centres, path length per step)."
 )
 

@@ -83,6 +83,32 @@ def test_pybids_tells_each_derivative_apart_by_its_scope(dataset):
     assert truth and all("/derivatives/truth/" in f for f in truth)  # true concentrations only
 
 
+#: The suffix of each modality's images in the raw dataset (what a pybids user asks for).
+IMAGE_SUFFIX = {"pet": "pet", "mri": "MEGRE", "nirf": "nirf", "spect": "spect", "ct": "ct"}
+
+
+def test_pybids_finds_every_modality_and_the_truth_in_every_session(dataset, request):
+    """One session per schedule time: ``layout.get(session="24h", suffix=...)`` is the 24 h scan."""
+    bids = pytest.importorskip("bids", reason="pybids is a test dependency")
+    scenario = load_scenario(request.node.callspec.params["dataset"], COARSE)
+    enabled = scenario.modalities.enabled
+    assert set(enabled) <= set(IMAGE_SUFFIX)
+    # validate=False: pybids then also indexes the datatypes BIDS does not define (nirf, ct, spect)
+    layout = bids.BIDSLayout(dataset, derivatives=True, validate=False)
+    labels = ["1h", "24h"]
+    assert sorted(layout.get_sessions()) == sorted(labels)
+    sessions = (dataset / "sub-01" / "sub-01_sessions.tsv").read_text().splitlines()
+    assert sessions == ["session_id\ttime\ttime_h", "ses-1h\t3600.0\t1.0", "ses-24h\t86400.0\t24.0"]
+    for label in labels:
+        for modality in enabled:
+            found = layout.get(scope="raw", subject="01", session=label, suffix=IMAGE_SUFFIX[modality],
+                               extension=".nii.gz", return_type="filename")
+            assert found and all(f"/sub-01/ses-{label}/" in f for f in found), (modality, label)
+        truth = layout.get(scope="imagingsim-truth", session=label, suffix="conc", extension=".nii.gz",
+                           return_type="filename")
+        assert truth and all(f"/derivatives/truth/sub-01/ses-{label}/" in f for f in truth), label
+
+
 def test_every_nifti_loads_as_a_float_array(dataset):
     """What MONAI and TorchIO do with a dataset: nibabel's get_fdata on every NIfTI (no RGB)."""
     import nibabel as nib

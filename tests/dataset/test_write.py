@@ -282,6 +282,7 @@ def test_staged_directory_rejects_a_file(tmp_path):
 
 TRUTH = "derivatives/truth/sub-01"
 DELIVERY = f"{TRUTH}/delivery/sub-01_desc-lipo"
+SESSION_DELIVERY = f"{TRUTH}/ses-4h/delivery/sub-01_ses-4h_desc-lipo"  # the fake subject's second time
 
 
 def test_dataset_tree_and_contents(tmp_path):
@@ -315,10 +316,10 @@ def test_dataset_tree_and_contents(tmp_path):
         f"{truth}/anat/sub-01_desc-tumours_dseg.nii.gz",
         f"{truth}/anat/sub-01_desc-bloodVolumeFraction_map.nii.gz",
         f"{truth}/anat/sub-01_desc-bloodVolumeFraction_map.json",
-        f"{DELIVERY}Carrier_conc.nii.gz",
-        f"{DELIVERY}FreeDrug_conc.nii.gz",
-        f"{DELIVERY}BoundDrug_conc.json",
-        f"{DELIVERY}EncapsulatedDrug_conc.nii.gz",
+        f"{SESSION_DELIVERY}Carrier_conc.nii.gz",
+        f"{SESSION_DELIVERY}FreeDrug_conc.nii.gz",
+        f"{SESSION_DELIVERY}BoundDrug_conc.json",
+        f"{SESSION_DELIVERY}EncapsulatedDrug_conc.nii.gz",
         f"{DELIVERY}Carrier_bloodcurve.tsv",
         f"{DELIVERY}Carrier_bloodcurve.json",
         f"{DELIVERY}Carrier_ledger.tsv",
@@ -357,19 +358,25 @@ def test_dataset_tree_and_contents(tmp_path):
     t1_meta = json.loads((out / "sub-01/anat/sub-01_T1map.json").read_text())
     assert t1_meta["Units"] == "s" and t1_meta["MagneticFieldStrength"] == 3
 
-    # 4-D concentration maps and their sidecar
-    conc, _ = read_nifti(out / f"{DELIVERY}Carrier_conc.nii.gz")
-    assert conc.shape == (6, 5, 4, 3)
-    meta = json.loads((out / f"{DELIVERY}Carrier_conc.json").read_text())
+    # one 3-D concentration map per session, the volume of the 4-D result at that time
+    _, _, delivery, _ = make_subject()
+    carrier = np.asarray(delivery.agents[0].carrier_ug_per_ml, dtype=np.float32)
+    for k, (label, time_h) in enumerate((("1h", 1.0), ("4h", 4.0), ("24h", 24.0))):
+        stem = f"{TRUTH}/ses-{label}/delivery/sub-01_ses-{label}_desc-lipoCarrier_conc"
+        conc, _ = read_nifti(out / f"{stem}.nii.gz")
+        np.testing.assert_array_equal(conc, carrier[..., k])
+        meta = json.loads((out / f"{stem}.json").read_text())
+        assert meta["SampleTime_s"] == time_h * 3600.0 and meta["SampleTime_h"] == time_h
+    conc, _ = read_nifti(out / f"{SESSION_DELIVERY}Carrier_conc.nii.gz")
+    assert conc.shape == (6, 5, 4)
+    meta = json.loads((out / f"{SESSION_DELIVERY}Carrier_conc.json").read_text())
     assert meta["Units"] == "ug/mL"
     assert meta["Agent"] == "lipo" and meta["Quantity"] == "Carrier"
-    assert meta["SampleTimes_s"] == [3600.0, 14400.0, 86400.0]
-    assert meta["SampleTimes_h"] == [1.0, 4.0, 24.0]
     assert "first injection" in meta["ReferenceTime"]
     assert meta["Drug"] == "doxorubicin" and meta["Carrier"] == "peg_liposome"
     assert meta["Labels"][0]["nuclide"] == "Zr89"
     assert {"InjectionTime_h", "InjectedMass_ug", "InjectedDrug_ug", "SpatialReference"} <= set(meta)
-    encapsulated, _ = read_nifti(out / f"{DELIVERY}EncapsulatedDrug_conc.nii.gz")
+    encapsulated, _ = read_nifti(out / f"{SESSION_DELIVERY}EncapsulatedDrug_conc.nii.gz")
     np.testing.assert_allclose(encapsulated, 0.3 * conc, rtol=1e-6)
 
     lut = (out / f"{truth}/anat/sub-01_dseg.tsv").read_text().splitlines()
@@ -397,7 +404,7 @@ def test_drug_maps_describe_the_right_quantity(tmp_path):
     out = tmp_path / "ds"
     write_dataset(out, *make_subject())
     describe = {
-        q: json.loads((out / f"{DELIVERY}{q}_conc.json").read_text()) for q in ("FreeDrug", "BoundDrug", "EncapsulatedDrug")
+        q: json.loads((out / f"{SESSION_DELIVERY}{q}_conc.json").read_text()) for q in ("FreeDrug", "BoundDrug", "EncapsulatedDrug")
     }
     # bound drug: released drug bound in cells (G / V), not drug held in the carrier
     bound = describe["BoundDrug"]["Description"]
@@ -434,31 +441,31 @@ DOCUMENTED_TRUTH_FILES = {
     "sub-<id>/anat/sub-<id>_dseg": (".nii.gz", ".tsv", ".json"),
     "sub-<id>/anat/sub-<id>_desc-tumours_dseg": (".nii.gz", ".tsv", ".json"),
     "sub-<id>/anat/sub-<id>_desc-<property>_map": (".nii.gz", ".json"),
-    "sub-<id>/delivery/sub-<id>_desc-<agent>Carrier_conc": (".nii.gz", ".json"),
-    "sub-<id>/delivery/sub-<id>_desc-<agent>FreeDrug_conc": (".nii.gz", ".json"),
-    "sub-<id>/delivery/sub-<id>_desc-<agent>BoundDrug_conc": (".nii.gz", ".json"),
-    "sub-<id>/delivery/sub-<id>_desc-<agent>EncapsulatedDrug_conc": (".nii.gz", ".json"),
+    "sub-<id>/ses-<time>/delivery/sub-<id>_ses-<time>_desc-<agent>Carrier_conc": (".nii.gz", ".json"),
+    "sub-<id>/ses-<time>/delivery/sub-<id>_ses-<time>_desc-<agent>FreeDrug_conc": (".nii.gz", ".json"),
+    "sub-<id>/ses-<time>/delivery/sub-<id>_ses-<time>_desc-<agent>BoundDrug_conc": (".nii.gz", ".json"),
+    "sub-<id>/ses-<time>/delivery/sub-<id>_ses-<time>_desc-<agent>EncapsulatedDrug_conc": (".nii.gz", ".json"),
     "sub-<id>/delivery/sub-<id>_desc-<agent>Carrier_bloodcurve": (".tsv", ".json"),
     "sub-<id>/delivery/sub-<id>_desc-<agent>Carrier_ledger": (".tsv", ".json"),
     "sub-<id>/delivery/sub-<id>_desc-<agent>Drug_ledger": (".tsv", ".json"),
     "sub-<id>/delivery/sub-<id>_desc-<agent>Carrier_uptake": (".tsv", ".json"),
-    "sub-<id>/pet/sub-<id>_trc-<agent>_desc-expected_activity": (".nii.gz", ".json"),
+    "sub-<id>/ses-<time>/pet/sub-<id>_ses-<time>_trc-<agent>_desc-expected_activity": (".nii.gz", ".json"),
     "sub-<id>/pet/sub-<id>_desc-mu511keV_map": (".nii.gz", ".json"),
-    "sub-<id>/mri/sub-<id>_acq-<label>_desc-iron_conc": (".nii.gz", ".json"),
-    "sub-<id>/mri/sub-<id>_acq-<label>_desc-ironBound_conc": (".nii.gz", ".json"),
-    "sub-<id>/mri/sub-<id>_acq-<label>_desc-true_R2starmap": (".nii.gz", ".json"),
-    "sub-<id>/mri/sub-<id>_acq-<label>_desc-true_R1map": (".nii.gz", ".json"),
+    "sub-<id>/ses-<time>/mri/sub-<id>_ses-<time>_desc-iron_conc": (".nii.gz", ".json"),
+    "sub-<id>/ses-<time>/mri/sub-<id>_ses-<time>_desc-ironBound_conc": (".nii.gz", ".json"),
+    "sub-<id>/ses-<time>/mri/sub-<id>_ses-<time>_desc-true_R2starmap": (".nii.gz", ".json"),
+    "sub-<id>/ses-<time>/mri/sub-<id>_ses-<time>_desc-true_R1map": (".nii.gz", ".json"),
     "sub-<id>/mri/sub-<id>_desc-baseline_R2starmap": (".nii.gz", ".json"),
     "sub-<id>/mri/sub-<id>_desc-baseline_R1map": (".nii.gz", ".json"),
     "sub-<id>/mri/sub-<id>_desc-offresonance_fieldmap": (".nii.gz", ".json"),
-    "sub-<id>/nirf/sub-<id>_acq-<label>_desc-noisefree_nirf": (".nii.gz", ".json"),
+    "sub-<id>/ses-<time>/nirf/sub-<id>_ses-<time>_desc-noisefree_nirf": (".nii.gz", ".json"),
     "sub-<id>/nirf/sub-<id>_desc-background_nirf": (".nii.gz", ".json"),
-    "sub-<id>/nirf/sub-<id>_desc-<agent>Dye_conc": (".nii.gz", ".json"),
-    "sub-<id>/spect/sub-<id>_trc-<agent>_desc-expected_activity": (".nii.gz", ".json"),
-    "sub-<id>/spect/sub-<id>_desc-mu<label>_map": (".nii.gz", ".json"),
-    "sub-<id>/ct/sub-<id>_acq-<label>_desc-trueMu_map": (".nii.gz", ".json"),
-    "sub-<id>/ct/sub-<id>_acq-<label>_desc-gold_conc": (".nii.gz", ".json"),
-    "sub-<id>/ct/sub-<id>_acq-<label>_desc-iodine_conc": (".nii.gz", ".json"),
+    "sub-<id>/ses-<time>/nirf/sub-<id>_ses-<time>_desc-<agent>Dye_conc": (".nii.gz", ".json"),
+    "sub-<id>/ses-<time>/spect/sub-<id>_ses-<time>_trc-<agent>_desc-expected_activity": (".nii.gz", ".json"),
+    "sub-<id>/ses-<time>/spect/sub-<id>_ses-<time>_desc-mu<label>_map": (".nii.gz", ".json"),
+    "sub-<id>/ses-<time>/ct/sub-<id>_ses-<time>_desc-trueMu_map": (".nii.gz", ".json"),
+    "sub-<id>/ses-<time>/ct/sub-<id>_ses-<time>_desc-gold_conc": (".nii.gz", ".json"),
+    "sub-<id>/ses-<time>/ct/sub-<id>_ses-<time>_desc-iodine_conc": (".nii.gz", ".json"),
 }
 #: Written by modality writers (their own tests cover them), not by this fake subject.
 MODALITY_STEMS = {t.stem for t in truth_files()} - {t.stem for t in CORE_TRUTH_FILES}
@@ -553,7 +560,7 @@ def test_readmes_state_provenance_and_conventions(tmp_path):
     version = json.loads((out / "dataset_description.json").read_text())["GeneratedBy"][0]["Version"]
     for readme in (out / "README", out / "derivatives" / "truth" / "README"):
         text = readme.read_text()
-        facts = ("io_test", "seed: 7", "sub-01", f"imagingsim {version}", "RAS+", "[x, y, z, t]", "mm", "ug/mL", "%ID/g")
+        facts = ("io_test", "seed: 7", "sub-01", f"imagingsim {version}", "RAS+", "[x, y, z]", "mm", "ug/mL", "%ID/g")
         for fact in facts:
             assert fact in text, (readme, fact)
         assert "NIfTI units: mm and s" in text and "seconds from t = 0" in text

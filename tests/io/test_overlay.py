@@ -169,28 +169,33 @@ def test_fusion_derivative_keeps_the_pet_total(tmp_path):
     written = write_pet_mri_fusion(tmp_path, scenario, phantom, pet, mri, get_backend("numpy"),
                                    pet_grid=PET_GRID, mri_grid=MRI_GRID)
     root = tmp_path / "derivatives" / "fusion"
-    assert all(p.exists() for p in written) and len(written) == 8  # 2 methods x (image, overlay) x (.nii.gz, .json)
+    # 2 methods x (2 sessions' images + 1 overlay) x (.nii.gz, .json)
+    assert all(p.exists() for p in written) and len(written) == 12
     for method in ("osem", "fbp"):
-        stem = root / "sub-01" / "pet" / f"sub-01_trc-lipo_rec-{method}"
-        data, affine = read_nifti(f"{stem}_space-MRI_pet.nii.gz")
-        assert data.shape == MRI_GRID.shape + (2,)  # PET frames at 4 h and 24 h have MRI sessions
-        np.testing.assert_allclose(affine, np.array(MRI_GRID.affine), atol=1e-6)
-        sidecar = json.loads(Path(f"{stem}_space-MRI_pet.json").read_text())
-        assert sidecar["Units"] == "Bq/mL" and sidecar["AcquisitionLabels"] == ["4h", "24h"]
-        assert sidecar["SourceFrames"] == [1, 2] and sidecar["FrameTimesStart"] == [4 * 3600.0, 24 * 3600.0]
-        assert sidecar["Sources"][0] == f"bids:raw:sub-01/pet/sub-01_trc-lipo_rec-{method}_pet.nii.gz"
         source = pet.images_bq_per_ml[method]
-        for n, frame in enumerate((1, 2)):
+        fused = []
+        for frame, label in ((1, "4h"), (2, "24h")):  # PET frames at 4 h and 24 h have MRI sessions
+            stem = root / "sub-01" / f"ses-{label}" / "pet" / f"sub-01_ses-{label}_trc-lipo_rec-{method}"
+            data, affine = read_nifti(f"{stem}_space-MRI_pet.nii.gz")
+            assert data.shape == MRI_GRID.shape
+            np.testing.assert_allclose(affine, np.array(MRI_GRID.affine), atol=1e-6)
+            sidecar = json.loads(Path(f"{stem}_space-MRI_pet.json").read_text())
+            assert sidecar["Units"] == "Bq/mL" and sidecar["SessionTime_h"] == float(label[:-1])
+            assert sidecar["FrameTimesStart"] == [float(label[:-1]) * 3600.0]
+            assert sidecar["Sources"][0] == f"bids:raw:sub-01/ses-{label}/pet/sub-01_ses-{label}_trc-lipo_rec-{method}_pet.nii.gz"
             before = volume_integral(source[..., frame], PET_GRID)
-            after = volume_integral(data[..., n], MRI_GRID)  # measured from the file, not the sidecar
+            after = volume_integral(data, MRI_GRID)  # measured from the file, not the sidecar
             assert abs(after / before - 1.0) < 0.01
-            assert sidecar["TotalActivityBefore_Bq"][n] == pytest.approx(before, rel=1e-6)
-            assert sidecar["TotalActivityRatio"][n] == pytest.approx(after / before, rel=1e-6)
+            assert sidecar["TotalActivityBefore_Bq"] == pytest.approx(before, rel=1e-6)
+            assert sidecar["TotalActivityRatio"] == pytest.approx(after / before, rel=1e-6)
+            fused.append(f"bids::sub-01/ses-{label}/pet/{Path(stem).name}_space-MRI_pet.nii.gz")
+        stem = root / "sub-01" / "pet" / f"sub-01_trc-lipo_rec-{method}"
         picture = _read_png(f"{stem}_desc-fusedMRI_overlay.png")
         nx, ny, nz = MRI_GRID.shape
-        assert picture.shape == (ny + 2 + nz, 2 * nx + 2, 3)  # two frames, axial above coronal
+        assert picture.shape == (ny + 2 + nz, 2 * nx + 2, 3)  # two sessions, axial above coronal
         layout = json.loads(Path(f"{stem}_desc-fusedMRI_overlay.json").read_text())
         assert layout["Units"] == "8-bit RGB (PNG)" and len(layout["SliceVoxel_xyz"]) == 3
+        assert layout["Sessions"] == ["ses-4h", "ses-24h"] and layout["Sources"][:2] == fused
 
 
 def test_fusion_writes_nothing_without_a_common_time(tmp_path):
@@ -207,11 +212,10 @@ def test_fusion_of_a_simulated_subject(tmp_path):
     subject = simulate(scenario, backend="numpy")
     pet, mri = subject.acquisitions["pet"], subject.acquisitions["mri"]
     written = write_pet_mri_fusion(tmp_path, scenario, subject.phantom, pet, mri, subject.backend)
-    assert len(written) == 4 * len(pet.images_bq_per_ml)
-    for path in written:
-        if path.name.endswith("space-MRI_pet.json"):
-            ratios = json.loads(path.read_text())["TotalActivityRatio"]
-            assert len(ratios) == 2 and all(abs(r - 1.0) < 0.01 for r in ratios)
+    assert len(written) == (2 * 2 + 2) * len(pet.images_bq_per_ml)  # 2 sessions' images + the overlay
+    ratios = [json.loads(path.read_text())["TotalActivityRatio"] for path in written
+              if path.name.endswith("space-MRI_pet.json")]
+    assert len(ratios) == 2 * len(pet.images_bq_per_ml) and all(abs(r - 1.0) < 0.01 for r in ratios)
 
 
 def test_the_dataset_describes_the_fusion_derivative(tmp_path):

@@ -68,7 +68,9 @@ def test_acquires_writes_its_declared_truth_and_summarises(modality, backend, tm
             assert len(matches) == 1, f"{rel} matches {matches}"
             written_own |= own & set(matches)
     assert written_own or not own, f"{modality.name} wrote none of its truth patterns"
-    assert (tmp_path / "ds" / f"sub-{scenario.subject_id}" / modality.bids_datatype).is_dir()
+    # its images are in the sessions, in the folder of its datatype
+    subject_dir = tmp_path / "ds" / f"sub-{scenario.subject_id}"
+    assert list(subject_dir.glob(f"ses-*/{modality.bids_datatype}/*.nii.gz"))
 
     lines = modality.summary(acquisition, subject)
     assert lines and all(isinstance(line, str) and "\n" not in line for line in lines)

@@ -74,10 +74,10 @@ def test_simulated_and_written_end_to_end(site, tmp_path):
                   tmp_path)
     assert result.returncode == 0, result.stderr
     ds = tmp_path / "ds"
-    assert (ds / "sub-01" / "planar" / "sub-01_acq-24h_planar.nii.gz").is_file()
-    assert (ds / "derivatives" / "truth" / "sub-01" / "planar" / "sub-01_acq-24h_desc-projected_conc.nii.gz").is_file()
+    assert (ds / "sub-01" / "ses-24h" / "planar" / "sub-01_ses-24h_planar.nii.gz").is_file()
+    assert (ds / "derivatives" / "truth" / "sub-01" / "ses-24h" / "planar" / "sub-01_ses-24h_desc-projected_conc.nii.gz").is_file()
     assert "**/planar" in (ds / ".bidsignore").read_text().splitlines()
-    assert "sub-<id>/planar/sub-<id>_acq-<label>_desc-projected_conc" in (ds / "derivatives" / "truth" / "README").read_text()
+    assert "sub-<id>/ses-<time>/planar/sub-<id>_ses-<time>_desc-projected_conc" in (ds / "derivatives" / "truth" / "README").read_text()
     assert "  planar: peak projected carrier ug/mm^2 [" in result.stdout
     assert "  PET " in result.stdout  # the built-ins run beside it
     assert "estimated peak memory" in result.stderr  # a plugin without a cost model gets the default

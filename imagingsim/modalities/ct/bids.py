@@ -1,19 +1,20 @@
 """Write a CT acquisition: HU images (one per schedule time), raw counts in sourcedata, truth derivatives.
 
-BIDS has no CT datatype: ``ct/`` is listed in ``.bidsignore``. Layout (``<id>`` the subject,
-``<t>`` the scan's schedule time as a BIDS label, e.g. ``24h`` or ``0p5h``; ``<element>``
-``gold`` or ``iodine``)::
+BIDS has no CT datatype: ``ct/`` is listed in ``.bidsignore``. Each scan is one BIDS session,
+``ses-<t>`` (``<id>`` the subject, ``<t>`` the scan's schedule time as a session label, e.g.
+``24h`` or ``0p5h``; ``<element>`` ``gold`` or ``iodine``). Layout::
 
-    sub-<id>/ct/sub-<id>_acq-<t>_ct.nii.gz (+ .json)                     HU, float32, phantom grid
-    sourcedata/sub-<id>/ct/sub-<id>_acq-<t>_counts.nii.gz                [view, bin, slice] photons
-    sourcedata/sub-<id>/ct/sub-<id>_ct_geometry.json                     geometry, spectrum, I0, calibration
+    sub-<id>/ses-<t>/ct/sub-<id>_ses-<t>_ct.nii.gz (+ .json)                    HU, float32, phantom grid
+    sourcedata/sub-<id>/ses-<t>/ct/sub-<id>_ses-<t>_counts.nii.gz               [view, bin, slice] photons
+    sourcedata/sub-<id>/ct/sub-<id>_ct_geometry.json                            geometry, spectrum, I0, calibration
     sourcedata/sub-<id>/ct/README
-    derivatives/truth/sub-<id>/ct/sub-<id>_acq-<t>_desc-trueMu_map.nii.gz (+ .json)      1/mm at E_ref
-    derivatives/truth/sub-<id>/ct/sub-<id>_acq-<t>_desc-<element>_conc.nii.gz (+ .json)  mg/mL
+    derivatives/truth/sub-<id>/ses-<t>/ct/sub-<id>_ses-<t>_desc-trueMu_map.nii.gz (+ .json)      1/mm at E_ref
+    derivatives/truth/sub-<id>/ses-<t>/ct/sub-<id>_ses-<t>_desc-<element>_conc.nii.gz (+ .json)  mg/mL
 
-The geometry JSON holds what is needed to redo the reconstruction with other code:
-``p = ln(I0 / max(counts, 1))``, the water pre-correction table, the parallel-beam geometry
-and the HU scale (``mu_water`` at the reference energy).
+The geometry JSON and the README stay at subject level: one scanner, spectrum and calibration
+serve every session. The geometry JSON holds what is needed to redo the reconstruction with
+other code: ``p = ln(I0 / max(counts, 1))``, the water pre-correction table, the parallel-beam
+geometry and the HU scale (``mu_water`` at the reference energy).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from imagingsim.io.sidecars import TIME_REFERENCE, write_json
 from imagingsim.modalities.base import WriteContext
 from imagingsim.modalities.ct.result import CTAcquisition
 from imagingsim.projectors.geometry import sinogram_sidecar_fields
-from imagingsim.scenario import time_label
 
 _BONE_HU_DEFINITION = (
     "CorticalBoneHU: HU that cortical bone (ICRU 44, 1.92 g/mL) reads on this CT, the break point of the bilinear "
@@ -47,6 +47,9 @@ _ELEMENT_NAMES = {"gold": "Au", "iodine": "I"}
 def write_ct(stage: Path, acquisition: CTAcquisition, ctx: WriteContext) -> None:
     """Write one CT acquisition into a dataset being built at ``stage`` (see module docstring).
 
+    Each scan goes to the session of its schedule time; the geometry JSON and README, the same
+    for every scan, go once to the subject's sourcedata.
+
     Parameters
     ----------
     stage : Path
@@ -59,9 +62,6 @@ def write_ct(stage: Path, acquisition: CTAcquisition, ctx: WriteContext) -> None
     phantom, backend = ctx.phantom, ctx.backend
     sub = ctx.sub
     acq = acquisition
-    ct_dir = ctx.images_dir(stage, "ct")
-    raw = ctx.sourcedata_dir(stage, "ct")
-    truth = ctx.truth_dir(stage, "ct")
     spatial_reference = f"bids:raw:{sub}/anat/{sub}_T1map.nii.gz"
     common = _sidecar_fields(acq, phantom.grid.voxel_size_mm[2])
     hu = host_array(backend, acq.hu, np.float32)
@@ -70,14 +70,16 @@ def write_ct(stage: Path, acquisition: CTAcquisition, ctx: WriteContext) -> None
     contrast = {e: host_array(backend, a, np.float32) for e, a in acq.contrast_mg_per_ml.items()}
     sino_grid = sinogram_grid(acq.geometry, phantom.grid)
     for k, time_h in enumerate(acq.times_h):
-        base = f"{sub}_acq-{time_label(time_h)}"
+        base = ctx.prefix(time_h)
+        ct_dir = ctx.images_dir(stage, "ct", time_h)
         write_nifti(ct_dir / f"{base}_ct.nii.gz", hu[..., k], phantom.grid, description=f"imagingsim CT HU {time_h:g} h")
         write_json(ct_dir / f"{base}_ct.json", {**common, "AcquisitionTime_h": time_h,
                                                 "SpatialReference": spatial_reference})
-        write_nifti(raw / f"{base}_counts.nii.gz", counts[..., k], sino_grid, description="imagingsim CT photon counts",
-                    compress_level=1)
-        _write_truth(truth, base, acq, time_h, mu_true[..., k], {e: a[..., k] for e, a in contrast.items()},
-                     phantom.grid, spatial_reference)
+        write_nifti(ctx.sourcedata_dir(stage, "ct", time_h) / f"{base}_counts.nii.gz", counts[..., k], sino_grid,
+                    description="imagingsim CT photon counts", compress_level=1)
+        _write_truth(ctx.truth_dir(stage, "ct", time_h), base, acq, time_h, mu_true[..., k],
+                     {e: a[..., k] for e, a in contrast.items()}, phantom.grid, spatial_reference)
+    raw = ctx.sourcedata_dir(stage, "ct")
     write_json(raw / f"{sub}_ct_geometry.json", _geometry_record(acq, phantom, sub))
     atomic_write_text(raw / "README", _SOURCEDATA_README)
 
@@ -178,8 +180,8 @@ def _geometry_record(acq: CTAcquisition, phantom, sub: str) -> dict:
     return {
         "Description": "Raw CT data of the simulated scans and the model that produced and reconstructs them.",
         "Files": {
-            f"{sub}_acq-<t>_counts.nii.gz": "measured photon counts per detector bin, [view, radial bin, slice], "
-            "one file per schedule time <t>",
+            f"../ses-<t>/ct/{sub}_ses-<t>_counts.nii.gz": "measured photon counts per detector bin, [view, radial "
+            "bin, slice], one file per session ses-<t> (the scan's schedule time), path from this folder",
         },
         "ForwardModel": (
             "E[counts] = sum_E I0PerEnergyBin[E] exp(-p(E)), p(E) = sum_m (mu/rho)_m(E) P rho_m: P the parallel-beam "
@@ -224,9 +226,10 @@ def _geometry_record(acq: CTAcquisition, phantom, sub: str) -> dict:
 
 
 _SOURCEDATA_README = """\
-Raw CT data of the simulated scans: for each schedule time, the measured photon counts per
-detector bin ([view, radial bin, slice] NIfTI arrays), and one *_ct_geometry.json with the
-geometry (angles in degrees, radial bins in mm, slices), the X-ray spectrum, the unattenuated
-counts I0 per energy bin, the water pre-correction table and the HU scale, so that the images
-can be reconstructed with any other code.
+Raw CT data of the simulated scans: for each schedule time, in its session folder
+(../ses-<time>/ct/), the measured photon counts per detector bin ([view, radial bin, slice]
+NIfTI arrays); here, one *_ct_geometry.json for every session with the geometry (angles in
+degrees, radial bins in mm, slices), the X-ray spectrum, the unattenuated counts I0 per energy
+bin, the water pre-correction table and the HU scale, so that the images can be reconstructed
+with any other code.
 """

@@ -50,6 +50,7 @@ from typing import Any
 
 from imagingsim import progress
 from imagingsim.backend import Backend
+from imagingsim.io.sessions import session_label
 from imagingsim.modalities.base import AcquisitionContext
 from imagingsim.modalities.mri.physics import (
     baseline_relaxation,
@@ -67,7 +68,7 @@ from imagingsim.modalities.mri.relaxometry import (
     noise_statistics,
     signal_mask,
 )
-from imagingsim.modalities.mri.result import MRIAcquisition, time_label
+from imagingsim.modalities.mri.result import MRIAcquisition
 from imagingsim.modalities.mri.sampling import (
     calibration_size,
     coil_sensitivities,
@@ -409,7 +410,7 @@ def acquire_mri(ctx: AcquisitionContext, *, dtype=None) -> MRIAcquisition:
     result = MRIAcquisition(
         spec=spec,
         times_h=tuple(float(t) for t in delivery.times_h),
-        time_labels=tuple(time_label(t) for t in delivery.times_h),
+        time_labels=tuple(session_label(t) for t in delivery.times_h),
         iron_agents=tuple(agent for agent, _ in agents),
         kspace=stacked("kspace"),
         mask=plan.mask,

@@ -1,36 +1,36 @@
 """Write an MRI acquisition: BIDS multi-echo GRE and R2* maps, raw k-space in sourcedata,
 truth derivatives, and the iron estimate as its own derivative.
 
-Layout (``<id>`` the subject, ``<t>`` the session's schedule time as a BIDS label, e.g.
-``24h`` or ``0p5h`` (:func:`~imagingsim.modalities.mri.result.time_label`), ``<n>`` the echo
-number from 1)::
+Layout (``<id>`` the subject, ``<t>`` the session: the schedule time as a BIDS label, e.g.
+``24h`` or ``0p5h`` (:func:`~imagingsim.io.sessions.session_label`), ``<n>`` the echo number
+from 1)::
 
-    sub-<id>/anat/sub-<id>_acq-<t>_echo-<n>_part-mag_MEGRE.nii.gz (+ .json)  magnitude per echo
-    sub-<id>/anat/sub-<id>_acq-<t>_R2starmap.nii.gz (+ .json)                fitted R2*, 1/s
-    sourcedata/sub-<id>/mri/sub-<id>_acq-<t>_kspace.h5       ISMRMRD: one acquisition per phase encode and echo
+    sub-<id>/ses-<t>/anat/sub-<id>_ses-<t>_echo-<n>_part-mag_MEGRE.nii.gz (+ .json)  magnitude per echo
+    sub-<id>/ses-<t>/anat/sub-<id>_ses-<t>_R2starmap.nii.gz (+ .json)                fitted R2*, 1/s
+    sourcedata/sub-<id>/ses-<t>/mri/sub-<id>_ses-<t>_kspace.h5   ISMRMRD: one acquisition per phase encode and echo
     sourcedata/sub-<id>/mri/sub-<id>_samplingmask.npy        bool [ky, kz]
     sourcedata/sub-<id>/mri/sub-<id>_coilmaps.npy            complex64 [coil, x, y, z] (n_coils > 1)
     sourcedata/sub-<id>/mri/sub-<id>_kspace.json             axes, FFT convention, noise, protocol
     sourcedata/sub-<id>/mri/README
-    derivatives/truth/sub-<id>/mri/...                       see MRI_TRUTH_FILES
+    derivatives/truth/sub-<id>/[ses-<t>/]mri/...             see MRI_TRUTH_FILES
     derivatives/mri-iron/                                    the iron estimate (a derivative)
       dataset_description.json  README
-      sub-<id>/anat/sub-<id>_acq-<t>_desc-ironEstimate_conc.nii.gz (+ .json)   mM
-      sub-<id>/anat/sub-<id>_acq-<t>_desc-r2starFit_mask.nii.gz (+ .json)      voxels fitted
+      sub-<id>/ses-<t>/anat/sub-<id>_ses-<t>_desc-ironEstimate_conc.nii.gz (+ .json)   mM
+      sub-<id>/ses-<t>/anat/sub-<id>_ses-<t>_desc-r2starFit_mask.nii.gz (+ .json)      voxels fitted
 
 The iron estimate is a measurement, not truth, so it is not in ``derivatives/truth``: it
 lives in the derivative ``mri-iron`` (its own ``dataset_description.json``, linked to the raw
 dataset), next to the mask of the voxels its R2* fit used. It is NaN (no estimate) outside
 that mask, where the fit hit a clip limit, and where the baseline is already a void.
 
-**Sessions as acq-<t>.** The schedule times of one subject are written as ``acq-<t>`` of a
-single session, so one dataset holds a whole time course with one set of truth files. BIDS
-would also allow one session per time, ``sub-<id>/ses-<t>/anat/...``; that is the
-alternative if a downstream tool expects ``ses-`` for longitudinal data.
+**Sessions.** Each schedule time is one BIDS session ``ses-<t>``, as a scanner images a
+subject in separate visits; the sampling mask, the coil maps and the k-space record are the
+same for every session and stay at subject level in ``sourcedata``, as do the pre-contrast
+truth maps.
 
-**Truth names.** The true R2* and R1 of a session are ``..._acq-<t>_desc-true_R2starmap``
+**Truth names.** The true R2* and R1 of a session are ``..._ses-<t>_desc-true_R2starmap``
 and ``..._desc-true_R1map`` under ``derivatives/truth``: ``desc-true`` keeps them from
-sharing a name with the raw fitted ``sub-<id>/anat/..._acq-<t>_R2starmap``.
+sharing a name with the raw fitted ``sub-<id>/ses-<t>/anat/..._ses-<t>_R2starmap``.
 
 **Acceleration keys.** The (ky, kz) masks are two-dimensional and not separable into an
 in-plane (ky) and an out-of-plane (kz) factor. ``ParallelReductionFactorInPlane`` is the
@@ -92,17 +92,16 @@ def write_mri(stage: Path, acquisition: MRIAcquisition, ctx: WriteContext) -> No
     if len(set(labels)) != len(labels):
         raise ValueError(f"MRI session labels collide: {labels} (schedule times closer than 1e-6 h)")
 
-    anat = ctx.images_dir(stage, "anat")
     raw = ctx.sourcedata_dir(stage, "mri")
     truth = ctx.truth_dir(stage, "mri")
     spatial_reference = f"bids:raw:{sub}/anat/{sub}_T1map.nii.gz"
     has_fit = acq.r2star_per_s is not None
-    estimate_root = stage / "derivatives" / ESTIMATE_PIPELINE
     has_estimate = acq.iron_estimate_mM is not None
 
     mask = np.fft.fftshift(host_array(backend, acq.mask, bool), axes=(0, 1))
-    for k, label in enumerate(labels):
-        base = f"{sub}_acq-{label}"
+    for k, (label, time_h) in enumerate(zip(labels, acq.times_h, strict=True)):
+        base = ctx.prefix(time_h)
+        anat = ctx.images_dir(stage, "anat", time_h)
         session = _session_fields(acq, k)
         magnitude = host_array(backend, acq.magnitude[k, ...], np.float32)
         echo_files = []
@@ -110,19 +109,22 @@ def write_mri(stage: Path, acquisition: MRIAcquisition, ctx: WriteContext) -> No
             name = f"{base}_echo-{e + 1}_part-mag_MEGRE"
             write_nifti(anat / f"{name}.nii.gz", magnitude[e], grid, description=f"imagingsim MEGRE {label} TE {te} ms")
             write_json(anat / f"{name}.json", {**_protocol_fields(acq), **session, "EchoTime": te * 1e-3})
-            echo_files.append(f"{sub}/anat/{name}.nii.gz")
+            echo_files.append((anat / f"{name}.nii.gz").relative_to(stage).as_posix())
         if has_fit:
             write_nifti(anat / f"{base}_R2starmap.nii.gz", host_array(backend, acq.r2star_per_s[k, ...], np.float32), grid,
                         description=f"imagingsim fitted R2* {label} 1/s")
             write_json(anat / f"{base}_R2starmap.json", {**_r2star_fields(acq, echo_files), **session})
         kspace = np.fft.fftshift(host_array(backend, acq.kspace[k, ...], np.complex64), axes=(-3, -2, -1))
-        write_ismrmrd_session(raw / f"{base}_kspace.h5", kspace, mask, voxel_size_mm=grid.voxel_size_mm,
+        write_ismrmrd_session(ctx.sourcedata_dir(stage, "mri", time_h) / f"{base}_kspace.h5", kspace, mask,
+                              voxel_size_mm=grid.voxel_size_mm,
                               field_t=spec.field_T, tr_ms=spec.repetition_time_ms, echo_times_ms=acq.echo_times_ms,
                               flip_deg=spec.flip_angle_deg)
         del kspace
-        _write_truth_session(truth, base, grid, acq, k, backend, spatial_reference)
+        _write_truth_session(ctx.truth_dir(stage, "mri", time_h), base, grid, acq, k, backend, spatial_reference)
         if has_estimate:
-            _write_estimate(estimate_root / sub / "anat", base, grid, acq, k, backend, session)
+            estimate = ctx.derivative_dir(stage, ESTIMATE_PIPELINE, "anat", time_h)
+            r2star = f"bids:raw:{(anat / f'{base}_R2starmap.nii.gz').relative_to(stage).as_posix()}"
+            _write_estimate(estimate, base, grid, acq, k, backend, {**session, "Sources": [r2star]})
 
     _write_npy(raw / f"{sub}_samplingmask.npy", mask)
     if acq.coil_maps is not None:
@@ -152,7 +154,7 @@ def write_mri(stage: Path, acquisition: MRIAcquisition, ctx: WriteContext) -> No
             "Units": "Hz", "SpatialReference": spatial_reference,
         })
     if has_estimate:
-        _write_estimate_dataset(estimate_root, scenario, acq)
+        _write_estimate_dataset(stage / "derivatives" / ESTIMATE_PIPELINE, scenario, acq)
 
 
 def _write_npy(path: Path, array: np.ndarray) -> None:
@@ -310,7 +312,6 @@ def _write_estimate(folder: Path, base: str, grid, acq: MRIAcquisition, k: int, 
         "NoEstimateValue": "NaN",
         "r2star_per_mM_s": agent.relaxivity.r2star_per_mM_s,
         "ClusteredIronR2starFactor": acq.spec.clustered_iron_r2star_factor,
-        "Sources": [f"bids:raw:{base.split('_')[0]}/anat/{base}_R2starmap.nii.gz"],
         **session,
     })
     mask = host_array(backend, acq.fit_mask[k, ...]).astype(np.uint8)
@@ -321,7 +322,6 @@ def _write_estimate(folder: Path, base: str, grid, acq: MRIAcquisition, k: int, 
             "the fraction of the maximum; 0 elsewhere (air and signal voids). The iron estimate is NaN where this "
             "is 0, and also where the fit is clipped or the baseline is a void."
         ),
-        "Sources": [f"bids:raw:{base.split('_')[0]}/anat/{base}_R2starmap.nii.gz"],
         **session,
     })
 
@@ -338,8 +338,8 @@ def _write_estimate_dataset(root: Path, scenario, acq: MRIAcquisition) -> None:
     atomic_write_text(root / "README", f"""# imagingsim MRI iron estimate
 
 Iron concentration (mM) estimated from the fitted R2* maps of the raw dataset
-(`sub-*/anat/*_R2starmap.nii.gz`): (R2* - R2*_0) / r2*, one map per MRI session
-(`acq-<time>`), and the mask of voxels the R2* fit used. The estimate is NaN where there
+(`sub-*/ses-*/anat/*_R2starmap.nii.gz`): (R2* - R2*_0) / r2*, one map per MRI session
+(`ses-<time>`, the schedule time), and the mask of voxels the R2* fit used. The estimate is NaN where there
 is none: outside the fit mask, where the R2* fit hit a clip limit, and where the
 pre-contrast signal is already a void (lung, cortical bone).
 
@@ -348,7 +348,7 @@ pre-contrast signal is already a void (lung, cortical bone).
 - r2* is the relaxivity in solution ({', '.join(f'{a.name}: {a.relaxivity.r2star_per_mM_s} /mM/s' for a in acq.iron_agents)}).
   Cell-associated iron dephases {acq.spec.clustered_iron_r2star_factor} times more strongly in this
   simulation, so where iron is bound the estimate exceeds the true iron by up to that factor.
-- This is an estimate, not ground truth: compare it with `derivatives/truth/sub-*/mri/*_desc-iron_conc`.
+- This is an estimate, not ground truth: compare it with `derivatives/truth/sub-*/ses-*/mri/*_desc-iron_conc`.
 
 BIDS has no suffix for a concentration map: `_conc` is an imagingsim convention, listed in
 this derivative's `.bidsignore`; the fit masks are BIDS-Derivatives `_mask` files.
@@ -359,8 +359,8 @@ this derivative's `.bidsignore`; the fit masks are BIDS-Derivatives `_mask` file
 def _raw_record(acq: MRIAcquisition, sub: str, grid, n_sampled: int) -> dict:
     spec = acq.spec
     files = {
-        f"{sub}_acq-<time>_kspace.h5": (
-            "ISMRMRD (HDF5), one file per session (acq-<time> as in the raw images): one acquisition data[coil, kx] "
+        f"../ses-<time>/mri/{sub}_ses-<time>_kspace.h5": (
+            "ISMRMRD (HDF5), one file per session (ses-<time> as in the raw images): one acquisition data[coil, kx] "
             "per acquired phase encode (idx.kspace_encode_step_1 = ky, idx.kspace_encode_step_2 = kz) and echo "
             "(idx.contrast); encodes not acquired have no acquisition"
         ),
@@ -371,7 +371,8 @@ def _raw_record(acq: MRIAcquisition, sub: str, grid, n_sampled: int) -> dict:
     if acq.coil_maps is not None:
         files[f"{sub}_coilmaps.npy"] = "complex64 [coil, x, y, z]: receive sensitivities, sum_c |S_c|^2 = 1"
     return {
-        "Description": "Raw k-space of the simulated multi-echo GRE sessions and everything needed to reconstruct them.",
+        "Description": "Raw k-space of the simulated multi-echo GRE sessions and everything needed to reconstruct them "
+                       "(Files: paths relative to this file's folder).",
         "Files": files,
         "Sessions": {label: {"SessionTime_h": t, "SessionTime_s": t * 3600.0, "NoiseSD": sd}
                      for label, t, sd in zip(acq.time_labels, acq.times_h, acq.noise_sd)},

@@ -1,6 +1,6 @@
 """MRI raw data as ISMRMRD: the field's raw-data standard (Gadgetron, BART, SigPy, MRD tools).
 
-One file per session, ``sub-<id>_acq-<time>_kspace.h5``: the XML header (field strength,
+One file per session, ``sub-<id>_ses-<time>_kspace.h5``: the XML header (field strength,
 receiver channels, Cartesian encoding with matrix and field of view in mm, encoding limits of
 the two phase-encode directions and the echoes, TR, TE list and flip angle) and one
 acquisition per acquired phase encode and echo: ``data[coil, kx]`` with

@@ -7,7 +7,6 @@ from typing import Any
 
 from imagingsim.modalities.mri.physics import IronAgent
 from imagingsim.modalities.mri.spec import MRISpec
-from imagingsim.scenario import time_label
 
 
 @dataclass(frozen=True, eq=False)
@@ -25,7 +24,7 @@ class MRIAcquisition:
     times_h : tuple of float
         Session times after t = 0, h (the schedule).
     time_labels : tuple of str
-        BIDS ``acq`` labels of the sessions (:func:`time_label`).
+        BIDS session labels of the schedule times (:func:`~imagingsim.io.sessions.session_label`).
     iron_agents : tuple of IronAgent
         Agents with an iron-oxide label, with their relaxivities at the field.
     kspace : device array ``(T, E, C, nx, ny, nz)``, complex
@@ -106,4 +105,4 @@ class MRIAcquisition:
         return tuple(float(t) for t in self.spec.echo_times_ms)
 
 
-__all__ = ["MRIAcquisition", "time_label"]
+__all__ = ["MRIAcquisition"]

@@ -3,11 +3,14 @@
 Layout (``<id>`` the subject, ``<time>`` a schedule time as letters and digits, 24 h ->
 ``24h``, 0.5 h -> ``0p5h``; ``<agent>`` a fluorophore agent)::
 
-    sub-<id>/nirf/sub-<id>_acq-<time>_nirf.nii.gz (+ .json)        measured image, photoelectrons
-    sub-<id>/nirf/sub-<id>_depthsensitivity.tsv (+ .json)          point-source response vs depth
-    derivatives/truth/sub-<id>/nirf/sub-<id>_acq-<time>_desc-noisefree_nirf.nii.gz (+ .json)
+    sub-<id>/ses-<time>/nirf/sub-<id>_ses-<time>_nirf.nii.gz (+ .json)   measured image, photoelectrons
+    sub-<id>/nirf/sub-<id>_depthsensitivity.tsv (+ .json)                point-source response vs depth
+    derivatives/truth/sub-<id>/ses-<time>/nirf/sub-<id>_ses-<time>_desc-noisefree_nirf.nii.gz (+ .json)
+    derivatives/truth/sub-<id>/ses-<time>/nirf/sub-<id>_ses-<time>_desc-<agent>Dye_conc.nii.gz (+ .json)  nmol/mL
     derivatives/truth/sub-<id>/nirf/sub-<id>_desc-background_nirf.nii.gz (+ .json)
-    derivatives/truth/sub-<id>/nirf/sub-<id>_desc-<agent>Dye_conc.nii.gz (+ .json)   4-D, nmol/mL
+
+One session per schedule time (``ses-<time>``); the depth response of the set-up and the
+background, the same at every time, are at subject level.
 
 BIDS has no fluorescence datatype: ``nirf/`` is listed in ``.bidsignore``. Each image is a
 3-D NIfTI one voxel thick along the view axis, placed at the body surface facing the camera,
@@ -22,13 +25,13 @@ import numpy as np
 
 from imagingsim.io.host import host_array
 from imagingsim.io.nifti import write_nifti
+from imagingsim.io.sessions import session_label
 from imagingsim.io.sidecars import TIME_REFERENCE, write_json, write_tsv
 from imagingsim.modalities.base import WriteContext
 from imagingsim.modalities.nirf.camera import NIRF_NOISE_STREAM
 from imagingsim.modalities.nirf.result import DEPTH_COLUMNS, NIRFAcquisition
 from imagingsim.modalities.nirf.surface import AXIS_NAMES, VIEWS
 from imagingsim.modalities.nirf.tables import optics_table
-from imagingsim.scenario import time_label
 
 IMAGE_UNITS = "photoelectrons"
 
@@ -56,16 +59,15 @@ def write_nirf(stage: Path, acquisition: NIRFAcquisition, ctx: WriteContext) -> 
         When two schedule times give the same file label.
     """
     acq, backend, sub = acquisition, ctx.backend, ctx.sub
-    labels = [time_label(t) for t in acq.times_h]
+    labels = [session_label(t) for t in acq.times_h]
     if len(set(labels)) != len(labels):
         raise ValueError(f"NIRF: schedule times {acq.times_h} give duplicate file labels {labels}")
     images = host_array(backend, acq.images_e)
     expected = host_array(backend, acq.expected_e)
     common = _sidecar(acq, ctx.phantom, sub)
 
-    raw = ctx.images_dir(stage, "nirf")
-    for k, (label, t) in enumerate(zip(labels, acq.times_h)):
-        base = raw / f"{sub}_acq-{label}_nirf"
+    for k, t in enumerate(acq.times_h):
+        base = ctx.images_dir(stage, "nirf", t) / f"{ctx.prefix(t)}_nirf"
         write_nifti(f"{base}.nii.gz", _plane(images[..., k], acq), acq.image_grid,
                     description=f"imagingsim NIRF {acq.dye.key} {acq.window} {t:g} h")
         write_json(f"{base}.json", {
@@ -80,12 +82,13 @@ def write_nirf(stage: Path, acquisition: NIRFAcquisition, ctx: WriteContext) -> 
             ),
             "PeakExpected_e": acq.peak_expected_e[k],
         })
-    _write_depth_table(raw / f"{sub}_depthsensitivity", acq)
+    _write_depth_table(ctx.images_dir(stage, "nirf") / f"{sub}_depthsensitivity", acq)
 
     truth = ctx.truth_dir(stage, "nirf")
     spatial = f"bids:raw:{sub}/anat/{sub}_T1map.nii.gz"
-    for k, (label, t) in enumerate(zip(labels, acq.times_h)):
-        base = truth / f"{sub}_acq-{label}_desc-noisefree_nirf"
+    for k, t in enumerate(acq.times_h):
+        session = ctx.truth_dir(stage, "nirf", t)
+        base = session / f"{ctx.prefix(t)}_desc-noisefree_nirf"
         write_nifti(f"{base}.nii.gz", _plane(expected[..., k], acq), acq.image_grid,
                     description=f"imagingsim NIRF expected {t:g} h")
         write_json(f"{base}.json", {
@@ -96,7 +99,7 @@ def write_nirf(stage: Path, acquisition: NIRFAcquisition, ctx: WriteContext) -> 
             ),
             "Units": IMAGE_UNITS,
             "AcquisitionTime_h": t,
-            "Source": f"{sub}/nirf/{sub}_acq-{label}_nirf.nii.gz",
+            "Source": f"{sub}/{session.parent.name}/nirf/{ctx.prefix(t)}_nirf.nii.gz",
             "ReferenceTime": TIME_REFERENCE,
         })
     base = truth / f"{sub}_desc-background_nirf"
@@ -111,24 +114,24 @@ def write_nirf(stage: Path, acquisition: NIRFAcquisition, ctx: WriteContext) -> 
         "AutofluorescenceScale": acq.autofluorescence_scale,
         "DarkCurrent_e": acq.setup.dark_current_e_per_s * acq.exposure_s,
     })
-    times_s = [3600.0 * t for t in acq.times_h]
     for name, conc in acq.dye_nmol_per_ml.items():
-        base = truth / f"{sub}_desc-{name}Dye_conc"
-        write_nifti(f"{base}.nii.gz", host_array(backend, conc, np.float32), ctx.phantom.grid,
-                    frame_times_s=times_s, description=f"imagingsim {name} dye nmol/mL")
-        write_json(f"{base}.json", {
-            "Description": (
-                f"4-D ground truth [x, y, z, t]: concentration of the {acq.dye_agents[name]} dye of agent {name}, "
-                "carrier ug/mL x dye_nmol_per_mg / 1000. Volume n is the instantaneous value at SampleTimes_s[n]."
-            ),
-            "Units": "nmol/mL",
-            "Dye": acq.dye_agents[name],
-            "Imaged": name in acq.imaged_agents,
-            "SampleTimes_s": times_s,
-            "SampleTimes_h": list(acq.times_h),
-            "ReferenceTime": TIME_REFERENCE,
-            "SpatialReference": spatial,
-        })
+        dye = host_array(backend, conc, np.float32)
+        for k, t in enumerate(acq.times_h):
+            base = ctx.truth_dir(stage, "nirf", t) / f"{ctx.prefix(t)}_desc-{name}Dye_conc"
+            write_nifti(f"{base}.nii.gz", dye[..., k], ctx.phantom.grid, description=f"imagingsim {name} dye nmol/mL")
+            write_json(f"{base}.json", {
+                "Description": (
+                    f"Ground truth at this session's time: concentration of the {acq.dye_agents[name]} dye of agent "
+                    f"{name}, carrier ug/mL x dye_nmol_per_mg / 1000, the instantaneous value at SampleTime_s."
+                ),
+                "Units": "nmol/mL",
+                "Dye": acq.dye_agents[name],
+                "Imaged": name in acq.imaged_agents,
+                "SampleTime_s": 3600.0 * t,
+                "SampleTime_h": t,
+                "ReferenceTime": TIME_REFERENCE,
+                "SpatialReference": spatial,
+            })
 
 
 def _sidecar(acq: NIRFAcquisition, phantom, sub: str) -> dict:

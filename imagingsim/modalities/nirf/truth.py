@@ -7,9 +7,9 @@ from imagingsim.io.truth_files import TruthFile
 #: Truth files of the NIRF writer (:mod:`imagingsim.modalities.nirf.bids`).
 TRUTH_FILES: tuple[TruthFile, ...] = (
     TruthFile(
-        "sub-<id>/nirf/sub-<id>_acq-<label>_desc-noisefree_nirf",
+        "sub-<id>/ses-<time>/nirf/sub-<id>_ses-<time>_desc-noisefree_nirf",
         (".nii.gz", ".json"),
-        "Noise-free expected NIRF image at schedule time <label> (24h, 0p5h, ...): dye fluorescence + tissue "
+        "Noise-free expected NIRF image of the session (schedule time <time>: 24h, 0p5h, ...): dye fluorescence + tissue "
         "autofluorescence + dark current, one voxel thick along the view axis at the body surface. Written "
         "when NIRF is enabled.",
         "photoelectrons",
@@ -21,10 +21,10 @@ TRUTH_FILES: tuple[TruthFile, ...] = (
         "photoelectrons",
     ),
     TruthFile(
-        "sub-<id>/nirf/sub-<id>_desc-<agent>Dye_conc",
+        "sub-<id>/ses-<time>/nirf/sub-<id>_ses-<time>_desc-<agent>Dye_conc",
         (".nii.gz", ".json"),
-        "4-D ground truth [x, y, z, t]: dye concentration of fluorophore agent <agent> (carrier x dye_nmol_per_mg "
-        "/ 1000). Volume n is the instantaneous value at SampleTimes_s[n] (sidecar).",
+        "Ground truth at the session's time: dye concentration of fluorophore agent <agent> (carrier x "
+        "dye_nmol_per_mg / 1000), the instantaneous value at SampleTime_s (sidecar).",
         "nmol/mL",
     ),
 )

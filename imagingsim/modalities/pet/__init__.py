@@ -23,7 +23,7 @@ class PET(Modality):
     fuses_onto = ("mri",)
     bids_datatype = "pet"
     truth_files = TRUTH_FILES
-    extension_suffixes: ClassVar[dict[str, str]] = {"activity": "a 4-D activity concentration map (NIfTI)"}
+    extension_suffixes: ClassVar[dict[str, str]] = {"activity": "an activity concentration map of one session (NIfTI)"}
     example = ("mouse_peg_liposome", ('modalities.enabled=["pet"]',))
     # Fitted (benchmarks/resources.py) to four PET scenarios, mouse and clinical scanners,
     # 3-6 frames, 63 k - 1.3 M voxels: memory within -17 % .. +61 % of each measured stage.

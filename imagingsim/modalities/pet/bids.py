@@ -1,24 +1,30 @@
 """Write a PET acquisition: BIDS-PET images, raw sinograms in sourcedata, truth derivatives.
 
-Layout (``<id>`` the subject, ``<trc>`` the tracer agent's name, ``<rec>`` osem/mlem/fbp)::
+Layout (``<id>`` the subject, ``<t>`` the session (the schedule time a frame starts at, e.g.
+``24h``), ``<trc>`` the tracer agent's name, ``<rec>`` osem/mlem/fbp)::
 
-    sub-<id>/pet/sub-<id>_trc-<trc>_rec-<rec>_pet.nii.gz (+ .json)   4-D [x, y, z, frame], Bq/mL
-    sourcedata/sub-<id>/pet/sub-<id>_trc-<trc>_prompts.nii.gz        [view, bin, slice, frame] counts
-    sourcedata/sub-<id>/pet/sub-<id>_trc-<trc>_background.nii.gz     expected scatter + randoms
-    sourcedata/sub-<id>/pet/sub-<id>_trc-<trc>_attenuation.nii.gz    [view, bin, slice] exp(-int mu)
-    sourcedata/sub-<id>/pet/sub-<id>_trc-<trc>_geometry.json         geometry, model, calibration
+    sub-<id>/ses-<t>/pet/sub-<id>_ses-<t>_trc-<trc>_rec-<rec>_pet.nii.gz (+ .json)   [x, y, z], Bq/mL
+    sourcedata/sub-<id>/ses-<t>/pet/sub-<id>_ses-<t>_trc-<trc>_prompts.nii.gz      [view, bin, slice] counts
+    sourcedata/sub-<id>/ses-<t>/pet/sub-<id>_ses-<t>_trc-<trc>_background.nii.gz   expected scatter + randoms
+    sourcedata/sub-<id>/ses-<t>/pet/sub-<id>_ses-<t>_trc-<trc>_geometry.json       geometry, model, calibration
+    sourcedata/sub-<id>/pet/sub-<id>_trc-<trc>_attenuation.nii.gz    [view, bin, slice] exp(-int mu), every session
     sourcedata/sub-<id>/pet/README
-    derivatives/truth/sub-<id>/pet/sub-<id>_trc-<trc>_desc-expected_activity.nii.gz (+ .json)
+    derivatives/truth/sub-<id>/ses-<t>/pet/sub-<id>_ses-<t>_trc-<trc>_desc-expected_activity.nii.gz (+ .json)
     derivatives/truth/sub-<id>/pet/sub-<id>_desc-mu511keV_map.nii.gz (+ .json)
 
+A frame is a static scan of its session: a mouse imaged at 1 h, 24 h and 48 h is three visits,
+not one dynamic scan, so each is its own BIDS session with one-frame BIDS-PET timing keys
+(``FrameTimesStart`` from the tracer's injection, ``TimeZero``).
+
 The geometry JSON holds everything needed to rebuild the system model with other code:
-``E[prompts] = n_k * a * P(x) + background`` for an image ``x`` in Bq/mL, with ``P`` the
+``E[prompts] = n * a * P(x) + background`` for an image ``x`` in Bq/mL, with ``P`` the
 parallel-beam line integrals (mm) of the stated geometry, ``a`` the attenuation factors and
-``n_k`` the counts per unit projection of frame ``k``.
+``n`` the counts per unit projection of the session's frame.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +50,9 @@ _RECON_CORRECTIONS = {
 def write_pet(stage: Path, acquisition: PETAcquisition, ctx: WriteContext) -> None:
     """Write one PET acquisition into a dataset being built at ``stage`` (see module docstring).
 
+    Each frame is the static scan of one session (the schedule time it starts at); what no
+    frame owns (the attenuation factors, the mu map) is written once at subject level.
+
     Parameters
     ----------
     stage : Path
@@ -51,61 +60,22 @@ def write_pet(stage: Path, acquisition: PETAcquisition, ctx: WriteContext) -> No
     acquisition : PETAcquisition
         Images, raw sinograms and metadata (:func:`imagingsim.modalities.pet.acquire.acquire_pet`).
     ctx : WriteContext
-        The subject's scenario (subject id), phantom (grid), backend (host copies) and folders.
+        The subject's scenario (subject id, schedule), phantom (grid), backend (host copies) and folders.
     """
     phantom, backend = ctx.phantom, ctx.backend
     sub = ctx.sub
     trc = acquisition.tracer.name
-    base = f"{sub}_trc-{trc}"
-    times = _since_injection(acquisition)
-
-    pet = ctx.images_dir(stage, "pet")
-    common = _bids_pet_fields(acquisition, phantom)
-    for method, image in acquisition.images_bq_per_ml.items():
-        path = pet / f"{base}_rec-{method}_pet"
-        data = host_array(backend, image, np.float32)
-        write_nifti(f"{path}.nii.gz", data, phantom.grid, frame_times_s=times, description=f"imagingsim PET {trc} {method}")
-        write_json(f"{path}.json", {**common, **_recon_fields(acquisition, method)})
-
     raw = ctx.sourcedata_dir(stage, "pet")
-    sino_grid = sinogram_grid(acquisition.geometry, phantom.grid)
-    for name, array, what in (
-        ("prompts", acquisition.prompts, "prompt counts (trues + scatter + randoms, Poisson)"),
-        ("background", acquisition.expected_background, "expected scatter + randoms counts"),
-        ("attenuation", acquisition.attenuation_factors, "attenuation factors exp(-line integral of mu_511)"),
-    ):
-        data = host_array(backend, array, np.float32)
-        frame_times = times if data.ndim == 4 else None
-        write_nifti(
-            raw / f"{base}_{name}.nii.gz", data, sino_grid, frame_times_s=frame_times,
-            description=f"imagingsim PET {what}", compress_level=1,
-        )
-    write_json(raw / f"{base}_geometry.json", _geometry_record(acquisition, phantom, base))
+    attenuation = raw / f"{sub}_trc-{trc}_attenuation.nii.gz"
+    write_nifti(attenuation, host_array(backend, acquisition.attenuation_factors, np.float32),
+                sinogram_grid(acquisition.geometry, phantom.grid),
+                description="imagingsim PET attenuation factors exp(-line integral of mu_511)", compress_level=1)
+    atomic_write_text(raw / "README", _SOURCEDATA_README)
+    for k in range(acquisition.n_frames):
+        time_h = ctx.scenario.schedule.times_h[acquisition.schedule_indices[k]]
+        _write_session(stage, acquisition.frame(k), ctx, time_h, attenuation)
 
     truth = ctx.truth_dir(stage, "pet")
-    expected = host_array(backend, acquisition.expected_image_bq_per_ml, np.float32)
-    write_nifti(truth / f"{base}_desc-expected_activity.nii.gz", expected, phantom.grid, frame_times_s=times,
-                description=f"imagingsim PET {trc} expected activity")
-    write_json(
-        truth / f"{base}_desc-expected_activity.json",
-        {
-            "Description": (
-                "What an ideal scanner (no blur, no noise, perfect corrections) would report in the "
-                "convention of the PET images: the sum over positron emitters of activity x positrons "
-                "per decay x decay over the frame, divided by the tracer's positrons per decay and decay "
-                "factor. Compare reconstructions with this, voxel by voxel."
-            ),
-            "Units": "Bq/mL",
-            "FrameTimesStart_s": list(acquisition.frame_start_s),
-            "FrameTimesStartAfterInjection_s": times,
-            "FrameDuration_s": list(acquisition.frame_duration_s),
-            "ImageDecayCorrected": acquisition.decay_corrected,
-            "Tracer": trc,
-            "PositronEmitters": dict(acquisition.emitters),
-            "ReferenceTime": TIME_REFERENCE,
-            "SpatialReference": f"bids:raw:{sub}/anat/{sub}_T1map.nii.gz",
-        },
-    )
     mu = host_array(backend, acquisition.mu_511_per_mm, np.float32)
     write_nifti(truth / f"{sub}_desc-mu511keV_map.nii.gz", mu, phantom.grid, description="imagingsim mu at 511 keV 1/mm")
     write_json(
@@ -117,7 +87,57 @@ def write_pet(stage: Path, acquisition: PETAcquisition, ctx: WriteContext) -> No
             "SpatialReference": f"bids:raw:{sub}/anat/{sub}_T1map.nii.gz",
         },
     )
-    atomic_write_text(raw / "README", _SOURCEDATA_README)
+
+
+def _write_session(stage: Path, frame: PETAcquisition, ctx: WriteContext, time_h: float, attenuation: Path) -> None:
+    """The images, raw sinograms and truth of one frame in its session ``ses-<time_h>``."""
+    phantom, backend = ctx.phantom, ctx.backend
+    trc = frame.tracer.name
+    base = f"{ctx.prefix(time_h)}_trc-{trc}"
+
+    pet = ctx.images_dir(stage, "pet", time_h)
+    common = _bids_pet_fields(frame, phantom)
+    for method, image in frame.images_bq_per_ml.items():
+        path = pet / f"{base}_rec-{method}_pet"
+        data = host_array(backend, image, np.float32)
+        write_nifti(f"{path}.nii.gz", data, phantom.grid, description=f"imagingsim PET {trc} {method}")
+        write_json(f"{path}.json", {**common, **_recon_fields(frame, method)})
+
+    raw = ctx.sourcedata_dir(stage, "pet", time_h)
+    sino_grid = sinogram_grid(frame.geometry, phantom.grid)
+    for name, array, what in (
+        ("prompts", frame.prompts, "prompt counts (trues + scatter + randoms, Poisson)"),
+        ("background", frame.expected_background, "expected scatter + randoms counts"),
+    ):
+        write_nifti(raw / f"{base}_{name}.nii.gz", host_array(backend, array, np.float32), sino_grid,
+                    description=f"imagingsim PET {what}", compress_level=1)
+    shared = Path(os.path.relpath(attenuation, raw)).as_posix()
+    write_json(raw / f"{base}_geometry.json", _geometry_record(frame, phantom, base, shared))
+
+    truth = ctx.truth_dir(stage, "pet", time_h)
+    expected = host_array(backend, frame.expected_image_bq_per_ml, np.float32)
+    write_nifti(truth / f"{base}_desc-expected_activity.nii.gz", expected, phantom.grid,
+                description=f"imagingsim PET {trc} expected activity")
+    write_json(
+        truth / f"{base}_desc-expected_activity.json",
+        {
+            "Description": (
+                "What an ideal scanner (no blur, no noise, perfect corrections) would report in the "
+                "convention of the PET images: the sum over positron emitters of activity x positrons "
+                "per decay x decay over the frame, divided by the tracer's positrons per decay and decay "
+                "factor. Compare reconstructions with this, voxel by voxel."
+            ),
+            "Units": "Bq/mL",
+            "FrameTimesStart_s": list(frame.frame_start_s),
+            "FrameTimesStartAfterInjection_s": _since_injection(frame),
+            "FrameDuration_s": list(frame.frame_duration_s),
+            "ImageDecayCorrected": frame.decay_corrected,
+            "Tracer": trc,
+            "PositronEmitters": dict(frame.emitters),
+            "ReferenceTime": TIME_REFERENCE,
+            "SpatialReference": f"bids:raw:{ctx.sub}/anat/{ctx.sub}_T1map.nii.gz",
+        },
+    )
 
 
 def _since_injection(acq: PETAcquisition) -> list[float]:
@@ -222,17 +242,19 @@ def _recon_fields(acq: PETAcquisition, method: str) -> dict:
     return fields
 
 
-def _geometry_record(acq: PETAcquisition, phantom, base: str) -> dict:
+def _geometry_record(acq: PETAcquisition, phantom, base: str, attenuation: str) -> dict:
+    """The system model of one frame; ``attenuation`` is the shared file's path from this folder."""
     grid = phantom.grid
     return {
-        "Description": "Raw PET data of one simulated acquisition and the system model that produced it.",
+        "Description": "Raw PET data of one simulated scan (one session) and the system model that produced it.",
         "Files": {
-            f"{base}_prompts.nii.gz": "measured prompts (counts), [view, radial bin, slice, frame]",
-            f"{base}_background.nii.gz": "expected scatter + randoms (counts), [view, radial bin, slice, frame]",
-            f"{base}_attenuation.nii.gz": "attenuation factors exp(-line integral of mu_511), [view, radial bin, slice]",
+            f"{base}_prompts.nii.gz": "measured prompts (counts), [view, radial bin, slice]",
+            f"{base}_background.nii.gz": "expected scatter + randoms (counts), [view, radial bin, slice]",
+            attenuation: "attenuation factors exp(-line integral of mu_511), [view, radial bin, slice]: the same "
+                         "for every session, so written once at subject level",
         },
         "SystemModel": (
-            "E[prompts[:, :, :, k]] = CountsPerUnitProjection[k] * attenuation * P(PSF(x)) + background[..., k], "
+            "E[prompts] = CountsPerUnitProjection[0] * attenuation * P(PSF(x)) + background, "
             "with x the image in Bq/mL (the tracer's convention; see ImageDecayCorrected) on the image grid, "
             "P the parallel-beam line integrals in mm (slices independent), and PSF the positron range of the "
             "tracer convolved with a Gaussian of ScannerFWHM_mm."
@@ -330,5 +352,6 @@ _SOURCEDATA_README = """\
 Raw PET data of the simulated scans: for each PET tracer, the measured prompt sinograms, the expected background (scatter +
 randoms), the attenuation factors and a *_geometry.json with the geometry (angles in degrees,
 radial bins in mm, slices), conventions and the full system model, so that the images can be
-reconstructed with any other code. Sinograms are NIfTI arrays [view, radial bin, slice(, frame)].
+reconstructed with any other code. Sinograms are NIfTI arrays [view, radial bin, slice]: one scan
+per session (ses-<time>/pet/), the attenuation factors once here (the same body at every session).
 """

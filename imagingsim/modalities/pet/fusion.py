@@ -1,16 +1,17 @@
 """PET fused onto MRI: the PET frames that have an MRI session at the same time, on the MRI grid.
 
-Layout (``<id>`` the subject, ``<trc>`` the PET tracer, ``<rec>`` a PET reconstruction)::
+Layout (``<id>`` the subject, ``<t>`` a session, ``<trc>`` the PET tracer, ``<rec>`` a PET
+reconstruction)::
 
+    derivatives/fusion/sub-<id>/ses-<t>/pet/
+      sub-<id>_ses-<t>_trc-<trc>_rec-<rec>_space-MRI_pet.nii.gz (+ .json)   [x, y, z] on the MRI grid, Bq/mL
     derivatives/fusion/sub-<id>/pet/
-      sub-<id>_trc-<trc>_rec-<rec>_space-MRI_pet.nii.gz (+ .json)
-            4-D [x, y, z, frame] on the MRI grid, Bq/mL
       sub-<id>_trc-<trc>_rec-<rec>_desc-fusedMRI_overlay.png (+ .json)
-            quick-look picture: PET in a hot colour map over the first-echo MRI magnitude
+            quick-look picture over the sessions: PET in a hot colour map over the first-echo MRI magnitude
 
 The PET image is resampled as a concentration (:func:`imagingsim.io.overlay.fuse`), which
 keeps its total activity; the sidecar records the totals before and after. The MRI is used
-only through its result object (``magnitude``, ``times_h``, ``time_labels``).
+only through its result object (``magnitude``, ``times_h``).
 """
 
 from __future__ import annotations
@@ -36,22 +37,23 @@ from imagingsim.io.overlay import (
     resampling_method,
 )
 from imagingsim.io.png import write_png
+from imagingsim.io.sessions import session_entity
 from imagingsim.io.sidecars import TIME_REFERENCE, write_json
 
 #: Schedule times closer than this (h) are the same session.
 TIME_MATCH_H = 1e-6
 
 README = """\
-- `sub-<id>/pet/sub-<id>_trc-<tracer>_rec-<rec>_space-MRI_pet.nii.gz` (+ .json): the PET
-  reconstruction `<rec>` (sub-<id>/pet/..._rec-<rec>_pet.nii.gz) on the MRI grid, 4-D
-  [x, y, z, frame], Bq/mL, for the PET frames that have an MRI session at the same schedule
-  time. Resampled as a concentration: each MRI voxel is the mean of the PET image over that
+- `sub-<id>/ses-<time>/pet/sub-<id>_ses-<time>_trc-<tracer>_rec-<rec>_space-MRI_pet.nii.gz` (+ .json):
+  the PET reconstruction `<rec>` of that session (sub-<id>/ses-<time>/pet/..._rec-<rec>_pet.nii.gz) on
+  the MRI grid of the same session, Bq/mL, for the sessions with both a PET and an MRI scan.
+  Resampled as a concentration: each MRI voxel is the mean of the PET image over that
   voxel, which keeps the total activity (the sidecar lists the totals before and after and
-  their ratio, and the frame times and MRI sessions of each frame). In the built-in scenarios
+  their ratio, and the frame time). In the built-in scenarios
   PET and MRI share the phantom grid, so this is the identity resampling there (the
   resampler is general and tested across grids).
 - `sub-<id>/pet/sub-<id>_trc-<tracer>_rec-<rec>_desc-fusedMRI_overlay.png` (+ .json): for
-  display only, a PNG with one column per frame (axial above coronal slice through the
+  display only, a PNG with one column per session (axial above coronal slice through the
   hottest voxel, radiological view): the first-echo MRI magnitude of each session in
   grey with the PET frame in a hot colour map (the sidecar gives the grey window, the activity
   shown as white, the threshold and the opacity).
@@ -99,7 +101,7 @@ def write_pet_mri_fusion(
         ``images_bq_per_ml`` (``(nx, ny, nz, T)`` device arrays), ``frame_start_s``,
         ``frame_duration_s``, ``tracer``, ``decay_corrected``.
     mri : MRIAcquisition
-        ``magnitude`` (``(T, E, nx, ny, nz)``), ``times_h``, ``time_labels``.
+        ``magnitude`` (``(T, E, nx, ny, nz)``) and ``times_h``.
     backend : Backend
         For the explicit device -> host copies.
     pet_grid, mri_grid : ImageGrid, keyword-only
@@ -118,25 +120,25 @@ def write_pet_mri_fusion(
     sub = f"sub-{scenario.subject_id}"
     trc = pet.tracer.name
     root = Path(stage) / "derivatives" / FUSION_PIPELINE
-    folder = root / sub / "pet"
-    folder.mkdir(parents=True, exist_ok=True)
+    overlays = root / sub / "pet"
+    overlays.mkdir(parents=True, exist_ok=True)
 
-    labels = [mri.time_labels[j] for _, j in pairs]
+    sessions = [session_entity(mri.times_h[j]) for _, j in pairs]
     anatomy = [host_array(backend, mri.magnitude[j, 0], np.float32) for _, j in pairs]
     window = anatomy_window_of(np.stack(anatomy))  # one window for every session: brightness comparable over time
     injection_s = float(pet.tracer.injection_time_h) * 3600.0
-    frame_times = [float(pet.frame_start_s[f]) - injection_s for f, _ in pairs]
-    echo_files = [f"bids:raw:{sub}/anat/{sub}_acq-{label}_echo-1_part-mag_MEGRE.nii.gz" for label in labels]
-    timing = {
-        "FrameTimesStart": frame_times,
-        "FrameDuration": [float(pet.frame_duration_s[f]) for f, _ in pairs],
-        "TimeZero": "00:00:00",
-        "TimeZeroReference": "the PET tracer's injection",
-        "SessionTimes_h": [float(mri.times_h[j]) for _, j in pairs],
-        "AcquisitionLabels": labels,
-        "SourceFrames": [f for f, _ in pairs],
-        "ReferenceTime": f"FrameTimesStart from the tracer's injection; SessionTimes_h from {TIME_REFERENCE}",
-    }
+    echo_files = [f"bids:raw:{sub}/{ses}/anat/{sub}_{ses}_echo-1_part-mag_MEGRE.nii.gz" for ses in sessions]
+
+    def timing(f: int, j: int) -> dict:
+        return {
+            "FrameTimesStart": [float(pet.frame_start_s[f]) - injection_s],
+            "FrameDuration": [float(pet.frame_duration_s[f])],
+            "TimeZero": "00:00:00",
+            "TimeZeroReference": "the PET tracer's injection",
+            "SessionTime_h": float(mri.times_h[j]),
+            "ReferenceTime": f"FrameTimesStart from the tracer's injection; SessionTime_h from {TIME_REFERENCE}",
+        }
+
     written = []
     for method, image in pet.images_bq_per_ml.items():
         host = host_array(backend, image, np.float32)
@@ -144,41 +146,46 @@ def write_pet_mri_fusion(
         scale = max(float(np.max(fr[np.isfinite(fr)], initial=0.0)) for fr in frames)  # one colour scale per method
         results = [fuse(fr, pet_grid, an, mri_grid, anatomy_window=window, activity_max=scale)
                    for fr, an in zip(frames, anatomy)]
+        fused_files = []
+        for (f, j), ses, echo, (fused, _, total) in zip(pairs, sessions, echo_files, results, strict=True):
+            base = f"{sub}_{ses}_trc-{trc}_rec-{method}"
+            folder = root / sub / ses / "pet"
+            folder.mkdir(parents=True, exist_ok=True)
+            pet_path = folder / f"{base}_space-MRI_pet.nii.gz"
+            write_nifti(pet_path, fused, mri_grid, description=f"imagingsim PET {trc} {method} on MRI grid")
+            write_json(folder / f"{base}_space-MRI_pet.json", {
+                "Description": f"PET reconstruction {method!r} of tracer {trc!r} of this session resampled onto the "
+                               "MRI grid of the same session.",
+                "Units": "Bq/mL",
+                "Sources": [f"bids:raw:{sub}/{ses}/pet/{base}_pet.nii.gz", echo],
+                "SpatialReference": echo,
+                "ResamplingMethod": resampling_method("PET", "MRI"),
+                "ImageDecayCorrected": bool(pet.decay_corrected),
+                "SkullStripped": False,  # required of a BIDS-Derivatives PET image; nothing is masked
+                "TotalActivityBefore_Bq": total["before_Bq"],
+                "TotalActivityAfter_Bq": total["after_Bq"],
+                "TotalActivityRatio": total["ratio"],
+                "TotalActivityDefinition": "sum of the voxels x voxel volume (mL), on the PET grid (before) and the "
+                                           "MRI grid (after); the ratio is below 1 only where the MRI field of view "
+                                           "leaves activity out",
+                "SourceGrid": grid_record(pet_grid),
+                "TargetGrid": grid_record(mri_grid),
+                **timing(f, j),
+            })
+            fused_files.append(f"bids::{sub}/{ses}/pet/{pet_path.name}")
+            written += [pet_path, folder / f"{base}_space-MRI_pet.json"]
         base = f"{sub}_trc-{trc}_rec-{method}"
-        pet_source = f"bids:raw:{sub}/pet/{base}_pet.nii.gz"
-        pet_path = folder / f"{base}_space-MRI_pet.nii.gz"
-        write_nifti(pet_path, np.stack([r[0] for r in results], axis=-1), mri_grid, frame_times_s=frame_times,
-                    description=f"imagingsim PET {trc} {method} on MRI grid")
-        totals = [r[2] for r in results]
-        write_json(pet_path.with_name(f"{base}_space-MRI_pet.json"), {
-            "Description": f"PET reconstruction {method!r} of tracer {trc!r} resampled onto the MRI grid, for the "
-                           "PET frames that have an MRI session at the same schedule time.",
-            "Units": "Bq/mL",
-            "Sources": [pet_source, *echo_files],
-            "SpatialReference": echo_files[0],
-            "ResamplingMethod": resampling_method("PET", "MRI"),
-            "ImageDecayCorrected": bool(pet.decay_corrected),
-            "SkullStripped": False,  # required of a BIDS-Derivatives PET image; nothing is masked
-            "TotalActivityBefore_Bq": [t["before_Bq"] for t in totals],
-            "TotalActivityAfter_Bq": [t["after_Bq"] for t in totals],
-            "TotalActivityRatio": [t["ratio"] for t in totals],
-            "TotalActivityDefinition": "sum of the voxels x voxel volume (mL), on the PET grid (before) and the MRI "
-                                       "grid (after); the ratio is below 1 only where the MRI field of view leaves "
-                                       "activity out",
-            "SourceGrid": grid_record(pet_grid),
-            "TargetGrid": grid_record(mri_grid),
-            **timing,
-        })
-        overlay_path = folder / f"{base}_desc-fusedMRI_overlay.png"
+        overlay_path = overlays / f"{base}_desc-fusedMRI_overlay.png"
         focus = hottest_voxel([r[0] for r in results])
         write_png(overlay_path, overlay_montage([r[1] for r in results], focus))
         write_json(overlay_path.with_name(f"{base}_desc-fusedMRI_overlay.json"), {
             "Description": f"PET ({method}, {trc}) in a hot colour map over the first-echo MRI magnitude of the "
-                           "session at the same time, for display. Not for quantification: use the _pet file.",
+                           "session at the same time, one column per session, for display. Not for "
+                           "quantification: use the _pet files.",
             "Units": "8-bit RGB (PNG)",
             "Layout": montage_layout(focus),
             "SliceVoxel_xyz": list(focus),
-            "Sources": [f"bids::{sub}/pet/{pet_path.name}", *echo_files],
+            "Sources": [*fused_files, *echo_files],
             "ColourMap": "hot: R = 3v, G = 3v - 1, B = 3v - 2 clipped to [0, 1], v = activity / ActivityMax",
             "ActivityMax_Bq_per_mL": scale,
             "Threshold": DEFAULT_THRESHOLD,
@@ -187,8 +194,10 @@ def write_pet_mri_fusion(
             "AnatomyWindow": list(window),
             "AnatomyWindowDefinition": f"first-echo magnitude lo -> black, hi -> white; hi is the "
                                        f"{WINDOW_PERCENTILE}th percentile over the fused sessions",
-            **timing,
+            "Sessions": sessions,
+            "FrameTimesStart": [float(pet.frame_start_s[f]) - injection_s for f, _ in pairs],
+            "TimeZero": "00:00:00",
+            "TimeZeroReference": "the PET tracer's injection",
         })
-        written += [pet_path, pet_path.with_name(f"{base}_space-MRI_pet.json"), overlay_path,
-                    overlay_path.with_name(f"{base}_desc-fusedMRI_overlay.json")]
+        written += [overlay_path, overlay_path.with_name(f"{base}_desc-fusedMRI_overlay.json")]
     return written

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from imagingsim.modalities.frames import one_frame
 from imagingsim.projectors import ParallelBeamGeometry
 from imagingsim.scenario import AgentSpec
 
@@ -118,3 +119,24 @@ class PETAcquisition:
     total_counts: dict[str, tuple[float, ...]]
     suv_scale_g_per_bq: tuple[float, ...]
     timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_frames(self) -> int:
+        """Number of frames, one per schedule time from the tracer's injection on."""
+        return len(self.frame_start_s)
+
+    def frame(self, k: int) -> PETAcquisition:
+        """Frame ``k`` alone: the static scan of one session.
+
+        Images, sinograms and the expected image become 3-D (``[..., k]``); every per-frame
+        tuple keeps its one entry, so the writers produce the same keys for one frame as for
+        many. What does not depend on the frame (attenuation, mu map, geometry) is shared.
+        """
+        return one_frame(
+            self, k, n_frames=self.n_frames,
+            tuples=("schedule_indices", "frame_start_s", "frame_duration_s", "decay_correction_factors",
+                    "counts_per_unit_projection", "suv_scale_g_per_bq"),
+            arrays=("expected_image_bq_per_ml", "prompts", "expected_background"),
+            array_maps=("images_bq_per_ml",),
+            tuple_maps=("total_counts",),
+        )

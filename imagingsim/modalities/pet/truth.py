@@ -7,9 +7,9 @@ from imagingsim.io.truth_files import TruthFile
 #: Truth files of the PET writer (:mod:`imagingsim.modalities.pet.bids`).
 TRUTH_FILES: tuple[TruthFile, ...] = (
     TruthFile(
-        "sub-<id>/pet/sub-<id>_trc-<agent>_desc-expected_activity",
+        "sub-<id>/ses-<time>/pet/sub-<id>_ses-<time>_trc-<agent>_desc-expected_activity",
         (".nii.gz", ".json"),
-        "4-D [x, y, z, frame] ground truth of the PET images of tracer <agent>: what an ideal "
+        "Ground truth of the session's PET images of tracer <agent> (its frame, 3-D): what an ideal "
         "scanner would report in the images' convention (all positron emitters, scaled to the tracer's "
         "positrons per decay and decay correction). Written when PET is enabled.",
         "Bq/mL",

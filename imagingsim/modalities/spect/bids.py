@@ -1,31 +1,38 @@
 """Write a SPECT study: images with complete sidecars, raw projections in sourcedata, truth derivatives.
 
-Layout (``<id>`` the subject, ``<trc>`` the tracer agent's name, ``<rec>`` the reconstruction
-variant as a BIDS label, :func:`recon_label`: ``acCdr``, ``ac``, ``cdr``, ``none``; ``<peak>``
-a photopeak label such as ``171keV``)::
+Each acquisition (one per schedule time from the tracer's injection on) is one BIDS session
+``ses-<t>``. Layout (``<id>`` the subject, ``<t>`` the acquisition's schedule time as a session
+label, e.g. ``24h``; ``<trc>`` the tracer agent's name, ``<rec>`` the reconstruction variant as a
+BIDS label, :func:`recon_label`: ``acCdr``, ``ac``, ``cdr``, ``none``; ``<peak>`` a photopeak
+label such as ``171keV``)::
 
-    sub-<id>/spect/sub-<id>_trc-<trc>_rec-<rec>_spect.nii.gz (+ .json)   4-D [x, y, z, acq], Bq/mL
-    sourcedata/sub-<id>/spect/sub-<id>_trc-<trc>_projections.nii.gz      [view, bin, row, acq] counts
-    sourcedata/sub-<id>/spect/sub-<id>_trc-<trc>_background.nii.gz       scatter estimate used (counts)
-    sourcedata/sub-<id>/spect/sub-<id>_trc-<trc>_expectedprimary.nii.gz  expected unscattered counts
-    sourcedata/sub-<id>/spect/sub-<id>_trc-<trc>_expectedscatter.nii.gz  expected scattered counts
-    sourcedata/sub-<id>/spect/sub-<id>_trc-<trc>_tew{lower,upper}.nii.gz side-window counts (TEW only)
-    sourcedata/sub-<id>/spect/sub-<id>_trc-<trc>_mu<peak>.nii.gz         [x, y, z, acq] AC maps, 1/mm
-    sourcedata/sub-<id>/spect/sub-<id>_trc-<trc>_geometry.json           geometry, model, calibration
+    sub-<id>/ses-<t>/spect/sub-<id>_ses-<t>_trc-<trc>_rec-<rec>_spect.nii.gz (+ .json)   [x, y, z], Bq/mL
+    sourcedata/sub-<id>/ses-<t>/spect/
+      sub-<id>_ses-<t>_trc-<trc>_projections.nii.gz       [view, bin, row] counts
+      sub-<id>_ses-<t>_trc-<trc>_background.nii.gz        scatter estimate used (counts)
+      sub-<id>_ses-<t>_trc-<trc>_expectedprimary.nii.gz   expected unscattered counts
+      sub-<id>_ses-<t>_trc-<trc>_expectedscatter.nii.gz   expected scattered counts
+      sub-<id>_ses-<t>_trc-<trc>_tew{lower,upper}.nii.gz  side-window counts (TEW only)
+      sub-<id>_ses-<t>_trc-<trc>_mu<peak>.nii.gz          [x, y, z] AC map, 1/mm
+      sub-<id>_ses-<t>_trc-<trc>_geometry.json            geometry, model, calibration
     sourcedata/sub-<id>/spect/README
-    derivatives/truth/sub-<id>/spect/sub-<id>_trc-<trc>_desc-expected_activity.nii.gz (+ .json)
-    derivatives/truth/sub-<id>/spect/sub-<id>_desc-mu<peak>_map.nii.gz (+ .json)
+    derivatives/truth/sub-<id>/ses-<t>/spect/
+      sub-<id>_ses-<t>_trc-<trc>_desc-expected_activity.nii.gz (+ .json)
+      sub-<id>_ses-<t>_desc-mu<peak>_map.nii.gz (+ .json)
 
 BIDS has no SPECT datatype: ``spect/`` is listed in ``.bidsignore``. The images and the
 attenuation maps used for correction lie on the SPECT reconstruction grid
 (``acquisition.grid``, ``voxel_binning`` times coarser than the phantom; their affine says
-where it is in the shared world frame); the truth lies on the phantom grid. Times count from
-the tracer's injection (BIDS-PET's TimeZero), as in the PET sidecars.
+where it is in the shared world frame); the truth lies on the phantom grid. The attenuation
+maps are per session because they hold the gold and iodine present at that time. Times count
+from the tracer's injection (BIDS-PET's TimeZero), as in the PET sidecars; the per-acquisition
+keys of the sidecars (``FrameTimesStart``, ``FrameDuration``, ``DecayCorrectionFactor``...) are
+one-element lists, the session's acquisition.
 
 The geometry JSON holds everything needed to rebuild the system model with other code:
-``E[projections[..., k]] = sum_p n_kp * P_p(x_k) + scatter[..., k]`` for an image ``x_k`` in
-Bq/mL, with ``P_p`` the attenuated, collimator-blurred projection (mm x Bq/mL) at photopeak
-``p`` of the stated geometry and ``n_kp`` the counts per unit projection.
+``E[projections] = sum_p n_p * P_p(x) + scatter`` for the session's image ``x`` in Bq/mL, with
+``P_p`` the attenuated, collimator-blurred projection (mm x Bq/mL) at photopeak ``p`` of the
+stated geometry and ``n_p`` the counts per unit projection.
 """
 
 from __future__ import annotations
@@ -57,7 +64,7 @@ GEOMETRY_CONVENTIONS = (
     "and blurred on the detector, along bins and rows, by a Gaussian of sigma(d) at distance d = R - u from "
     "the collimator face (CollimatorResponseModel). Projections are line integrals in mm: the image is "
     "resampled bilinearly onto a rotated grid (depth u_j, bin s_b) with the bin size as spacing, and the "
-    "depth planes are summed times the step. Projection arrays are [view, bin, row(, acquisition)]."
+    "depth planes are summed times the step. Projection arrays are [view, bin, row]."
 )
 
 COLLIMATOR_RESPONSE_MODEL = (
@@ -98,6 +105,10 @@ def recon_label(variant: str) -> str:
 def write_spect(stage: Path, acquisition: SPECTAcquisition, ctx: WriteContext) -> None:
     """Write one SPECT study into a dataset being built at ``stage`` (see the module docstring).
 
+    Acquisition ``k`` goes to the session of schedule time ``schedule.times_h[schedule_indices[k]]``
+    as 3-D images, projections and truth; the README, the same for every session, goes once to the
+    subject's sourcedata.
+
     Parameters
     ----------
     stage : Path
@@ -105,49 +116,54 @@ def write_spect(stage: Path, acquisition: SPECTAcquisition, ctx: WriteContext) -
     acquisition : SPECTAcquisition
         Images, projections and metadata (:func:`imagingsim.modalities.spect.acquire.acquire_spect`).
     ctx : WriteContext
-        The subject's scenario (subject id), phantom (grid), backend (host copies) and folders.
+        The subject's scenario (subject id, schedule), phantom (grid), backend (host copies) and folders.
     """
+    for k, schedule_index in enumerate(acquisition.schedule_indices):
+        _write_session(stage, acquisition.frame(k), ctx, ctx.scenario.schedule.times_h[schedule_index])
+    atomic_write_text(ctx.sourcedata_dir(stage, "spect") / "README", _SOURCEDATA_README)
+
+
+def _write_session(stage: Path, acq: SPECTAcquisition, ctx: WriteContext, time_h: float) -> None:
+    """The images, raw data and truth of one acquisition (:meth:`SPECTAcquisition.frame`) in session ``ses-<time_h>``."""
     phantom, backend = ctx.phantom, ctx.backend
-    acq = acquisition
     sub = ctx.sub
     trc = acq.tracer.name
-    base = f"{sub}_trc-{trc}"
+    base = f"{ctx.prefix(time_h)}_trc-{trc}"
     times = _since_injection(acq)
 
-    images = ctx.images_dir(stage, "spect")
+    images = ctx.images_dir(stage, "spect", time_h)
     common = _image_fields(acq, phantom)
     for variant, image in acq.images_bq_per_ml.items():
         path = images / f"{base}_rec-{recon_label(variant)}_spect"
         data = host_array(backend, image, np.float32)
-        write_nifti(f"{path}.nii.gz", data, acq.grid, frame_times_s=times,
-                    description=f"imagingsim SPECT {trc} {variant}")
+        write_nifti(f"{path}.nii.gz", data, acq.grid, description=f"imagingsim SPECT {trc} {variant}")
         write_json(f"{path}.json", {**common, **_recon_fields(acq, variant)})
 
-    raw = ctx.sourcedata_dir(stage, "spect")
+    raw = ctx.sourcedata_dir(stage, "spect", time_h)
     projection_grid = _projection_grid(acq)
     for name, array, what in _raw_arrays(acq):
         data = host_array(backend, array, np.float32)
-        write_nifti(raw / f"{base}_{name}.nii.gz", data, projection_grid, frame_times_s=times,
-                    description=f"imagingsim SPECT {what}", compress_level=1)
+        write_nifti(raw / f"{base}_{name}.nii.gz", data, projection_grid, description=f"imagingsim SPECT {what}",
+                    compress_level=1)
     for peak in acq.photopeaks:
         data = host_array(backend, acq.mu_recon_per_mm[peak.label], np.float32)
-        write_nifti(raw / f"{base}_mu{peak.label}.nii.gz", data, acq.grid, frame_times_s=times,
+        write_nifti(raw / f"{base}_mu{peak.label}.nii.gz", data, acq.grid,
                     description=f"imagingsim SPECT AC mu at {peak.label} 1/mm", compress_level=1)
     write_json(raw / f"{base}_geometry.json", _geometry_record(acq, base))
-    atomic_write_text(raw / "README", _SOURCEDATA_README)
 
-    truth = ctx.truth_dir(stage, "spect")
+    truth = ctx.truth_dir(stage, "spect", time_h)
     spatial = f"bids:raw:{sub}/anat/{sub}_T1map.nii.gz"
     expected = host_array(backend, acq.expected_image_bq_per_ml, np.float32)
-    write_nifti(truth / f"{base}_desc-expected_activity.nii.gz", expected, phantom.grid, frame_times_s=times,
+    write_nifti(truth / f"{base}_desc-expected_activity.nii.gz", expected, phantom.grid,
                 description=f"imagingsim SPECT {trc} expected activity")
+    session_images = images.relative_to(stage).as_posix()
     write_json(
         truth / f"{base}_desc-expected_activity.json",
         {
             "Description": (
                 f"What an ideal camera (no blur, no noise, perfect corrections) would report in the convention of "
-                f"the SPECT images of tracer {trc}: its activity decay-corrected to the injection "
-                "(ImageDecayCorrected true) or the mean activity during each acquisition (false). Other "
+                f"the SPECT images of tracer {trc} of this session: its activity decay-corrected to the injection "
+                "(ImageDecayCorrected true) or the mean activity during the acquisition (false). Other "
                 "single-photon agents are not imaged. On the phantom grid: compare with the SPECT images after "
                 "averaging blocks of VoxelBinning^3 voxels (the phantom grid zero-padded at its far end to a "
                 "multiple of VoxelBinning), or resample the images."
@@ -160,7 +176,7 @@ def write_spect(stage: Path, acquisition: SPECTAcquisition, ctx: WriteContext) -
             "AcquisitionDuration_s": list(acq.frame_duration_s),
             "ImageDecayCorrected": acq.decay_corrected,
             "VoxelBinning": acq.params.voxel_binning,
-            "Source": [f"{sub}/spect/{base}_rec-{recon_label(v)}_spect.nii.gz" for v in acq.images_bq_per_ml],
+            "Source": [f"{session_images}/{base}_rec-{recon_label(v)}_spect.nii.gz" for v in acq.images_bq_per_ml],
             "ReferenceTime": (
                 f"AcquisitionStartAfterInjection_s counts from the tracer's injection; "
                 f"AcquisitionStartAfterScenarioStart_s from {TIME_REFERENCE}"
@@ -170,17 +186,15 @@ def write_spect(stage: Path, acquisition: SPECTAcquisition, ctx: WriteContext) -
     )
     for peak in acq.photopeaks:
         mu = host_array(backend, acq.mu_true_per_mm[peak.label], np.float32)
-        stem = truth / f"{sub}_desc-mu{peak.label}_map"
-        write_nifti(f"{stem}.nii.gz", mu, phantom.grid, frame_times_s=_since_injection(acq),
-                    description=f"imagingsim mu at {peak.label} 1/mm")
+        stem = truth / f"{ctx.prefix(time_h)}_desc-mu{peak.label}_map"
+        write_nifti(f"{stem}.nii.gz", mu, phantom.grid, description=f"imagingsim mu at {peak.label} 1/mm")
         write_json(
             f"{stem}.json",
             {
                 "Description": (
-                    f"4-D [x, y, z, acquisition] linear attenuation coefficient at the {peak.energy_keV!r} keV "
-                    f"photopeak of {acq.nuclide} (xraydb Elam tables, ICRU compositions, voxel density, plus the "
-                    "gold and iodine of the delivery maps at each acquisition): the attenuation the SPECT "
-                    "projections were simulated with."
+                    f"Linear attenuation coefficient at the {peak.energy_keV!r} keV photopeak of {acq.nuclide} "
+                    "(xraydb Elam tables, ICRU compositions, voxel density, plus the gold and iodine of the delivery "
+                    "maps at this session's acquisition): the attenuation the SPECT projections were simulated with."
                 ),
                 "Units": "1/mm",
                 "PhotonEnergy_keV": peak.energy_keV,
@@ -335,14 +349,17 @@ def _image_fields(acq: SPECTAcquisition, phantom) -> dict:
         "InjectionStart": 0.0,
         "FrameTimesStart": starts,
         "FrameDuration": list(acq.frame_duration_s),
-        "FrameTimesDescription": "one volume per acquisition: its start after the injection, s, and its duration, s",
+        "FrameTimesDescription": (
+            "the session's acquisition (one volume): its start after the injection, s, and its duration, s, as "
+            "one-element lists"
+        ),
         "ScheduleIndices": list(acq.schedule_indices),
         "ImageDecayCorrected": acq.decay_corrected,
         "ImageDecayCorrectionTime": 0.0 if acq.decay_corrected else starts[0],
         "DecayCorrectionFactor": list(acq.decay_correction_factors),
         "DecayCorrectionDescription": (
-            "per acquisition, duration / integral of the decay over it (1 when not decay-corrected); the image is "
-            "then the activity at injection, else the mean activity during the acquisition"
+            "of the session's acquisition, duration / integral of the decay over it (1 when not decay-corrected); "
+            "the image is then the activity at injection, else the mean activity during the acquisition"
         ),
         "AttenuationMapSource": acq.attenuation_source,
         "AttenuationMapDescription": _ATTENUATION_SOURCES[acq.attenuation_source],
@@ -383,7 +400,7 @@ def _recon_fields(acq: SPECTAcquisition, variant: str) -> dict:
         "ReconModelsAttenuation": attenuation,
         "ReconModelsCollimatorResponse": collimator,
         "ReconModelDescription": (
-            f"rec-{label}: OSEM with the system model sum_p n_kp P_p(x) + background, P_p including "
+            f"rec-{label}: OSEM with the system model sum_p n_p P_p(x) + background, P_p including "
             + (" and ".join(w for w, on in (("attenuation", attenuation), ("the collimator-detector response",
                                                                              collimator)) if on)
                or "neither attenuation nor the collimator-detector response (pure line integrals)")
@@ -420,29 +437,30 @@ def _geometry_record(acq: SPECTAcquisition, base: str) -> dict:
     grid, geom, params = acq.grid, acq.geometry, acq.params
     labels = [p.label for p in acq.photopeaks]
     files = {
-        f"{base}_projections.nii.gz": "measured counts in the photopeak windows (all peaks added), "
-        "[view, bin, row, acquisition]",
+        f"{base}_projections.nii.gz": "measured counts in the photopeak windows (all peaks added), [view, bin, row]",
         f"{base}_background.nii.gz": "scatter estimate the reconstructions used as background (counts), "
-        "[view, bin, row, acquisition]",
-        f"{base}_expectedprimary.nii.gz": "expected unscattered counts, [view, bin, row, acquisition]",
-        f"{base}_expectedscatter.nii.gz": "expected scattered counts, [view, bin, row, acquisition]",
+        "[view, bin, row]",
+        f"{base}_expectedprimary.nii.gz": "expected unscattered counts, [view, bin, row]",
+        f"{base}_expectedscatter.nii.gz": "expected scattered counts, [view, bin, row]",
         **{
             f"{base}_mu{label}.nii.gz": f"attenuation map used for attenuation correction at {label} on the SPECT "
-            "image grid (a spatial NIfTI), [x, y, z, acquisition], 1/mm"
+            "image grid (a spatial NIfTI), [x, y, z], 1/mm"
             for label in labels
         },
     }
     for side in sorted(acq.side_window_counts):
         files[f"{base}_tew{side}.nii.gz"] = (
-            f"measured counts in the {side} TEW side windows (summed over photopeaks), [view, bin, row, acquisition]"
+            f"measured counts in the {side} TEW side windows (summed over photopeaks), [view, bin, row]"
         )
     return {
-        "Description": "Raw SPECT data of one simulated study and the system model that produced it.",
+        "Description": (
+            "Raw SPECT data of one simulated acquisition (this session) and the system model that produced it."
+        ),
         "Files": files,
         "SystemModel": (
-            "E[projections[:, :, :, k]] = sum_p CountsPerUnitProjection[k][p] * P_p(x_k) + expectedscatter[..., k]; "
+            "E[projections] = sum_p CountsPerUnitProjection[0][p] * P_p(x) + expectedscatter; "
             "projections ~ Poisson(expectedprimary + expectedscatter), with expectedprimary = sum_p "
-            "CountsPerUnitProjection[k][p] * P_p(x_k). x_k is the activity image of acquisition k in Bq/mL (the "
+            "CountsPerUnitProjection[0][p] * P_p(x). x is the session's activity image in Bq/mL (the "
             "images' convention, see ImageDecayCorrected), P_p the projection (mm x Bq/mL) of the stated geometry "
             "with the attenuation mu(E_p) and the collimator-detector response of photopeak p (Photopeaks). The "
             "data were simulated on the phantom grid (pixel size / VoxelBinning) with the true mu maps "
@@ -522,14 +540,15 @@ def _geometry_record(acq: SPECTAcquisition, base: str) -> dict:
 
 
 _SOURCEDATA_README = """\
-Raw SPECT data of the simulated study: for the SPECT tracer, the measured projections (counts in
-the photopeak windows), the scatter estimate the reconstructions used as background, the expected
-primary and scatter counts, the triple-energy-window side-window counts (scatter = "tew" only), the
-attenuation maps used for attenuation correction (on the SPECT image grid, one per photopeak), and a
-*_geometry.json with the geometry (angles in degrees over 360, bins in mm, orbit radius), the
-conventions, the collimator response of each photopeak, the counts per unit projection and the full
-system model, so that the images can be reconstructed with any other code. Projections are NIfTI
-arrays [view, bin, row, acquisition]; their header is not a spatial mapping.
+Raw SPECT data of the simulated study, one acquisition per session (../ses-<time>/spect/): for the
+SPECT tracer, the measured projections (counts in the photopeak windows), the scatter estimate the
+reconstructions used as background, the expected primary and scatter counts, the
+triple-energy-window side-window counts (scatter = "tew" only), the attenuation maps used for
+attenuation correction (on the SPECT image grid, one per photopeak), and a *_geometry.json with the
+geometry (angles in degrees over 360, bins in mm, orbit radius), the conventions, the collimator
+response of each photopeak, the counts per unit projection and the full system model, so that the
+images can be reconstructed with any other code. Projections are NIfTI arrays [view, bin, row];
+their header is not a spatial mapping.
 """
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imagingsim.grid import ImageGrid
+from imagingsim.modalities.frames import one_frame
 from imagingsim.modalities.spect.physics import Photopeak, SPECTParams
 from imagingsim.modalities.spect.projector import SPECTGeometry
 from imagingsim.scenario import AgentSpec
@@ -110,6 +111,23 @@ class SPECTAcquisition:
     counts_per_unit_projection: tuple[tuple[float, ...], ...]
     total_counts: dict[str, tuple[float, ...]]
     timings_s: dict[str, float] = field(default_factory=dict)
+
+    def frame(self, k: int) -> SPECTAcquisition:
+        """Acquisition ``k`` alone: the scan of one session.
+
+        Every array becomes ``[..., k]`` (3-D) and every per-acquisition tuple keeps its one
+        entry, so the writers produce the same sidecar keys for one session as for the whole
+        study, as one-element lists.
+        """
+        return one_frame(
+            self, k, n_frames=len(self.frame_start_s),
+            tuples=("schedule_indices", "frame_start_s", "frame_duration_s", "decay_correction_factors",
+                    "counts_per_unit_projection"),
+            arrays=("expected_image_bq_per_ml", "projections", "expected_primary", "expected_scatter",
+                    "scatter_estimate"),
+            array_maps=("images_bq_per_ml", "mu_true_per_mm", "mu_recon_per_mm", "side_window_counts"),
+            tuple_maps=("total_counts",),
+        )
 
 
 __all__ = ["RECON_VARIANTS", "SPECTAcquisition"]

@@ -21,7 +21,7 @@ from imagingsim.io.nifti import write_nifti
 from imagingsim.io.sidecars import write_json
 from imagingsim.io.truth_files import TruthFile
 from imagingsim.modalities.base import AcquisitionContext, Modality, WriteContext
-from imagingsim.scenario import SpecModel, time_label
+from imagingsim.scenario import SpecModel
 
 NOISE_STREAM = 901  # the example's own noise stream of the subject seed
 
@@ -42,8 +42,8 @@ class Planar(Modality):
     bids_datatype = "planar"
     bids_standard = False
     truth_files = (
-        TruthFile("sub-<id>/planar/sub-<id>_acq-<label>_desc-projected_conc", (".nii.gz", ".json"),
-                  "Noise-free coronal projection of the first agent's carrier at session acq-<label>.", "ug/mm^2"),
+        TruthFile("sub-<id>/ses-<time>/planar/sub-<id>_ses-<time>_desc-projected_conc", (".nii.gz", ".json"),
+                  "Noise-free coronal projection of the first agent's carrier at the session ses-<time>.", "ug/mm^2"),
     )
     example = ("mouse_peg_liposome", ("modalities.enabled=[\"planar\"]",))
 
@@ -61,11 +61,9 @@ class Planar(Modality):
         plane = ImageGrid((grid.shape[0], 1, grid.shape[2]), grid.voxel_size_mm, grid.origin_mm)
         written = []
         for k, time_h in enumerate(acquisition["times_h"]):
-            base = f"{ctx.sub}_acq-{time_label(time_h)}"
-            for folder, name, key in ((stage / ctx.sub / "planar", f"{base}_planar", "measured"),
-                                      (stage / "derivatives" / "truth" / ctx.sub / "planar",
-                                       f"{base}_desc-projected_conc", "truth")):
-                folder.mkdir(parents=True, exist_ok=True)
+            base = ctx.prefix(time_h)  # sub-<id>_ses-<time>: one session per schedule time
+            for folder, name, key in ((ctx.images_dir(stage, "planar", time_h), f"{base}_planar", "measured"),
+                                      (ctx.truth_dir(stage, "planar", time_h), f"{base}_desc-projected_conc", "truth")):
                 data = np.asarray(ctx.backend.to_host(acquisition[key][..., k]), dtype=np.float32)[:, None, :]
                 written.append(write_nifti(folder / f"{name}.nii.gz", data, plane, description="imagingsim planar"))
                 written.append(write_json(folder / f"{name}.json", {"Units": "ug/mm^2", "Time_h": time_h}))

@@ -1,5 +1,6 @@
-"""CT on disk: HU images per schedule time with complete sidecars, raw counts and the model in
-sourcedata that reproduce the images' inputs, truth derivatives at the reference energy."""
+"""CT on disk: one BIDS session per schedule time with its HU image and complete sidecar, raw
+counts per session and one model in sourcedata that reproduce the images' inputs, truth
+derivatives at the reference energy per session."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from imagingsim.io.truth_files import TruthFile
 from imagingsim.modalities.base import WriteContext, acquisition_context
 from imagingsim.modalities.ct.acquire import acquire_ct
 from imagingsim.modalities.ct.bids import write_ct
+from imagingsim.modalities.ct.truth import TRUTH_FILES
 from imagingsim.pipeline import load_scenario
 from imagingsim.projectors import ParallelBeamGeometry
 from imagingsim.scenario import AgentSpec
@@ -33,11 +35,11 @@ CT_SIDECAR_KEYS = (
     "ReconFilterCutoff_fractionOfNyquist", "PhotonNoise", "ReferenceTime",
 )  # fmt: skip
 
-#: The truth-file patterns the CT writer needs in imagingsim.io.truth_files (to be registered there).
+#: The truth-file patterns the CT writer must follow, one folder per session (documented in ct.truth).
 CT_TRUTH_PATTERNS = (
-    TruthFile("sub-<id>/ct/sub-<id>_acq-<label>_desc-trueMu_map", (".nii.gz", ".json"), "true mu at E_ref", "1/mm"),
-    TruthFile("sub-<id>/ct/sub-<id>_acq-<label>_desc-gold_conc", (".nii.gz", ".json"), "gold", "mg/mL"),
-    TruthFile("sub-<id>/ct/sub-<id>_acq-<label>_desc-iodine_conc", (".nii.gz", ".json"), "iodine", "mg/mL"),
+    TruthFile("sub-<id>/ses-<time>/ct/sub-<id>_ses-<time>_desc-trueMu_map", (".nii.gz", ".json"), "true mu", "1/mm"),
+    TruthFile("sub-<id>/ses-<time>/ct/sub-<id>_ses-<time>_desc-gold_conc", (".nii.gz", ".json"), "gold", "mg/mL"),
+    TruthFile("sub-<id>/ses-<time>/ct/sub-<id>_ses-<time>_desc-iodine_conc", (".nii.gz", ".json"), "iodine", "mg/mL"),
 )
 TIMES_H = (1.0, 2.0)
 
@@ -75,7 +77,7 @@ def ct_dataset(tmp_path_factory):
 def test_hu_images_and_sidecars(ct_dataset):
     stage, phantom, acq = ct_dataset
     for k, label in enumerate(("1h", "2h")):
-        path = stage / "sub-01" / "ct" / f"sub-01_acq-{label}_ct.nii.gz"
+        path = stage / "sub-01" / f"ses-{label}" / "ct" / f"sub-01_ses-{label}_ct.nii.gz"
         img = nib.load(path)
         assert img.shape == phantom.grid.shape and img.get_data_dtype() == np.float32
         np.testing.assert_array_equal(np.asarray(img.dataobj), np.asarray(acq.hu)[..., k])
@@ -109,8 +111,14 @@ def test_raw_counts_and_geometry_reproduce_the_model_inputs(ct_dataset):
     table_p = np.asarray(record["WaterPrecorrection"]["PolyenergeticLineIntegral"])
     assert np.all(np.diff(table_p) > 0)  # invertible
     assert (raw / "README").exists()
+    assert sorted(p.name for p in raw.iterdir()) == ["README", "sub-01_ct_geometry.json"]  # the rest per session
     for k, label in enumerate(("1h", "2h")):
-        counts = np.asarray(nib.load(raw / f"sub-01_acq-{label}_counts.nii.gz").dataobj)
+        # The Files entry is a pattern of paths from the geometry JSON's folder to each session's counts.
+        (pattern,) = record["Files"]
+        counts_path = (raw / pattern.replace("<t>", label)).resolve()
+        session = stage / "sourcedata" / "sub-01" / f"ses-{label}" / "ct"
+        assert counts_path == (session / f"sub-01_ses-{label}_counts.nii.gz").resolve()
+        counts = np.asarray(nib.load(counts_path).dataobj)
         assert counts.shape == (120, geometry.n_bins, 1)
         np.testing.assert_array_equal(counts, np.asarray(acq.measured_counts)[..., k])
         # Rays that miss the 32 mm image box see the flood: their mean is I0 within 5 standard errors.
@@ -128,16 +136,18 @@ def test_truth_files_match_documented_patterns_and_the_acquisition(ct_dataset):
     truth = stage / "derivatives" / "truth"
     files = sorted(p.relative_to(truth).as_posix() for p in truth.rglob("*") if p.is_file())
     assert files  # written
+    assert {t.stem for t in CT_TRUTH_PATTERNS} == {t.stem for t in TRUTH_FILES}  # documented as written
     for rel in files:
         assert sum(bool(t.regex().fullmatch(rel)) for t in CT_TRUTH_PATTERNS) == 1, rel
-    mu = np.asarray(nib.load(truth / "sub-01" / "ct" / "sub-01_acq-2h_desc-trueMu_map.nii.gz").dataobj)
+    session = {label: truth / "sub-01" / f"ses-{label}" / "ct" for label in ("1h", "2h")}
+    mu = np.asarray(nib.load(session["2h"] / "sub-01_ses-2h_desc-trueMu_map.nii.gz").dataobj)
     np.testing.assert_array_equal(mu, np.asarray(acq.mu_true_per_mm)[..., 1])
-    sidecar = json.loads((truth / "sub-01" / "ct" / "sub-01_acq-2h_desc-trueMu_map.json").read_text())
+    sidecar = json.loads((session["2h"] / "sub-01_ses-2h_desc-trueMu_map.json").read_text())
     assert sidecar["Units"] == "1/mm" and sidecar["PhotonEnergy_keV"] == pytest.approx(acq.effective_energy_keV)
     # One key name for mu_water across the CT files (the HU image sidecar uses the same).
     assert sidecar["WaterAttenuationAtReferenceEnergy_per_mm"] == pytest.approx(acq.mu_water_per_mm, rel=1e-12)
     assert "WaterAttenuation_per_mm" not in sidecar
-    gold = np.asarray(nib.load(truth / "sub-01" / "ct" / "sub-01_acq-2h_desc-gold_conc.nii.gz").dataobj)
+    gold = np.asarray(nib.load(session["2h"] / "sub-01_ses-2h_desc-gold_conc.nii.gz").dataobj)
     assert gold.max() == pytest.approx(5.0, rel=1e-6)  # mg/mL
-    assert json.loads((truth / "sub-01" / "ct" / "sub-01_acq-1h_desc-gold_conc.json").read_text())["Units"] == "mg/mL"
+    assert json.loads((session["1h"] / "sub-01_ses-1h_desc-gold_conc.json").read_text())["Units"] == "mg/mL"
     assert not any(re.search(r"iodine", f) for f in files)  # no iodine agent, no iodine map

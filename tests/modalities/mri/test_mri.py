@@ -12,6 +12,7 @@ from scipy import special
 
 from imagingsim.backend import get_backend
 from imagingsim.grid import ImageGrid
+from imagingsim.io.sessions import session_label
 from imagingsim.modalities.base import acquisition_context
 from imagingsim.modalities.mri.acquire import acquire_mri, add_kspace_noise, check_mri, resolve_recon, roi_iron_mM
 from imagingsim.modalities.mri.physics import (
@@ -25,7 +26,6 @@ from imagingsim.modalities.mri.physics import (
 )
 from imagingsim.modalities.mri.recon import encoding_operator, zero_filled
 from imagingsim.modalities.mri.relaxometry import fit_r2star
-from imagingsim.modalities.mri.result import time_label
 from imagingsim.phantom import Label
 from imagingsim.phantom.properties import tissue_table
 from imagingsim.pipeline import load_scenario, simulate
@@ -87,7 +87,7 @@ def test_baseline_is_the_phantom_at_3T_and_scales_with_field(subject):
 
 
 def test_time_labels_are_bids_values():
-    assert [time_label(t) for t in (24.0, 0.5, 1.0, 0.25, 168.0, 0.0)] == ["24h", "0p5h", "1h", "0p25h", "168h", "0h"]
+    assert [session_label(t) for t in (24.0, 0.5, 1.0, 0.25, 168.0, 0.0)] == ["24h", "0p5h", "1h", "0p25h", "168h", "0h"]
 
 
 # --- iron ------------------------------------------------------------------------------------

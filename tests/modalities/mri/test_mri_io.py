@@ -49,10 +49,10 @@ def _sidecar(path):
 def test_megre_files_and_sidecars(mri_dataset):
     out, subject, _ = mri_dataset
     spec = subject.scenario.modalities.mri
-    anat = out / "sub-01" / "anat"
     for k, label in enumerate(LABELS):
+        anat = out / "sub-01" / f"ses-{label}" / "anat"
         for e, te in enumerate(ECHOES_MS):
-            path = anat / f"sub-01_acq-{label}_echo-{e + 1}_part-mag_MEGRE.nii.gz"
+            path = anat / f"sub-01_ses-{label}_echo-{e + 1}_part-mag_MEGRE.nii.gz"
             img = nib.load(path)
             assert img.shape == subject.phantom.grid.shape
             assert img.header.get_xyzt_units() == ("mm", "sec")
@@ -70,7 +70,7 @@ def test_megre_files_and_sidecars(mri_dataset):
             assert sidecar["ContrastAgents"][0]["r2star_per_mM_s"] == 55.7
             # the image is the acquisition's reconstruction (float32 on disk)
             np.testing.assert_allclose(img.get_fdata(), np.asarray(subject.acquisitions["mri"].magnitude)[k, e], rtol=1e-6)
-        r2 = anat / f"sub-01_acq-{label}_R2starmap.nii.gz"
+        r2 = anat / f"sub-01_ses-{label}_R2starmap.nii.gz"
         sidecar = _sidecar(r2)
         assert sidecar["Units"] == "1/s" and len(sidecar["BasedOn"]) == len(ECHOES_MS)
         assert all((out / f).exists() for f in sidecar["BasedOn"])
@@ -89,7 +89,7 @@ def test_raw_kspace_reproduces_the_documented_model(mri_dataset):
     assert record["AcquiredPhaseEncodes"] == mask.sum()
     # The calibration box the mask was drawn with, reported the same in the raw sidecar and here,
     # and fully sampled in the mask (centred: k = 0 at n // 2).
-    sidecar = json.loads((out / "sub-01" / "anat" / "sub-01_acq-24h_echo-1_part-mag_MEGRE.json").read_text())
+    sidecar = json.loads((out / "sub-01" / "ses-24h" / "anat" / "sub-01_ses-24h_echo-1_part-mag_MEGRE.json").read_text())
     cy, cz = record["CalibrationEncodes"]
     assert (sidecar["CalibrationFraction"], sidecar["CalibrationEncodes"]) == (record["CalibrationFraction"], [cy, cz])
     assert record["CalibrationFraction"] == subject.scenario.modalities.mri.calibration_fraction and cy * cz > 0
@@ -103,11 +103,13 @@ def test_raw_kspace_reproduces_the_documented_model(mri_dataset):
     offres = nib.load(truth / "sub-01_desc-offresonance_fieldmap.nii.gz").get_fdata()
     pd = np.asarray(subject.phantom.properties["proton_density"])
     for k, label in enumerate(LABELS):
-        kspace = read_ismrmrd_kspace(raw / f"sub-01_acq-{label}_kspace.h5", subject.phantom.grid.shape)
+        session = out / "sourcedata" / "sub-01" / f"ses-{label}" / "mri"
+        kspace = read_ismrmrd_kspace(session / f"sub-01_ses-{label}_kspace.h5", subject.phantom.grid.shape)
         assert kspace.dtype == np.complex64 and kspace.shape == (len(ECHOES_MS), 4) + subject.phantom.grid.shape
         assert np.all(kspace[..., ~mask] == 0)
-        r1 = nib.load(truth / f"sub-01_acq-{label}_desc-true_R1map.nii.gz").get_fdata()
-        r2s = nib.load(truth / f"sub-01_acq-{label}_desc-true_R2starmap.nii.gz").get_fdata()
+        truth_session = truth.parent / f"ses-{label}" / "mri"
+        r1 = nib.load(truth_session / f"sub-01_ses-{label}_desc-true_R1map.nii.gz").get_fdata()
+        r2s = nib.load(truth_session / f"sub-01_ses-{label}_desc-true_R2starmap.nii.gz").get_fdata()
         spec = subject.scenario.modalities.mri
         m = np.asarray(spoiled_gre(pd, r1, r2s, repetition_time_ms=spec.repetition_time_ms, echo_times_ms=ECHOES_MS,
                                    flip_angle_deg=spec.flip_angle_deg, offresonance_hz=offres))
@@ -152,8 +154,8 @@ def test_ismrmrd_header_and_a_plain_inverse_fft_rebuild_the_fully_sampled_images
         "modalities.mri.n_coils=2", 'modalities.mri.recon="zero_filled"'])
     out = tmp_path / "ds"
     write_subject(simulate(scenario, backend="numpy"), out)
-    path = out / "sourcedata" / "sub-01" / "mri" / "sub-01_acq-24h_kspace.h5"
-    first_echo = nib.load(out / "sub-01" / "anat" / "sub-01_acq-24h_echo-1_part-mag_MEGRE.nii.gz")
+    path = out / "sourcedata" / "sub-01" / "ses-24h" / "mri" / "sub-01_ses-24h_kspace.h5"
+    first_echo = nib.load(out / "sub-01" / "ses-24h" / "anat" / "sub-01_ses-24h_echo-1_part-mag_MEGRE.nii.gz")
     shape = first_echo.shape
     kspace = read_ismrmrd_kspace(path, shape)
     dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=False)
@@ -171,15 +173,16 @@ def test_ismrmrd_header_and_a_plain_inverse_fft_rebuild_the_fully_sampled_images
     for e in range(len(spec.echo_times_ms)):
         images = np.fft.ifftn(np.fft.ifftshift(kspace[e], axes=(-3, -2, -1)), axes=(-3, -2, -1), norm="ortho")
         rss = np.sqrt(np.sum(np.abs(images) ** 2, axis=0))
-        written = nib.load(out / "sub-01" / "anat" / f"sub-01_acq-24h_echo-{e + 1}_part-mag_MEGRE.nii.gz").get_fdata()
+        written = nib.load(out / "sub-01" / "ses-24h" / "anat" / f"sub-01_ses-24h_echo-{e + 1}_part-mag_MEGRE.nii.gz").get_fdata()
         np.testing.assert_allclose(rss, written, rtol=1e-4, atol=1e-5 * written.max())
 
 
 def test_truth_files_match_their_registered_patterns(mri_dataset):
     out, _, _ = mri_dataset
     truth = out / "derivatives" / "truth"
-    mri_files = sorted(p for p in (truth / "sub-01" / "mri").iterdir())
+    mri_files = sorted((truth / "sub-01").glob("**/mri/*"))
     assert len(mri_files) == 2 * (4 * len(LABELS) + 3)  # per session 4 maps, plus 3 fixed, each .nii.gz + .json
+    assert len(list((truth / "sub-01" / "mri").iterdir())) == 2 * 3  # the fixed ones at subject level
     used = set()
     for path in mri_files:
         rel = path.relative_to(truth).as_posix()
@@ -190,10 +193,10 @@ def test_truth_files_match_their_registered_patterns(mri_dataset):
     assert used == {t.stem for t in MRI_TRUTH_FILES}  # every pattern is written in this configuration
     readme = (truth / "README").read_text()
     assert all(t.display() in readme for t in MRI_TRUTH_FILES)
-    iron = nib.load(truth / "sub-01" / "mri" / "sub-01_acq-24h_desc-iron_conc.nii.gz").get_fdata()
-    carrier = nib.load(truth / "sub-01" / "delivery" / "sub-01_desc-spionCarrier_conc.nii.gz").get_fdata()[..., 1]
+    iron = nib.load(truth / "sub-01" / "ses-24h" / "mri" / "sub-01_ses-24h_desc-iron_conc.nii.gz").get_fdata()
+    carrier = nib.load(truth / "sub-01" / "ses-24h" / "delivery" / "sub-01_ses-24h_desc-spionCarrier_conc.nii.gz").get_fdata()
     np.testing.assert_allclose(iron, carrier * 0.5 / 55.845, rtol=1e-6, atol=1e-9)  # float32 files
-    assert json.loads((truth / "sub-01" / "mri" / "sub-01_acq-24h_desc-iron_conc.json").read_text())["Units"] == "mM"
+    assert json.loads((truth / "sub-01" / "ses-24h" / "mri" / "sub-01_ses-24h_desc-iron_conc.json").read_text())["Units"] == "mM"
 
 
 def test_iron_estimate_is_a_separate_derivative(mri_dataset):
@@ -202,11 +205,11 @@ def test_iron_estimate_is_a_separate_derivative(mri_dataset):
     description = json.loads((root / "dataset_description.json").read_text())
     assert description["DatasetType"] == "derivative" and description["DatasetLinks"] == {"raw": "../../"}
     for label in LABELS:
-        path = root / "sub-01" / "anat" / f"sub-01_acq-{label}_desc-ironEstimate_conc.nii.gz"
+        path = root / "sub-01" / f"ses-{label}" / "anat" / f"sub-01_ses-{label}_desc-ironEstimate_conc.nii.gz"
         sidecar = _sidecar(path)
         assert sidecar["Units"] == "mM" and "pre-contrast" in sidecar["Description"]
         assert sidecar["NoEstimateValue"] == "NaN" and "NaN" in sidecar["Description"]
-        mask = nib.load(root / "sub-01" / "anat" / f"sub-01_acq-{label}_desc-r2starFit_mask.nii.gz").get_fdata()
+        mask = nib.load(root / "sub-01" / f"ses-{label}" / "anat" / f"sub-01_ses-{label}_desc-r2starFit_mask.nii.gz").get_fdata()
         estimate = nib.load(path).get_fdata()
         assert np.all(np.isnan(estimate[mask == 0]))  # no estimate where the fit was masked
         assert np.isfinite(estimate[mask == 1]).mean() > 0.9  # ... and one almost everywhere it was fitted

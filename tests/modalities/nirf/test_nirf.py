@@ -13,6 +13,7 @@ import pytest
 
 from imagingsim.backend import get_backend
 from imagingsim.grid import ImageGrid
+from imagingsim.io.sessions import session_label
 from imagingsim.modalities.base import acquisition_context
 from imagingsim.modalities.nirf import optics as no
 from imagingsim.modalities.nirf import tables as nt
@@ -31,7 +32,6 @@ from imagingsim.operators import Blur, check_adjoint
 from imagingsim.phantom.model import Label
 from imagingsim.phantom.properties import tissue_table
 from imagingsim.pipeline import load_scenario, simulate
-from imagingsim.scenario import time_label
 
 MUSCLE_810 = (0.028, 0.704)  # PHYSICS.md, mu_a and mu_s' in 1/mm
 #: PHYSICS.md: surface FWHM of a point source in muscle at 810 nm, mm, by depth (mm).
@@ -324,7 +324,7 @@ def test_camera_noise_statistics_and_seeding(backend):
 
 
 def test_time_labels():
-    assert [time_label(t) for t in (24.0, 0.5, 0.0, 168.0, 0.25, 1.0)] == ["24h", "0p5h", "0h", "168h", "0p25h", "1h"]
+    assert [session_label(t) for t in (24.0, 0.5, 0.0, 168.0, 0.25, 1.0)] == ["24h", "0p5h", "0h", "168h", "0p25h", "1h"]
 
 
 def test_camera_frame_puts_the_facing_surface_first(numpy_backend):

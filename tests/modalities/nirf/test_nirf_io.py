@@ -38,9 +38,8 @@ def test_images_and_sidecars(nirf_dataset):
     out, subject = nirf_dataset
     grid = subject.phantom.grid
     acq = subject.acquisitions["nirf"]
-    folder = out / "sub-01" / "nirf"
     for k, label in enumerate(LABELS):
-        path = folder / f"sub-01_acq-{label}_nirf.nii.gz"
+        path = out / "sub-01" / f"ses-{label}" / "nirf" / f"sub-01_ses-{label}_nirf.nii.gz"
         img = nib.load(path)
         # Dorsal view: an x-z image one voxel thick along y, at the dorsal body surface.
         assert img.shape == (grid.shape[0], 1, grid.shape[2])
@@ -106,25 +105,28 @@ def test_truth_files(nirf_dataset):
     acq = subject.acquisitions["nirf"]
     truth = out / "derivatives" / "truth"
     folder = truth / "sub-01" / "nirf"
-    written = sorted(p.relative_to(truth).as_posix() for p in folder.iterdir())
-    assert len(written) == 2 * (len(LABELS) + 2)
+    written = sorted(p.relative_to(truth).as_posix() for p in (truth / "sub-01").glob("**/nirf/*"))
+    assert len(written) == 2 * (2 * len(LABELS) + 1)  # per session noise-free image and dye map; background
     for rel in written:
         matches = [t.stem for t in truth_files() if t.regex().fullmatch(rel)]
         assert len(matches) == 1 and matches[0] in {t.stem for t in NIRF_TRUTH_FILES}, rel
     # Noise-free image = E[measured]; the measured one is within its Poisson + read noise.
-    measured = nib.load(out / "sub-01" / "nirf" / "sub-01_acq-24h_nirf.nii.gz").get_fdata()
-    clean = nib.load(folder / "sub-01_acq-24h_desc-noisefree_nirf.nii.gz").get_fdata()
+    session = truth / "sub-01" / "ses-24h"
+    measured = nib.load(out / "sub-01" / "ses-24h" / "nirf" / "sub-01_ses-24h_nirf.nii.gz").get_fdata()
+    clean = nib.load(session / "nirf" / "sub-01_ses-24h_desc-noisefree_nirf.nii.gz").get_fdata()
     background = nib.load(folder / "sub-01_desc-background_nirf.nii.gz").get_fdata()
     sd = np.sqrt(clean + acq.setup.read_noise_e**2)
     assert np.all(np.abs(measured - clean) < 6 * sd)  # 6 sigma over ~2000 pixels
     assert np.all(clean >= background * (1 - 1e-6))  # dye only adds light
     # Dye concentration = carrier x dye_nmol_per_mg / 1000 (ICG, 5 nmol/mg).
-    dye = nib.load(folder / "sub-01_desc-spionDye_conc.nii.gz")
-    carrier = nib.load(truth / "sub-01" / "delivery" / "sub-01_desc-spionCarrier_conc.nii.gz").get_fdata()
-    assert dye.shape == carrier.shape
-    np.testing.assert_allclose(dye.get_fdata(), carrier * 5.0 / 1000.0, rtol=1e-6, atol=1e-9)
-    meta = json.loads((folder / "sub-01_desc-spionDye_conc.json").read_text())
-    assert meta["Units"] == "nmol/mL" and meta["SampleTimes_h"] == list(subject.delivery.times_h)
+    for time_h, label in zip(subject.delivery.times_h, LABELS):
+        session = truth / "sub-01" / f"ses-{label}"
+        dye = nib.load(session / "nirf" / f"sub-01_ses-{label}_desc-spionDye_conc.nii.gz")
+        carrier = nib.load(session / "delivery" / f"sub-01_ses-{label}_desc-spionCarrier_conc.nii.gz").get_fdata()
+        assert dye.shape == carrier.shape == subject.phantom.grid.shape
+        np.testing.assert_allclose(dye.get_fdata(), carrier * 5.0 / 1000.0, rtol=1e-6, atol=1e-9)
+        meta = json.loads((session / "nirf" / f"sub-01_ses-{label}_desc-spionDye_conc.json").read_text())
+        assert meta["Units"] == "nmol/mL" and meta["SampleTime_h"] == time_h
 
 
 def test_nir2_sidecar_carries_the_psf_parameters(tmp_path):
@@ -135,7 +137,7 @@ def test_nir2_sidecar_carries_the_psf_parameters(tmp_path):
     )
     subject = simulate(scenario, backend="numpy")
     write_subject(subject, tmp_path / "ds")
-    side = json.loads((tmp_path / "ds" / "sub-01" / "nirf" / "sub-01_acq-24h_nirf.json").read_text())
+    side = json.loads((tmp_path / "ds" / "sub-01" / "ses-24h" / "nirf" / "sub-01_ses-24h_nirf.json").read_text())
     psf = side["PSFModel"]
     assert "uncalibrated" in psf["Status"]
     assert (psf["f0_WeaklyScatteredFraction"], psf["k_DecayLength_transport_mean_free_paths"],
