@@ -76,7 +76,7 @@ def write_ct(stage: Path, acquisition: CTAcquisition, ctx: WriteContext) -> None
         write_json(ct_dir / f"{base}_ct.json", {**common, "AcquisitionTime_h": time_h,
                                                 "SpatialReference": spatial_reference})
         write_nifti(ctx.sourcedata_dir(stage, "ct", time_h) / f"{base}_counts.nii.gz", counts[..., k], sino_grid,
-                    description="imagingsim CT photon counts", compress_level=1)
+                    description="imagingsim CT photon counts")
         _write_truth(ctx.truth_dir(stage, "ct", time_h), base, acq, time_h, mu_true[..., k],
                      {e: a[..., k] for e, a in contrast.items()}, phantom.grid, spatial_reference)
     raw = ctx.sourcedata_dir(stage, "ct")

@@ -69,7 +69,7 @@ def write_pet(stage: Path, acquisition: PETAcquisition, ctx: WriteContext) -> No
     attenuation = raw / f"{sub}_trc-{trc}_attenuation.nii.gz"
     write_nifti(attenuation, host_array(backend, acquisition.attenuation_factors, np.float32),
                 sinogram_grid(acquisition.geometry, phantom.grid),
-                description="imagingsim PET attenuation factors exp(-line integral of mu_511)", compress_level=1)
+                description="imagingsim PET attenuation factors exp(-line integral of mu_511)")
     atomic_write_text(raw / "README", _SOURCEDATA_README)
     for k in range(acquisition.n_frames):
         time_h = ctx.scenario.schedule.times_h[acquisition.schedule_indices[k]]
@@ -110,7 +110,7 @@ def _write_session(stage: Path, frame: PETAcquisition, ctx: WriteContext, time_h
         ("background", frame.expected_background, "expected scatter + randoms counts"),
     ):
         write_nifti(raw / f"{base}_{name}.nii.gz", host_array(backend, array, np.float32), sino_grid,
-                    description=f"imagingsim PET {what}", compress_level=1)
+                    description=f"imagingsim PET {what}")
     shared = Path(os.path.relpath(attenuation, raw)).as_posix()
     write_json(raw / f"{base}_geometry.json", _geometry_record(frame, phantom, base, shared))
 

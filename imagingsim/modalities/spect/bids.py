@@ -143,12 +143,11 @@ def _write_session(stage: Path, acq: SPECTAcquisition, ctx: WriteContext, time_h
     projection_grid = _projection_grid(acq)
     for name, array, what in _raw_arrays(acq):
         data = host_array(backend, array, np.float32)
-        write_nifti(raw / f"{base}_{name}.nii.gz", data, projection_grid, description=f"imagingsim SPECT {what}",
-                    compress_level=1)
+        write_nifti(raw / f"{base}_{name}.nii.gz", data, projection_grid, description=f"imagingsim SPECT {what}")
     for peak in acq.photopeaks:
         data = host_array(backend, acq.mu_recon_per_mm[peak.label], np.float32)
         write_nifti(raw / f"{base}_mu{peak.label}.nii.gz", data, acq.grid,
-                    description=f"imagingsim SPECT AC mu at {peak.label} 1/mm", compress_level=1)
+                    description=f"imagingsim SPECT AC mu at {peak.label} 1/mm")
     write_json(raw / f"{base}_geometry.json", _geometry_record(acq, base))
 
     truth = ctx.truth_dir(stage, "spect", time_h)
