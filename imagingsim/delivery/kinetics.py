@@ -651,18 +651,18 @@ def _simulate_agent(
         else:
             recorder.zeros()
     recorder.blood(0.0, values, force=True)
-    cached_dt, factors = None, None
+    cached_dt, step = None, None
     for done, (dt, tau_end, hit) in enumerate(steps, start=1):
         if dt != cached_dt:  # factors change only on the ramp and around landings
-            factors = None  # free the old factor maps before making the new ones
-            cached_dt, factors = dt, model.network.factors(dt)
-        values = model.network.step(values, factors)
+            step = None  # free the old coefficient maps before making the new ones
+            cached_dt, step = dt, model.network.linear_step(model.network.factors(dt))
+        values = step.apply(values)
         recorder.blood(tau_end, values, force=hit is not None)
         if hit is not None:
             recorder.record(values)
         progress.report(done, len(steps))
 
-    del values, factors, model  # free the states before the outputs are stacked
+    del values, step, model  # free the states before the outputs are stacked
     ledger, by_label, drug_ledger, lumped_drug, curve = recorder.download()
     return AgentDelivery(
         agent=agent,

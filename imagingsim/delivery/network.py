@@ -185,6 +185,98 @@ class Network:
         return out
 
 
+    def linear_step(self, f: StepFactors) -> LinearStep:
+        """The step of :meth:`step` with factors ``f`` as one linear map per destination.
+
+        :meth:`step` makes two passes over the transfers and a temporary per move (three
+        times as many array passes as there are transfers). The step is linear in the start
+        values, so every path from a source to a destination (directly, or passed on through
+        a map in the same step) folds into one coefficient per (destination, source) pair,
+        computed once per step size. Passing on through a scalar couples every entry of a
+        map to every other (map -> scalar -> map); that part stays a two-stage product
+        through the scalar's arrivals. Equal to :meth:`step` up to rounding (products taken
+        in another order); ``tests/delivery`` compares the two on every built-in scenario.
+        """
+        n = len(self.names)
+        terms: list[dict[tuple[str, int], Any]] = [{} for _ in range(n)]
+        arrivals: dict[int, dict[int, Any]] = {}  # scalar pass-through state -> {source: factor}
+
+        def add(table: dict, key, coefficient) -> None:
+            table[key] = coefficient if key not in table else table[key] + coefficient
+
+        for t, keep in zip(self.transfers, f.keep):
+            add(terms[t.dst], ("state", t.src), keep)
+        for t_in, onward in zip(self.transfers, f.onward):
+            if onward is None:
+                continue
+            middle = t_in.dst
+            if not self.is_map[middle]:
+                add(arrivals.setdefault(middle, {}), t_in.src, onward)
+                continue
+            for t_out, route in zip(self.transfers, f.route):
+                if t_out.src == middle and route is not None:
+                    coefficient = onward * route
+                    if not (self.is_map[t_in.src] or self.is_map[t_out.dst]):
+                        coefficient = self._total(coefficient)  # scalar -> map -> scalar: a number
+                    add(terms[t_out.dst], ("state", t_in.src), coefficient)
+        for middle in arrivals:
+            for t_out, route in zip(self.transfers, f.route):
+                if t_out.src == middle and route is not None:
+                    add(terms[t_out.dst], ("arrivals", middle), route)
+        return LinearStep(
+            is_map=list(self.is_map),
+            stay=list(f.stay),
+            arrivals={m: list(sources.items()) for m, sources in arrivals.items()},
+            terms=[list(table.items()) for table in terms],
+            xp=self.xp,
+        )
+
+    def _total(self, coefficient):
+        """Sum of a per-entry coefficient (a host float stays as it is)."""
+        return coefficient if isinstance(coefficient, float) else self.xp.sum(coefficient)
+
+
+@dataclass
+class LinearStep:
+    """One step as ``y_d = stay_d x_d + sum_j c_dj x_j + sum_m a_m r_dm`` (:meth:`Network.linear_step`).
+
+    ``terms[d]`` lists ``(("state", j), c_dj)`` and ``(("arrivals", m), r_dm)``; ``arrivals[m]``
+    lists ``(j, h_mj)``, with ``a_m = sum_j h_mj x_j`` what reaches the scalar pass-through
+    state ``m`` during the step. A product of a map and a map is elementwise, of a map into a
+    scalar a sum over entries (``vecdot``).
+    """
+
+    is_map: list
+    stay: list
+    arrivals: dict
+    terms: list
+    xp: Any
+
+    def _apply(self, coefficient, x, source_is_map: bool, target_is_map: bool):
+        if source_is_map and not target_is_map:
+            if isinstance(coefficient, float):
+                return self.xp.sum(x) * coefficient
+            return self.xp.vecdot(x, coefficient)
+        return x * coefficient
+
+    def apply(self, values: list) -> list:
+        """The states after the step (new arrays; ``values`` is not modified)."""
+        arrived = {
+            m: sum(self._apply(h, values[j], self.is_map[j], False) for j, h in sources)
+            for m, sources in self.arrivals.items()
+        }
+        out = []
+        for d, (stay, terms) in enumerate(zip(self.stay, self.terms)):
+            value = values[d] * stay
+            for (kind, j), coefficient in terms:
+                if kind == "state":
+                    value += self._apply(coefficient, values[j], self.is_map[j], self.is_map[d])
+                else:
+                    value += arrived[j] * coefficient
+            out.append(value)
+        return out
+
+
 def _accumulate(slots: list, index: int, amount) -> None:
     """``slots[index] += amount``, in place once the slot holds an array made here."""
     if slots[index] is None:
