@@ -48,19 +48,15 @@ shortest round-trip ``repr``; NIfTI files are gzipped with a zero mtime.
 
 from __future__ import annotations
 
-import contextvars
-import functools
 import os
 import textwrap
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from imagingsim import progress
-from imagingsim.backend import cpu_threads
 from imagingsim.dataset.layout import CONVENTIONS, TRUTH_PIPELINE, bidsignore_patterns, identity, scenario_summary
 from imagingsim.dataset.truth import write_truth
 from imagingsim.io.atomic import atomic_write_text, staged_directory
@@ -113,10 +109,9 @@ def write_dataset(
         Replace a non-empty ``out_dir``; the old tree is removed only once the new one is
         complete.
     extra_writers : sequence of callables, keyword-only
-        Each is called as ``writer(staging_root)`` inside the same atomic build (modality
-        modules add their files this way), possibly on another thread at the same time as
-        the truth and the other writers (:func:`run_writers`): each writes only its own
-        files. An exception from one aborts the whole build and leaves ``out_dir`` as it was.
+        Each is called as ``writer(staging_root)`` after the built-in files, inside the same
+        atomic build (modality modules add their files this way). An exception from one
+        aborts the whole build and leaves ``out_dir`` as it was.
 
     Returns
     -------
@@ -133,39 +128,14 @@ def write_dataset(
         _write_top_level(stage, scenario, phantom)
         _write_raw_anat(stage, scenario, phantom, backend)
         truth = stage / "derivatives" / TRUTH_PIPELINE
-        writers = [functools.partial(write_truth, truth, scenario, phantom, delivery, backend),
-                   *(functools.partial(writer, stage) for writer in extra_writers)]
-        run_writers(writers, cpu_threads())
+        write_truth(truth, scenario, phantom, delivery, backend)
+        progress.report(1, len(extra_writers) + 1)
+        for done, writer in enumerate(extra_writers, start=2):
+            writer(stage)
+            progress.report(done, len(extra_writers) + 1)
         _write_sessions_table(stage, scenario)
         files = sorted(p.relative_to(stage) for p in stage.rglob("*") if p.is_file())
     return [out / f for f in files]
-
-
-def run_writers(writers: Sequence[Callable[[], Any]], threads: int) -> None:
-    """Run independent writers on up to ``threads`` threads; return when all have finished.
-
-    Each writer owns its files (the truth, one modality, the fusion derivative), so their
-    order does not change a byte. Compressing, writing and syncing release the GIL, so a
-    second core shortens the writing stage. Every writer runs in a copy of the caller's
-    context (progress listener). The first error (or Ctrl-C) cancels the writers not yet
-    started and is raised once the running ones have stopped, before the staging directory
-    they write into is removed.
-    """
-    if threads <= 1 or len(writers) <= 1:
-        for done, writer in enumerate(writers, start=1):
-            writer()
-            progress.report(done, len(writers))
-        return
-    with ThreadPoolExecutor(min(threads, len(writers)), thread_name_prefix="imagingsim-writer") as pool:
-        futures = [pool.submit(contextvars.copy_context().run, writer) for writer in writers]
-        try:
-            for done, future in enumerate(as_completed(futures), start=1):
-                future.result()
-                progress.report(done, len(writers))
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise  # leaving the with-block waits for the writers already running
 
 
 def _write_top_level(stage: Path, scenario, phantom) -> None:

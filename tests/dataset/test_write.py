@@ -582,26 +582,3 @@ def test_dataset_passes_bids_validator(tmp_path, bids_validator):
     assert report["errors"] == []
     assert report["summary"]["subjects"] == ["01"]
     assert sorted(report["summary"]["dataTypes"]) == ["PDmap", "T1map", "T2starmap"]
-
-
-def test_run_writers_raises_the_first_error_only_once_the_running_writers_have_stopped():
-    """A writer's error must not let the staging directory be removed under another writer."""
-    import threading
-
-    from imagingsim.dataset.write import run_writers
-
-    finished, gate = [], threading.Event()
-
-    def slow():
-        gate.wait(10)
-        finished.append("slow")
-
-    def failing():
-        gate.set()  # only now can the slow writer finish: the two ran at the same time
-        raise RuntimeError("boom")
-
-    with pytest.raises(RuntimeError, match="boom"):
-        run_writers([slow, failing], threads=2)
-    assert finished == ["slow"]
-    with pytest.raises(RuntimeError, match="boom"):
-        run_writers([failing], threads=1)
