@@ -24,6 +24,7 @@ _API = {
     "Subject": "imagingsim.pipeline",
     "simulate": "imagingsim.pipeline",
     "write_subject": "imagingsim.pipeline",
+    "load_cohort": "imagingsim.cohort",
 }
 
 __all__ = [  # noqa: RUF022 - the public API, in the order of _API
@@ -36,6 +37,7 @@ __all__ = [  # noqa: RUF022 - the public API, in the order of _API
     "Subject",
     "simulate",
     "write_subject",
+    "load_cohort",
 ]
 assert set(__all__) == {"__version__", *_API}
 

@@ -177,6 +177,17 @@ def phantoms() -> None:
         out.print(f"{name}{marker}: {scenario_description(name)}")
 
 
+@app.command()
+def cohorts() -> None:
+    """List the built-in cohorts, one a line: name, subjects, base scenario and description."""
+    from imagingsim.cohort.spec import builtin_cohorts, read_cohort_toml
+
+    for name in builtin_cohorts():
+        raw = read_cohort_toml(name)
+        description = str(raw.get("description", "")).strip()
+        out.print(f"{name}: {raw.get('subjects')} subjects of {raw.get('base')}; {description}", markup=False)
+
+
 @app.command("modalities")
 def list_modalities() -> None:
     """List the registered modalities: name, where it comes from, and what it simulates."""

@@ -577,6 +577,50 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _KEY_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([0-9]+)\])?$")
 
 
+def set_path(data: dict[str, Any], key: str, value: Any, *, label: str) -> None:
+    """Set the field at the dotted ``key`` of a raw scenario table to ``value``, in place.
+
+    Keys may index lists (``agents[0].dose_mg_per_kg``); missing tables are created, list
+    indices must exist. The paths of ``--set`` and of a cohort's ``[vary]`` table.
+
+    Raises
+    ------
+    ScenarioError
+        One line starting with ``label``: a bad key segment or index, a path through a value
+        that is not a table, or a key nested deeper than :data:`MAX_NESTING`.
+    """
+    parts = key.strip().split(".")
+    if len(parts) > MAX_NESTING:
+        raise ScenarioError(f"{label}: nested deeper than {MAX_NESTING} levels; not allowed")
+    target: Any = data
+    for depth, part in enumerate(parts):
+        match = _KEY_PART.match(part)
+        if not match:
+            raise ScenarioError(f"{label}: bad key segment {shorten(part)}")
+        name, index = match.group(1), match.group(2)
+        last = depth == len(parts) - 1
+        if not isinstance(target, dict):
+            above = shorten(".".join(parts[:depth]), quote=False)
+            raise ScenarioError(f"{label}: {above} is not a table")
+        if index is None:
+            if last:
+                target[name] = value
+            else:
+                target = target.setdefault(name, {})
+            continue
+        seq = target.get(name)
+        size = len(seq) if isinstance(seq, list) else 0
+        digits = index.lstrip("0") or "0"
+        # Compared as text first: int() refuses more than 4300 digits
+        if len(digits) > len(str(size)) or int(digits) >= size:
+            raise ScenarioError(f"{label}: index {shorten(index, 20, quote=False)} out of range for "
+                                f"{shorten(name, 40, quote=False)} (length {size})")
+        if last:
+            seq[int(digits)] = value
+        else:
+            target = seq[int(digits)]
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``dotted.key=value`` overrides to a raw scenario table (a new dict is returned).
 
@@ -599,36 +643,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             if bad := _CONTROL.search(text):
                 raise ScenarioError(f"--set {shorten(key)}: control character U+{ord(bad.group()):04X} in the {part} "
                                     f"(position {bad.start()}); not allowed")
-        parts = key.strip().split(".")
-        if len(parts) > MAX_NESTING:
-            raise ScenarioError(f"--set {shorten(key)}: nested deeper than {MAX_NESTING} levels; not allowed")
-        target: Any = result
-        for depth, part in enumerate(parts):
-            match = _KEY_PART.match(part)
-            if not match:
-                raise ScenarioError(f"--set {shorten(key)}: bad key segment {shorten(part)}")
-            name, index = match.group(1), match.group(2)
-            last = depth == len(parts) - 1
-            if not isinstance(target, dict):
-                above = shorten(".".join(parts[:depth]), quote=False)
-                raise ScenarioError(f"--set {shorten(key)}: {above} is not a table")
-            if index is None:
-                if last:
-                    target[name] = _parse_value(key, raw.strip())
-                else:
-                    target = target.setdefault(name, {})
-                continue
-            seq = target.get(name)
-            size = len(seq) if isinstance(seq, list) else 0
-            digits = index.lstrip("0") or "0"
-            # Compared as text first: int() refuses more than 4300 digits
-            if len(digits) > len(str(size)) or int(digits) >= size:
-                raise ScenarioError(f"--set {shorten(key)}: index {shorten(index, 20, quote=False)} out of range for "
-                                    f"{shorten(name, 40, quote=False)} (length {size})")
-            if last:
-                seq[int(digits)] = _parse_value(key, raw.strip())
-            else:
-                target = seq[int(digits)]
+        set_path(result, key, _parse_value(key, raw.strip()), label=f"--set {shorten(key)}")
     return result
 
 

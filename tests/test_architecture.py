@@ -31,10 +31,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("modalities",),
     ("dataset",),
     ("pipeline", "resources"),
+    ("cohort",),
     ("cli", "__main__", "__init__", "dependencies"),
 )
 #: Files and folders of the core, which must work for any set of registered modalities.
-MODALITY_FREE = ("pipeline.py", "cli.py", "scenario.py", "dataset/", "io/")
+MODALITY_FREE = ("pipeline.py", "cli.py", "scenario.py", "dataset/", "io/", "cohort/")
 MODALITIES = ("pet", "mri", "nirf", "spect", "ct")
 
 

@@ -9,10 +9,10 @@ import imagingsim
 
 PACKAGE = Path(imagingsim.__file__).parent
 FORBIDDEN = {"numpy", "scipy", "cupy", "cupyx", "skimage"}
-# Host-side code may import them: the backend itself, file I/O, dataset assembly, the CLI and
-# reporting, and each modality's writers (``modalities/<name>/bids.py``, ``fusion.py`` and the MRI
+# Host-side code may import them: the backend itself, file I/O, dataset assembly, the CLI,
+# reporting, cohort sampling (host scalars drawn from numpy generators), and each modality's writers (``modalities/<name>/bids.py``, ``fusion.py`` and the MRI
 # raw-data writer ``ismrmrd_io.py``), which only format host copies of finished arrays.
-ALLOWED = ("backend/", "io/", "dataset/", "report/", "cli.py")
+ALLOWED = ("backend/", "io/", "dataset/", "report/", "cohort/", "cli.py")
 HOST_MODULES_OF_A_MODALITY = ("bids.py", "fusion.py", "ismrmrd_io.py")
 
 
