@@ -125,3 +125,24 @@ def bids_validator():
         return {"errors": errors, "warnings": report["issues"]["warnings"], "summary": report["summary"]}
 
     return validate
+
+
+@pytest.fixture(scope="session")
+def bids_validator_deno():
+    """``validate(path) -> {"errors": [(code, location)], "subjects": [...]}`` with the current
+    BIDS validator (``bids-validator-deno`` from PyPI, a test dependency)."""
+    import sys
+
+    found = shutil.which("bids-validator-deno") or shutil.which("bids-validator-deno", path=str(Path(sys.executable).parent))
+    if found is None:
+        pytest.fail("bids-validator-deno is not installed: pip install -e '.[test]'")
+
+    def validate(path: Path) -> dict:
+        proc = subprocess.run([found, str(path), "--format", "json"], capture_output=True, text=True, timeout=600,
+                              check=False)
+        report = json.loads(proc.stdout)
+        issues = report["issues"]["issues"]
+        return {"errors": [(i["code"], i.get("location")) for i in issues if i["severity"] == "error"],
+                "subjects": report["summary"]["subjects"]}
+
+    return validate

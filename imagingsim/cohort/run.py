@@ -1,0 +1,281 @@
+"""Write a cohort as one BIDS dataset, subject by subject, resumable.
+
+Each subject is simulated and written as a complete single-subject dataset in a staging
+directory beside ``out`` (same file system), then its folders (``sub-<label>/``,
+``sourcedata/sub-<label>/``, ``derivatives/<name>/sub-<label>/``) are renamed into ``out`` and
+a completion record is written last, atomically, under ``out/.imagingsim/subjects/``: the
+subject's drawn values, group, seed and every file with its size and SHA-256. A subject is
+complete exactly when its record exists; anything of a subject without a record is stale
+(a run killed between the renames) and is removed before the subject is redone.
+``--resume`` keeps the complete subjects and redoes the rest. The dataset-level files
+(``dataset_description.json``, ``participants.tsv`` with every drawn value, the derivatives'
+descriptions) are rewritten atomically from the records at the end of every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imagingsim.cohort.spec import Cohort, SubjectDraw
+from imagingsim.dataset.layout import bidsignore_patterns
+from imagingsim.dataset.write import SPECIES_BINOMIAL
+from imagingsim.io.atomic import atomic_write_text
+from imagingsim.io.lock import output_lock
+from imagingsim.io.sidecars import BIDS_VERSION, LICENSE, generated_by, version, write_json, write_tsv
+from imagingsim.pipeline import simulate, write_subject
+
+#: What a cohort may write: the truth derivative, the images (raw BIDS images and the
+#: derived estimates and fusions) and the raw data (``sourcedata/``: most of the bytes).
+OUTPUTS = ("truth", "images", "raw")
+RECORDS = Path(".imagingsim") / "subjects"
+_STAGING_PREFIX = ".imagingsim-subject-"
+
+#: Units of a drawn field from the suffix of its name (the scenario's unit convention).
+UNIT_SUFFIXES = {
+    "_mg_per_kg": "mg/kg", "_per_h": "1/h", "_nM": "nM", "_mm": "mm", "_ms": "ms", "_h": "h",
+    "_h_mouse": "h", "_h_human": "h", "_MBq_per_mg": "MBq/mg", "_nmol_per_mg": "nmol/mg", "_T": "T",
+}
+
+
+@dataclass(frozen=True)
+class CohortRun:
+    """What a run did: subjects written now, subjects kept from before, the dataset root."""
+
+    out: Path
+    written: tuple[str, ...]
+    kept: tuple[str, ...]
+
+
+def run_cohort(
+    cohort: Cohort,
+    out: str | os.PathLike,
+    *,
+    outputs: Iterable[str] = OUTPUTS,
+    resume: bool = False,
+    backend: str = "auto",
+    on_subject: Callable[[str, int, int], None] | None = None,
+) -> CohortRun:
+    """Simulate and write every subject of ``cohort`` into the BIDS dataset ``out``.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        A loaded cohort (:func:`imagingsim.cohort.load_cohort`).
+    out : path-like
+        The dataset root: absent or empty, or (with ``resume``) a cohort dataset of an earlier run.
+    outputs : iterable of str
+        Any of :data:`OUTPUTS`; what is left out is not written.
+    resume : bool
+        Keep the subjects an earlier run completed and redo the rest.
+    backend : str
+        The backend every subject runs on.
+    on_subject : callable, optional
+        ``on_subject(label, done, total)`` after each subject (progress display).
+
+    Raises
+    ------
+    ValueError
+        ``out`` holds files and ``resume`` is false, or ``outputs`` names something unknown
+        (one line).
+    """
+    outputs = tuple(outputs)
+    unknown = [o for o in outputs if o not in OUTPUTS]
+    if unknown or not outputs:
+        raise ValueError(f"--outputs: {','.join(unknown) or 'nothing'} not allowed; choose from {','.join(OUTPUTS)}")
+    out = Path(out).absolute()
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise ValueError(f"--out {out}: not empty; use --resume to complete an earlier run of this cohort")
+    out.mkdir(parents=True, exist_ok=True)
+    with output_lock(out):
+        _remove_stale_staging(out)
+        complete = {label for label in map(cohort.label, range(1, cohort.subjects + 1)) if _complete_or_cleared(out, label)}
+        written = []
+        for number in range(1, cohort.subjects + 1):
+            label = cohort.label(number)
+            if label not in complete:
+                _write_one(cohort.subject(number), out, outputs, backend)
+                written.append(label)
+            if on_subject is not None:
+                on_subject(label, number, cohort.subjects)
+        _write_dataset_files(cohort, out)
+    return CohortRun(out, tuple(written), tuple(sorted(complete)))
+
+
+def _record_path(out: Path, label: str) -> Path:
+    return out / RECORDS / f"sub-{label}.json"
+
+
+def _complete_or_cleared(out: Path, label: str) -> bool:
+    """The record exists and every file it lists is there with its size (a fast check); a
+    subject that is not complete has its stale folders removed."""
+    path = _record_path(out, label)
+    if not path.is_file():
+        _remove_subject(out, label)  # stale: killed between the renames
+        return False
+    files = json.loads(path.read_text())["Files"]
+    if all((out / rel).is_file() and (out / rel).stat().st_size == entry["size"] for rel, entry in files.items()):
+        return True
+    path.unlink()
+    _remove_subject(out, label)
+    return False
+
+
+def _subject_folders(root: Path, label: str) -> list[Path]:
+    """Every folder of subject ``label`` under a dataset root, relative to it."""
+    sub = f"sub-{label}"
+    folders = [Path(sub), Path("sourcedata", sub)]
+    derivatives = root / "derivatives"
+    if derivatives.is_dir():
+        folders += [Path("derivatives", d.name, sub) for d in sorted(derivatives.iterdir()) if d.is_dir()]
+    return [f for f in folders if (root / f).exists()]
+
+
+def _remove_subject(out: Path, label: str) -> None:
+    for folder in _subject_folders(out, label):
+        shutil.rmtree(out / folder)
+
+
+def _remove_stale_staging(out: Path) -> None:
+    for path in out.parent.glob(f".{out.name}{_STAGING_PREFIX}*"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _write_one(draw: SubjectDraw, out: Path, outputs: tuple[str, ...], backend: str) -> None:
+    """Simulate ``draw``, stage it beside ``out``, rename its folders in, then write its record."""
+    subject = simulate(draw.scenario, backend=backend)
+    staging = out.parent / f".{out.name}{_STAGING_PREFIX}{draw.label}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        dataset = staging / "ds"
+        write_subject(subject, dataset)
+        _drop_unwanted(dataset, outputs)
+        files = {}
+        for folder in _subject_folders(dataset, draw.label):
+            for path in sorted(p for p in (dataset / folder).rglob("*") if p.is_file()):
+                files[path.relative_to(dataset).as_posix()] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+        _keep_dataset_level_files(dataset, out)
+        for folder in _subject_folders(dataset, draw.label):
+            target = out / folder
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                shutil.rmtree(target)
+            os.rename(dataset / folder, target)
+        _record_path(out, draw.label).parent.mkdir(parents=True, exist_ok=True)
+        write_json(_record_path(out, draw.label), {
+            "Subject": f"sub-{draw.label}",
+            "Number": draw.number,
+            "Group": draw.group,
+            "Values": draw.values,
+            "Seed": draw.scenario.seed,
+            "Species": SPECIES_BINOMIAL.get(subject.phantom.species, subject.phantom.species),
+            "Weight_kg": float(subject.phantom.body_mass_g) / 1000.0,
+            "Files": files,
+        })
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _drop_unwanted(dataset: Path, outputs: tuple[str, ...]) -> None:
+    """Remove what ``outputs`` leaves out from a staged single-subject dataset."""
+    if "raw" not in outputs:
+        shutil.rmtree(dataset / "sourcedata", ignore_errors=True)
+    if "truth" not in outputs:
+        shutil.rmtree(dataset / "derivatives" / "truth", ignore_errors=True)
+    if "images" not in outputs:
+        for path in dataset.glob("sub-*"):
+            shutil.rmtree(path)
+        for derivative in (dataset / "derivatives").glob("*"):
+            if derivative.name != "truth":
+                shutil.rmtree(derivative)
+
+
+def _keep_dataset_level_files(dataset: Path, out: Path) -> None:
+    """Each derivative's own description, README and .bidsignore, the first time one is seen."""
+    derivatives = dataset / "derivatives"
+    for derivative in sorted(derivatives.iterdir()) if derivatives.is_dir() else []:
+        for path in derivative.iterdir():
+            target = out / "derivatives" / derivative.name / path.name
+            if path.is_file() and not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(target, path.read_text(encoding="utf-8"))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def participant_column(key: str) -> str:
+    """The participants.tsv column of a field path: ``agents[0].dose_mg_per_kg`` -> ``agents_0_dose_mg_per_kg``."""
+    return "".join(c if c.isalnum() else "_" for c in key).strip("_").replace("__", "_")
+
+
+def field_units(key: str) -> str | None:
+    """Units of a field from its name's suffix (:data:`UNIT_SUFFIXES`), None when it has none."""
+    name = key.rsplit(".", 1)[-1].split("[")[0]
+    for suffix in sorted(UNIT_SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return UNIT_SUFFIXES[suffix]
+    return None
+
+
+def _write_dataset_files(cohort: Cohort, out: Path) -> None:
+    """The dataset-level files, from the completion records (atomic writes)."""
+    records = [json.loads(p.read_text()) for p in sorted((out / RECORDS).glob("sub-*.json"))]
+    spec = cohort.spec
+    first = cohort.subject(1).scenario
+    write_json(out / "dataset_description.json", {
+        "Name": f"imagingsim synthetic cohort: {spec.name}",
+        "BIDSVersion": BIDS_VERSION,
+        "DatasetType": "raw",
+        "License": LICENSE,
+        "Authors": ["imagingsim (synthetic data generator)"],
+        "GeneratedBy": generated_by(first),
+        "HowToAcknowledge": (
+            "Synthetic data: cite the imagingsim software and version given in GeneratedBy, and state the "
+            "cohort name and seed so the data can be regenerated."
+        ),
+        "Keywords": ["synthetic", "cohort", "drug delivery", "nanoparticles", "ground truth"],
+    })
+    keys = list(spec.vary)
+    columns = ["participant_id", "species", "weight", *(["group"] if spec.groups else []),
+               *(participant_column(k) for k in keys)]
+    rows = [[r["Subject"], r["Species"], r["Weight_kg"], *([r["Group"]] if spec.groups else []),
+             *(r["Values"][k] for k in keys)] for r in records]
+    write_tsv(out / "participants.tsv", columns, rows)
+    sidecar: dict[str, Any] = {
+        "participant_id": {"Description": "Subject label: its number in the cohort."},
+        "species": {"Description": "Binomial species name from the NCBI Taxonomy."},
+        "weight": {"Description": "Whole-body mass of the simulated subject.", "Units": "kg"},
+    }
+    if spec.groups:
+        sidecar["group"] = {"Description": "Treatment arm, drawn per subject by weight.",
+                            "Levels": {g.name: f"weight {g.weight!r}; sets {dict(g.set)}" for g in spec.groups}}
+    for key, distribution in spec.vary.items():
+        entry = {"Description": f"Scenario field {key}, drawn per subject: {distribution.model_dump(mode='json')}"}
+        if (units := field_units(key)) is not None:
+            entry["Units"] = units
+        sidecar[participant_column(key)] = entry
+    write_json(out / "participants.json", sidecar)
+    atomic_write_text(out / "README", (
+        f"# imagingsim synthetic cohort: {spec.name}\n\n{spec.description}\n\n"
+        f"{len(records)} of {spec.subjects} subjects, cohort seed {spec.seed}, base scenario {spec.base}, "
+        f"generated by imagingsim {version()}. participants.tsv holds every drawn value per subject (units in "
+        "participants.json); .imagingsim/subjects/ the completion record of each subject (its files with "
+        "their SHA-256).\n"
+    ))
+    atomic_write_text(out / "CHANGES", f"1.0.0 n/a\n  - Generated by imagingsim {version()} from cohort {spec.name}.\n")
+    atomic_write_text(out / ".bidsignore", "".join(f"{p}\n" for p in (".imagingsim", *bidsignore_patterns())))
+
+
+__all__ = ["OUTPUTS", "CohortRun", "field_units", "participant_column", "run_cohort"]

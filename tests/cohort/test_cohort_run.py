@@ -1,0 +1,110 @@
+"""Writing a cohort: one BIDS dataset, resumable without losing or half-keeping a subject."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from imagingsim.cohort import load_cohort
+from imagingsim.cohort import run as cohort_run
+from imagingsim.cohort.run import participant_column, run_cohort
+
+#: Coarse, one modality, one time: the bookkeeping is what is tested, not the physics.
+SMALL = ["phantom.voxel_size_mm=2.0", "schedule.times_h=[24.0]", 'modalities.enabled=["pet"]']
+
+
+def _cohort(subjects: int = 3):
+    return load_cohort("mouse_epr_variability", subjects=subjects, overrides=SMALL)
+
+
+def _arrays(root: Path) -> dict[str, np.ndarray]:
+    return {p.relative_to(root).as_posix(): np.asanyarray(nib.load(p).dataobj)
+            for p in sorted(root.rglob("*.nii.gz")) if ".imagingsim" not in p.parts}
+
+
+@pytest.fixture(scope="module")
+def complete(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cohort") / "ds"
+    run_cohort(_cohort(), out, backend="numpy")
+    return out
+
+
+def test_participants_hold_every_drawn_value_and_the_dataset_is_bids_valid(complete, bids_validator_deno):
+    cohort = _cohort()
+    lines = (complete / "participants.tsv").read_text().splitlines()
+    header = lines[0].split("\t")
+    assert header[:3] == ["participant_id", "species", "weight"]
+    assert header[3:] == [participant_column(k) for k in cohort.spec.vary]
+    for number, line in enumerate(lines[1:], start=1):
+        row = line.split("\t")
+        assert row[0] == f"sub-{number:03d}"
+        assert [float(v) for v in row[3:]] == list(cohort.values(number).values())
+    sidecar = json.loads((complete / "participants.json").read_text())
+    assert sidecar["phantom_tumours_0_radius_mm"]["Units"] == "mm"
+    assert sidecar["agents_0_dose_mg_per_kg"]["Units"] == "mg/kg"
+    report = bids_validator_deno(complete)
+    assert report["errors"] == [] and sorted(report["subjects"]) == ["001", "002", "003"]
+
+
+def test_pybids_lists_the_subjects_and_their_participant_columns(complete):
+    bids = pytest.importorskip("bids", reason="pybids is a test dependency")
+    layout = bids.BIDSLayout(complete, validate=False)
+    assert layout.get_subjects() == ["001", "002", "003"]
+    table = layout.get(suffix="participants", extension=".tsv")[0].get_df()
+    assert "phantom_tumours_0_permeability" in table.columns and len(table) == 3
+
+
+def test_an_interrupted_run_resumes_to_the_same_dataset_with_nothing_partial(complete, tmp_path, monkeypatch):
+    out = tmp_path / "ds"
+    original = cohort_run._write_one
+
+    def crash_at_second(draw, *args):
+        if draw.number == 2:
+            raise KeyboardInterrupt  # as if the driver were stopped during subject 2
+        original(draw, *args)
+
+    monkeypatch.setattr(cohort_run, "_write_one", crash_at_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_cohort(_cohort(), out, backend="numpy")
+    monkeypatch.setattr(cohort_run, "_write_one", original)
+    assert (out / "sub-001").is_dir() and not (out / "sub-002").exists()
+    # a kill between the renames of subject 2: a folder of it, but no completion record
+    (out / "sub-002" / "anat").mkdir(parents=True)
+    (out.parent / f".{out.name}.imagingsim-subject-002-1-deadbeef").mkdir()  # stale staging
+    with pytest.raises(ValueError, match="not empty; use --resume"):
+        run_cohort(_cohort(), out, backend="numpy")
+    result = run_cohort(_cohort(), out, resume=True, backend="numpy")
+    assert result.kept == ("001",) and result.written == ("002", "003")
+    assert not list(out.parent.glob(".*imagingsim-subject-*"))
+    resumed, reference = _arrays(out), _arrays(complete)
+    assert resumed.keys() == reference.keys()
+    for key, array in reference.items():
+        np.testing.assert_array_equal(resumed[key], array, err_msg=key)
+    assert (out / "participants.tsv").read_bytes() == (complete / "participants.tsv").read_bytes()
+    record = json.loads((out / ".imagingsim" / "subjects" / "sub-002.json").read_text())
+    assert all(len(entry["sha256"]) == 64 for entry in record["Files"].values())
+
+
+def test_outputs_leave_out_the_raw_data(tmp_path):
+    out = tmp_path / "ds"
+    run_cohort(_cohort(subjects=1), out, outputs=["truth", "images"], backend="numpy")
+    assert not (out / "sourcedata" / "sub-001").exists() and (out / "derivatives" / "truth" / "sub-001").is_dir()
+    with pytest.raises(ValueError, match="--outputs: kspace not allowed; choose from truth,images,raw"):
+        run_cohort(_cohort(subjects=1), tmp_path / "other", outputs=["kspace"], backend="numpy")
+
+
+def test_cli_refuses_a_bad_cohort_in_one_line(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "bad"\nbase = "mouse_peg_liposome"\nsubjects = 2\nseed = 1\n[vary]\n'
+                   '"phantom.tumours[0].radius_mm" = { distribution = "uniform", low = 0.0, high = 2.0 }\n')
+    result = subprocess.run([sys.executable, "-m", "imagingsim", "cohort", str(bad), "--out", str(tmp_path / "o")],
+                            check=False, capture_output=True, text=True)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "vary.phantom.tumours[0].radius_mm: the uniform distribution can give 0.0" in result.stderr
+    assert not (tmp_path / "o").exists()
