@@ -191,6 +191,11 @@ def cohort(
         "--outputs", help="What to write, comma-separated: truth, images, raw (raw data is most of the bytes)."
     )] = "truth,images,raw",
     resume: Annotated[bool, typer.Option("--resume", help="Keep the subjects an earlier run completed.")] = False,
+    workers: Annotated[int, typer.Option("--workers", help="Subjects at a time (Dask LocalCluster processes).",
+                                         min=1)] = 1,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="Run on an existing Dask cluster: its scheduler address, tcp://host:port."
+    )] = None,
     backend: Annotated[str, typer.Option("--backend", help="auto | numpy | cupy")] = "auto",
 ) -> None:
     """Simulate a cohort: sub-001 ... sub-N of one BIDS dataset, each value drawn per subject."""
@@ -215,7 +220,8 @@ def cohort(
             err.print(f"  sub-{label}: {done}/{total} subjects, {elapsed:.1f} s", markup=False)
 
         result = run_cohort(loaded, out_dir, outputs=[o.strip() for o in outputs.split(",") if o.strip()],
-                            resume=resume, backend=backend, on_subject=report)
+                            resume=resume, backend=backend, workers=workers, scheduler=scheduler,
+                            on_subject=report)
     except KeyboardInterrupt:
         raise Interrupted(signal.SIGINT) from None
     except (ScenarioError, ValueError) as exc:

@@ -23,13 +23,14 @@ import functools
 import warnings
 
 from imagingsim.backend._base import Backend, BackendError, TransferStats
-from imagingsim.backend._numpy import make_numpy_backend
+from imagingsim.backend._numpy import cpu_threads, make_numpy_backend
 
 __all__ = [
     "Backend",
     "BackendError",
     "TransferStats",
     "backend_of",
+    "cpu_threads",
     "cupy_status",
     "get_backend",
 ]

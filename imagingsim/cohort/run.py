@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imagingsim.backend import cpu_threads
 from imagingsim.cohort.spec import Cohort, SubjectDraw
 from imagingsim.dataset.layout import bidsignore_patterns
 from imagingsim.dataset.write import SPECIES_BINOMIAL
@@ -31,11 +33,14 @@ from imagingsim.io.atomic import atomic_write_text
 from imagingsim.io.lock import output_lock
 from imagingsim.io.sidecars import BIDS_VERSION, LICENSE, generated_by, version, write_json, write_tsv
 from imagingsim.pipeline import simulate, write_subject
+from imagingsim.resources import available_memory_bytes, estimate_resources
 
 #: What a cohort may write: the truth derivative, the images (raw BIDS images and the
 #: derived estimates and fusions) and the raw data (``sourcedata/``: most of the bytes).
 OUTPUTS = ("truth", "images", "raw")
 RECORDS = Path(".imagingsim") / "subjects"
+#: A subject whose worker dies (killed, out of memory) is tried again this many times.
+TASK_RETRIES = 2
 _STAGING_PREFIX = ".imagingsim-subject-"
 
 #: Units of a drawn field from the suffix of its name (the scenario's unit convention).
@@ -61,6 +66,8 @@ def run_cohort(
     outputs: Iterable[str] = OUTPUTS,
     resume: bool = False,
     backend: str = "auto",
+    workers: int = 1,
+    scheduler: str | None = None,
     on_subject: Callable[[str, int, int], None] | None = None,
 ) -> CohortRun:
     """Simulate and write every subject of ``cohort`` into the BIDS dataset ``out``.
@@ -77,6 +84,12 @@ def run_cohort(
         Keep the subjects an earlier run completed and redo the rest.
     backend : str
         The backend every subject runs on.
+    workers : int
+        Subjects at a time: 1 runs them here one after another; more starts a Dask
+        ``LocalCluster`` of that many processes.
+    scheduler : str, optional
+        The address of a running Dask scheduler (``tcp://host:port``) to run the subjects on
+        instead (a SLURM/PBS cluster through ``dask-jobqueue``, for example).
     on_subject : callable, optional
         ``on_subject(label, done, total)`` after each subject (progress display).
 
@@ -90,6 +103,10 @@ def run_cohort(
     unknown = [o for o in outputs if o not in OUTPUTS]
     if unknown or not outputs:
         raise ValueError(f"--outputs: {','.join(unknown) or 'nothing'} not allowed; choose from {','.join(OUTPUTS)}")
+    if workers < 1:
+        raise ValueError(f"--workers: must be at least 1, got {workers}")
+    if scheduler is None:
+        _check_memory(cohort, workers)
     out = Path(out).absolute()
     if out.exists() and any(out.iterdir()) and not resume:
         raise ValueError(f"--out {out}: not empty; use --resume to complete an earlier run of this cohort")
@@ -97,16 +114,70 @@ def run_cohort(
     with output_lock(out):
         _remove_stale_staging(out)
         complete = {label for label in map(cohort.label, range(1, cohort.subjects + 1)) if _complete_or_cleared(out, label)}
-        written = []
-        for number in range(1, cohort.subjects + 1):
-            label = cohort.label(number)
-            if label not in complete:
-                _write_one(cohort.subject(number), out, outputs, backend)
-                written.append(label)
-            if on_subject is not None:
-                on_subject(label, number, cohort.subjects)
+        todo = [n for n in range(1, cohort.subjects + 1) if cohort.label(n) not in complete]
+        progress = _Progress(on_subject, len(complete), cohort.subjects)
+        if workers <= 1 and scheduler is None:
+            for number in todo:
+                write_subject_task(cohort, number, out, outputs, backend)
+                progress.one(cohort.label(number))
+        else:
+            _run_on_dask(cohort, todo, out, outputs, backend, workers, scheduler, progress)
         _write_dataset_files(cohort, out)
-    return CohortRun(out, tuple(written), tuple(sorted(complete)))
+    return CohortRun(out, tuple(cohort.label(n) for n in todo), tuple(sorted(complete)))
+
+
+def _check_memory(cohort: Cohort, workers: int) -> None:
+    """Refuse, in one line, ``workers`` subjects at a time that the machine's memory cannot hold."""
+    need = max(estimate_resources(cohort.subject(n).scenario).peak_bytes for n in (1, cohort.subjects))
+    available = available_memory_bytes()
+    if available is None or need * workers <= available:
+        return
+    fits = int(available // need)
+    advice = f"--workers {fits} fits" if fits >= 1 else "a coarser phantom.voxel_size_mm (--set) is needed"
+    raise ValueError(f"--workers {workers}: each subject needs about {need / 1e9:.2f} GB at its peak, "
+                     f"{available / 1e9:.2f} GB available; {advice}")
+
+
+class _Progress:
+    """Counts finished subjects for ``on_subject(label, done, total)``."""
+
+    def __init__(self, callback, done: int, total: int):
+        self.callback, self.done, self.total = callback, done, total
+
+    def one(self, label: str) -> None:
+        self.done += 1
+        if self.callback is not None:
+            self.callback(label, self.done, self.total)
+
+
+def write_subject_task(cohort: Cohort, number: int, out: Path, outputs: tuple[str, ...], backend: str) -> str:
+    """One subject, start to finish: the unit of work of a cohort (a Dask task); its label."""
+    _write_one(cohort.subject(number), out, outputs, backend)
+    return cohort.label(number)
+
+
+def _run_on_dask(cohort: Cohort, numbers: list[int], out: Path, outputs: tuple[str, ...], backend: str,
+                 workers: int, scheduler: str | None, progress: _Progress) -> None:
+    """Each subject one task on a ``LocalCluster`` of ``workers`` processes, or on the cluster at
+    ``scheduler``; a task whose worker dies is retried (``TASK_RETRIES``) on another."""
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler is None:
+        threads = max(1, cpu_threads() // workers)  # processes x threads <= the CPUs: no oversubscription
+        env = {name: str(threads) for name in ("IMAGINGSIM_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                               "MKL_NUM_THREADS")}
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               env=env, silence_logs=logging.ERROR)
+    try:
+        with Client(scheduler or cluster) as client:
+            futures = [client.submit(write_subject_task, cohort, n, out, outputs, backend, key=f"imagingsim-sub-{cohort.label(n)}",
+                                     retries=TASK_RETRIES, pure=False) for n in numbers]
+            for future in as_completed(futures):
+                progress.one(future.result())
+    finally:
+        if cluster is not None:
+            cluster.close()
 
 
 def _record_path(out: Path, label: str) -> Path:
@@ -119,6 +190,7 @@ def _complete_or_cleared(out: Path, label: str) -> bool:
     path = _record_path(out, label)
     if not path.is_file():
         _remove_subject(out, label)  # stale: killed between the renames
+        shutil.rmtree(out / RECORDS / f"sub-{label}", ignore_errors=True)
         return False
     files = json.loads(path.read_text())["Files"]
     if all((out / rel).is_file() and (out / rel).stat().st_size == entry["size"] for rel, entry in files.items()):
@@ -160,7 +232,7 @@ def _write_one(draw: SubjectDraw, out: Path, outputs: tuple[str, ...], backend: 
         for folder in _subject_folders(dataset, draw.label):
             for path in sorted(p for p in (dataset / folder).rglob("*") if p.is_file()):
                 files[path.relative_to(dataset).as_posix()] = {"size": path.stat().st_size, "sha256": _sha256(path)}
-        _keep_dataset_level_files(dataset, out)
+        _keep_dataset_level_files(dataset, out, draw.label)
         for folder in _subject_folders(dataset, draw.label):
             target = out / folder
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -196,13 +268,17 @@ def _drop_unwanted(dataset: Path, outputs: tuple[str, ...]) -> None:
                 shutil.rmtree(derivative)
 
 
-def _keep_dataset_level_files(dataset: Path, out: Path) -> None:
-    """Each derivative's own description, README and .bidsignore, the first time one is seen."""
+def _keep_dataset_level_files(dataset: Path, out: Path, label: str) -> None:
+    """Each derivative's own description, README and .bidsignore, kept with the subject's record.
+
+    The dataset's copies are those of its lowest-numbered complete subject (:func:`_write_dataset_files`),
+    whatever order the workers finish in.
+    """
     derivatives = dataset / "derivatives"
     for derivative in sorted(derivatives.iterdir()) if derivatives.is_dir() else []:
         for path in derivative.iterdir():
-            target = out / "derivatives" / derivative.name / path.name
-            if path.is_file() and not target.exists():
+            if path.is_file():
+                target = out / RECORDS / f"sub-{label}" / "derivatives" / derivative.name / path.name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(target, path.read_text(encoding="utf-8"))
 
@@ -232,6 +308,13 @@ def field_units(key: str) -> str | None:
 def _write_dataset_files(cohort: Cohort, out: Path) -> None:
     """The dataset-level files, from the completion records (atomic writes)."""
     records = [json.loads(p.read_text()) for p in sorted((out / RECORDS).glob("sub-*.json"))]
+    if records:
+        kept = out / RECORDS / records[0]["Subject"] / "derivatives"
+        for path in sorted(kept.rglob("*")) if kept.is_dir() else []:
+            if path.is_file():
+                target = out / "derivatives" / path.relative_to(kept)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(target, path.read_text(encoding="utf-8"))
     spec = cohort.spec
     first = cohort.subject(1).scenario
     write_json(out / "dataset_description.json", {

@@ -108,3 +108,24 @@ def test_cli_refuses_a_bad_cohort_in_one_line(tmp_path):
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "vary.phantom.tumours[0].radius_mm: the uniform distribution can give 0.0" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_two_dask_workers_write_the_same_bytes_as_one(complete, tmp_path):
+    out = tmp_path / "ds"
+    result = run_cohort(_cohort(), out, workers=2, backend="numpy")
+    assert result.written == ("001", "002", "003")
+    ours = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    theirs = sorted(p.relative_to(complete).as_posix() for p in complete.rglob("*") if p.is_file())
+    assert ours == theirs
+    for rel in ours:
+        assert (out / rel).read_bytes() == (complete / rel).read_bytes(), rel
+
+
+def test_more_workers_than_the_memory_holds_are_refused_with_a_count_that_fits(tmp_path, monkeypatch):
+    cohort = _cohort()
+    need = cohort_run.estimate_resources(cohort.subject(1).scenario).peak_bytes
+    monkeypatch.setattr(cohort_run, "available_memory_bytes", lambda: 2.5 * need)
+    with pytest.raises(ValueError, match=r"^--workers 8: each subject needs about .* GB at its peak, .* GB available; "
+                                         r"--workers 2 fits$"):
+        run_cohort(cohort, tmp_path / "ds", workers=8, backend="numpy")
+    assert not (tmp_path / "ds").exists()
