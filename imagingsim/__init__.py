@@ -25,6 +25,7 @@ _API = {
     "simulate": "imagingsim.pipeline",
     "write_subject": "imagingsim.pipeline",
     "load_cohort": "imagingsim.cohort",
+    "run_cohort": "imagingsim.cohort.run",
 }
 
 __all__ = [  # noqa: RUF022 - the public API, in the order of _API
@@ -38,6 +39,7 @@ __all__ = [  # noqa: RUF022 - the public API, in the order of _API
     "simulate",
     "write_subject",
     "load_cohort",
+    "run_cohort",
 ]
 assert set(__all__) == {"__version__", *_API}
 

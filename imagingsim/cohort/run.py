@@ -112,6 +112,7 @@ def run_cohort(
         raise ValueError(f"--out {out}: not empty; use --resume to complete an earlier run of this cohort")
     out.mkdir(parents=True, exist_ok=True)
     with output_lock(out):
+        _check_same_cohort(cohort, out, outputs)
         _remove_stale_staging(out)
         complete = {label for label in map(cohort.label, range(1, cohort.subjects + 1)) if _complete_or_cleared(out, label)}
         todo = [n for n in range(1, cohort.subjects + 1) if cohort.label(n) not in complete]
@@ -124,6 +125,23 @@ def run_cohort(
             _run_on_dask(cohort, todo, out, outputs, backend, workers, scheduler, progress)
         _write_dataset_files(cohort, out)
     return CohortRun(out, tuple(cohort.label(n) for n in todo), tuple(sorted(complete)))
+
+
+def _check_same_cohort(cohort: Cohort, out: Path, outputs: tuple[str, ...]) -> None:
+    """Record what makes the subjects (the cohort but its size, the base scenario, the outputs)
+    in ``.imagingsim/cohort.json``; a resume of another cohort is refused in one line."""
+    identity = {"Cohort": cohort.spec.model_dump(mode="json", exclude={"subjects"}), "Base": cohort.base,
+                "Outputs": sorted(outputs)}
+    path = out / RECORDS.parent / "cohort.json"
+    if path.is_file():
+        before = json.loads(path.read_text())
+        if before != json.loads(json.dumps(identity)):
+            differs = next(k for k in identity if before.get(k) != json.loads(json.dumps(identity[k])))
+            raise ValueError(f"--resume: {out} holds subjects of another cohort or settings ({differs} differs); "
+                             "use another --out")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, identity)
 
 
 def _check_memory(cohort: Cohort, workers: int) -> None:

@@ -129,3 +129,16 @@ def test_more_workers_than_the_memory_holds_are_refused_with_a_count_that_fits(t
                                          r"--workers 2 fits$"):
         run_cohort(cohort, tmp_path / "ds", workers=8, backend="numpy")
     assert not (tmp_path / "ds").exists()
+
+
+def test_resuming_with_another_cohort_is_refused(complete, tmp_path):
+    import shutil
+
+    out = tmp_path / "ds"
+    shutil.copytree(complete, out)
+    other = load_cohort("mouse_epr_variability", subjects=3, seed=99, overrides=SMALL)
+    with pytest.raises(ValueError, match=r"--resume: .* holds subjects of another cohort or settings \(Cohort differs\)"):
+        run_cohort(other, out, resume=True, backend="numpy")
+    with pytest.raises(ValueError, match=r"\(Outputs differs\)"):
+        run_cohort(_cohort(), out, resume=True, outputs=["truth"], backend="numpy")
+    assert run_cohort(_cohort(subjects=4), out, resume=True, backend="numpy").written == ("004",)  # N may grow
