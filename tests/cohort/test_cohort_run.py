@@ -142,3 +142,18 @@ def test_resuming_with_another_cohort_is_refused(complete, tmp_path):
     with pytest.raises(ValueError, match=r"\(Outputs differs\)"):
         run_cohort(_cohort(), out, resume=True, outputs=["truth"], backend="numpy")
     assert run_cohort(_cohort(subjects=4), out, resume=True, backend="numpy").written == ("004",)  # N may grow
+
+
+def test_the_manifest_pairs_each_image_with_truth_on_the_same_grid(complete):
+    import csv
+
+    with open(complete / "manifest.tsv", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    assert {r["participant_id"] for r in rows} == {"sub-001", "sub-002", "sub-003"}
+    assert any(r["image"].endswith("_rec-osem_pet.nii.gz") and r["truth"].endswith("Carrier_conc.nii.gz") for r in rows)
+    for row in rows[:: max(1, len(rows) // 20)]:  # a pair loads with nibabel alone, on one grid
+        image, truth, labels = (nib.load(complete / row[k]) for k in ("image", "truth", "labels"))
+        assert image.shape[:3] == truth.shape[:3] == labels.shape
+        np.testing.assert_allclose(image.affine, truth.affine)
+        assert row["session"] in row["image"] and row["session"] in row["truth"] and row["time_h"] == "24.0"
+    assert json.loads((complete / "manifest.json").read_text())["time_h"]["Units"] == "h"
