@@ -76,6 +76,36 @@ def simulate_default(args) -> dict:
 
 
 @benchmark
+def cohort_scaling(args) -> dict:
+    """The same 4-subject cohort with 1 worker and with 2 (Dask LocalCluster), side by side, and
+    the Dask path's overhead per subject over a plain simulate + write of the same subjects."""
+    from imagingsim.cohort import load_cohort
+    from imagingsim.cohort.run import run_cohort
+    from imagingsim.pipeline import simulate, write_subject
+
+    voxel = "2.0" if args.quick else "1.0"
+    cohort = load_cohort("mouse_epr_variability", subjects=4,
+                         overrides=[f"phantom.voxel_size_mm={voxel}", 'modalities.enabled=["pet", "mri"]'])
+    with TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        for number in range(1, 5):
+            write_subject(simulate(cohort.subject(number).scenario, backend=args.backend), Path(tmp) / f"plain{number}")
+        plain = time.perf_counter() - start
+        timings = {}
+        for workers in (1, 2):
+            start = time.perf_counter()
+            run_cohort(cohort, Path(tmp) / f"w{workers}", workers=workers, backend=args.backend)
+            timings[workers] = time.perf_counter() - start
+    return {
+        "cohort_plain_seconds": round(plain, 2),
+        "cohort_1_worker_seconds": round(timings[1], 2),
+        "cohort_2_workers_seconds": round(timings[2], 2),
+        "cohort_speedup_2_workers": round(timings[1] / timings[2], 2),
+        "cohort_overhead_per_subject_percent": round(100.0 * (timings[1] - plain) / plain, 1),
+    }
+
+
+@benchmark
 def random_field(args) -> dict:
     """Gaussian random field by FFT filtering vs scipy.ndimage.gaussian_filter of the same noise."""
     import numpy as np
