@@ -157,3 +157,32 @@ def test_the_manifest_pairs_each_image_with_truth_on_the_same_grid(complete):
         np.testing.assert_allclose(image.affine, truth.affine)
         assert row["session"] in row["image"] and row["session"] in row["truth"] and row["time_h"] == "24.0"
     assert json.loads((complete / "manifest.json").read_text())["time_h"]["Units"] == "h"
+
+
+def test_a_driver_killed_outright_resumes_to_the_same_complete_dataset(complete, tmp_path):
+    """SIGKILL of `imagingsim cohort` after its first subject: --resume ends with every subject
+    complete, the same arrays as an uninterrupted run, and no staging left."""
+    import signal
+    import time
+
+    out = tmp_path / "ds"
+    command = [sys.executable, "-m", "imagingsim", "cohort", "mouse_epr_variability", "--out", str(out),
+               "--subjects", "3", "--backend", "numpy", *(arg for item in SMALL for arg in ("--set", item))]
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = out / ".imagingsim" / "subjects" / "sub-001.json"
+    deadline = time.monotonic() + 300
+    while not first.exists() and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    assert driver.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (out / ".imagingsim" / "subjects" / "sub-003.json").exists()
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, check=False)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "kept from an earlier run" in resumed.stdout
+    assert not list(out.parent.glob(".*imagingsim-subject-*"))
+    ours, reference = _arrays(out), _arrays(complete)
+    assert ours.keys() == reference.keys()
+    for key, array in reference.items():
+        np.testing.assert_array_equal(ours[key], array, err_msg=key)
+    assert (out / "participants.tsv").read_bytes() == (complete / "participants.tsv").read_bytes()
