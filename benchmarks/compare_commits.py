@@ -30,11 +30,11 @@ STAGE_LINE = re.compile(r"^  ([a-z][a-z ]*): ([0-9.]+) s$")
 TOTAL_LINE = re.compile(r"^done in ([0-9.]+) s$")
 
 
-def run_once(source: Path, scenario: str, out: Path) -> dict:
+def run_once(source: Path, scenario: str, out: Path, extra: list[str] | None = None) -> dict:
     """One `imagingsim simulate` from ``source``: seconds per stage, total, peak RSS in MB."""
     env = {**os.environ, "PYTHONPATH": str(source), "COLUMNS": "200"}
     command = [sys.executable, "-m", "imagingsim", "simulate", scenario, "--out", str(out), "--overwrite",
-               "--backend", "numpy"]
+               "--backend", "numpy", *(extra or [])]
     with tempfile.TemporaryFile("w+") as log:
         child = subprocess.Popen(command, cwd=source, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
         _, status, usage = os.wait4(child.pid, 0)

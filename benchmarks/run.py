@@ -51,27 +51,19 @@ def peak_memory_mb(func) -> tuple[float, object]:
 
 @benchmark
 def simulate_default(args) -> dict:
-    """`imagingsim simulate` on the default scenario: stage times and peak memory."""
-    import imagingsim
-    from imagingsim.pipeline import simulate, write_subject
+    """`imagingsim simulate` on the default scenario in a fresh process: total and per-stage
+    seconds (the CLI's own stage lines) and the peak resident memory of that process."""
+    from compare_commits import REPO, run_once  # benchmarks/ is on sys.path when run as a script
 
-    scenario = imagingsim.load_scenario(None, ["phantom.voxel_size_mm=1.0"] if args.quick else [])
     with TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        subject = simulate(scenario, backend=args.backend)
-        write_start = time.perf_counter()
-        files = write_subject(subject, Path(tmp) / "ds")
-        end = time.perf_counter()
-        size_mb = sum(f.stat().st_size for f in files) / 1e6
-    peak_mb, _ = peak_memory_mb(lambda: simulate(scenario, backend=args.backend))
+        scenario = "mouse_peg_liposome"
+        run = run_once(REPO, scenario, Path(tmp) / "ds", extra=["--set", "phantom.voxel_size_mm=1.0"] if args.quick else [])
+        size_mb = sum(f.stat().st_size for f in (Path(tmp) / "ds").rglob("*") if f.is_file()) / 1e6
     return {
-        "simulate_default_seconds": round(end - start, 3),
-        "phantom_seconds": round(subject.timings_s["phantom"], 3),
-        "delivery_seconds": round(subject.timings_s["delivery"], 3),
-        "write_seconds": round(end - write_start, 3),
+        "simulate_default_seconds": run["total"],
+        "simulate_default_peak_rss_mb": round(run["peak_rss_mb"], 1),
+        **{f"simulate_default_{stage.replace(' ', '_')}_seconds": seconds for stage, seconds in run["stages"].items()},
         "dataset_mb": round(size_mb, 2),
-        "simulate_peak_memory_mb": round(peak_mb, 1),
-        "grid_shape": list(subject.phantom.grid.shape),
     }
 
 
