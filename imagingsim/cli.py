@@ -215,9 +215,16 @@ def cohort(
         err.print(f"imagingsim {__version__}: cohort [bold]{loaded.spec.name}[/], {loaded.subjects} subjects, "
                   f"seed {loaded.spec.seed}, base {loaded.spec.base}")
 
+        kept: list[int] = []  # subjects of an earlier run (--resume) count as done, not in the rate
+
         def report(label: str, done: int, total: int) -> None:
             elapsed = time.perf_counter() - started
-            err.print(f"  sub-{label}: {done}/{total} subjects, {elapsed:.1f} s", markup=False)
+            if not kept:
+                kept.append(done - 1)
+            rate = (done - kept[0]) / elapsed  # subjects per s since the start, set-up included
+            eta = f", ETA {(total - done) / rate:.0f} s" if done < total else ""
+            err.print(f"  sub-{label}: {done}/{total} subjects, {elapsed:.1f} s, {rate * 60:.1f} subjects/min{eta}",
+                      markup=False)
 
         result = run_cohort(loaded, out_dir, outputs=[o.strip() for o in outputs.split(",") if o.strip()],
                             resume=resume, backend=backend, workers=workers, scheduler=scheduler,
