@@ -30,6 +30,15 @@ PROBE_SDS = 8.0
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
+def _clip(value: float, low: float | None, high: float | None) -> float:
+    """``value`` within [low, high]; an absent bound does not clip."""
+    if low is not None:
+        value = max(value, low)
+    if high is not None:
+        value = min(value, high)
+    return value
+
+
 class Uniform(SpecModel):
     """Uniform on [low, high]."""
 
@@ -77,13 +86,8 @@ class Normal(SpecModel):
     def draw(self, rng: np.random.Generator) -> float:
         lo, hi = self._bounds()
         u = special.ndtr(lo) + (special.ndtr(hi) - special.ndtr(lo)) * rng.random()
-        value = self.mean + self.sd * float(special.ndtri(u))
         # inversion rounding may step a hair outside the window
-        if self.low is not None:
-            value = max(value, self.low)
-        if self.high is not None:
-            value = min(value, self.high)
-        return value
+        return _clip(self.mean + self.sd * float(special.ndtri(u)), self.low, self.high)
 
     def probes(self) -> list[Any]:
         low = self.low if self.low is not None else self.mean - PROBE_SDS * self.sd
@@ -115,15 +119,10 @@ class LogNormal(SpecModel):
         return self
 
     def draw(self, rng: np.random.Generator) -> float:
-        value = math.exp(self._log_normal().draw(rng))
-        if self.low is not None:
-            value = max(value, self.low)
-        if self.high is not None:
-            value = min(value, self.high)
-        return value
+        return _clip(math.exp(self._log_normal().draw(rng)), self.low, self.high)  # exp rounding, as above
 
     def probes(self) -> list[Any]:
-        return [math.exp(v) if v is not None else None for v in self._log_normal().probes()]
+        return [math.exp(v) for v in self._log_normal().probes()]
 
 
 class Choice(SpecModel):

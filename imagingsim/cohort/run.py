@@ -132,13 +132,14 @@ def run_cohort(
 def _check_same_cohort(cohort: Cohort, out: Path, outputs: tuple[str, ...]) -> None:
     """Record what makes the subjects (the cohort but its size, the base scenario, the outputs)
     in ``.imagingsim/cohort.json``; a resume of another cohort is refused in one line."""
-    identity = {"Cohort": cohort.spec.model_dump(mode="json", exclude={"subjects"}), "Base": cohort.base,
-                "Outputs": sorted(outputs)}
+    # through JSON, so that it compares equal to what an earlier run wrote (tuples become lists)
+    identity = json.loads(json.dumps({"Cohort": cohort.spec.model_dump(mode="json", exclude={"subjects"}),
+                                      "Base": cohort.base, "Outputs": sorted(outputs)}))
     path = out / RECORDS.parent / "cohort.json"
     if path.is_file():
         before = json.loads(path.read_text())
-        if before != json.loads(json.dumps(identity)):
-            differs = next(k for k in identity if before.get(k) != json.loads(json.dumps(identity[k])))
+        if before != identity:
+            differs = next(k for k in identity if before.get(k) != identity[k])
             raise ValueError(f"--resume: {out} holds subjects of another cohort or settings ({differs} differs); "
                              "use another --out")
         return
