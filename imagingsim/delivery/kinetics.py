@@ -96,10 +96,16 @@ Numerical scheme (exponential splitting with in-step pass-through)
     of the time since injection or 1/1000 of the span has passed): at most ~2000 points.
 
 Memory: one float64 vector per state over the non-air voxels (sorted by label, so a label's
-voxels are one contiguous slice and per-label sums need no mask), plus the step factors.
+voxels are one contiguous slice and per-label sums need no mask) or over the lumped entries,
+plus the step factors.
 
-Host transfers: ``1 + len(agents)`` downloads per call (one of phantom sums at set-up, one of
-ledgers and blood curves per agent at the end); no uploads, no round trips.
+Host transfers: ``1 + 2 len(agents)`` downloads per call (one of phantom sums at set-up; per
+agent, the number of groups of equal rates when lumping (:mod:`imagingsim.delivery.lumping`)
+and one of ledgers and blood curves at the end); no uploads, no round trips.
+
+Entries whose rates are all equal are lumped into one entry per group and input channel
+(exact up to rounding, :mod:`imagingsim.delivery.lumping`) when that at least halves the
+entries: a phantom with label-wise rates steps a handful of entries.
 """
 
 from __future__ import annotations
@@ -122,6 +128,7 @@ from imagingsim.delivery.body import (
     build_body,
     diffusible_access,
 )
+from imagingsim.delivery.lumping import Lumping, lump
 from imagingsim.delivery.network import Network
 from imagingsim.delivery.release import release_rate_map
 from imagingsim.delivery.result import DRUG_LEDGER_KEYS, LEDGER_KEYS, AgentDelivery, DeliveryResult
@@ -155,6 +162,13 @@ class _AgentModel:
     cap_reason: tuple[str, ...]  # what sets each cap, for the error message
     drug: DrugParams | None
     injection_time_h: float
+    lumping: dict[int, Lumping]  # map states on lumped entries (see lumping.py), by index
+
+    def entries(self, values: list) -> list:
+        """The state values with every map over the body's entries."""
+        if not self.lumping:
+            return values
+        return [self.lumping[k].expand(v) if k in self.lumping else v for k, v in enumerate(values)]
 
 
 @dataclass
@@ -407,19 +421,21 @@ def _build_model(
     drug = None
     if agent.payload is not None:
         drug = _add_payload(net, idx, body, rates, agent)
+    lumped = lump(net, body.n_entries, body.backend)
+    net, lumping = lumped if lumped is not None else (net, {})
     caps, reasons = _step_caps(net, idx, max_step_h)
     net.compile(max(cap for _, cap in caps))
 
     start = {"blood": dose_ug, "Pb": drug_ug}
     initial = [
         (
-            xp.zeros((body.n_entries,), dtype=xp.float64, device=dev)
+            xp.zeros((lumping[k].n_entries if k in lumping else body.n_entries,), dtype=xp.float64, device=dev)
             if is_map
             else xp.asarray(start.get(name, 0.0), dtype=xp.float64, device=dev)
         )
-        for name, is_map in zip(net.names, net.is_map)
+        for k, (name, is_map) in enumerate(zip(net.names, net.is_map))
     ]
-    return _AgentModel(net, initial, idx, caps, reasons, drug, agent.injection_time_h)
+    return _AgentModel(net, initial, idx, caps, reasons, drug, agent.injection_time_h, lumping)
 
 
 class TooManyStepsError(ValueError):
@@ -647,7 +663,7 @@ def _simulate_agent(
     values = model.initial
     for tau in taus[: len(taus) - len(targets)]:  # outputs before the first step
         if tau == 0.0:
-            recorder.record(values)  # at the injection itself
+            recorder.record(model.entries(values))  # at the injection itself
         else:
             recorder.zeros()
     recorder.blood(0.0, values, force=True)
@@ -659,7 +675,7 @@ def _simulate_agent(
         values = step.apply(values)
         recorder.blood(tau_end, values, force=hit is not None)
         if hit is not None:
-            recorder.record(values)
+            recorder.record(model.entries(values))
         progress.report(done, len(steps))
 
     del values, step, model  # free the states before the outputs are stacked
@@ -735,7 +751,7 @@ def simulate_delivery(
 
     Notes
     -----
-    Makes ``1 + len(agents)`` counted downloads and no uploads or round trips.
+    Makes ``1 + 2 len(agents)`` counted downloads and no uploads or round trips.
     """
     times = tuple(float(t) for t in times_h)
     if not times or any(t < 0.0 for t in times) or any(b <= a for a, b in itertools.pairwise(times)):

@@ -362,7 +362,8 @@ def test_ph_trigger_releases_more_drug_in_acidic_tumour(backend):
 
 def test_reproducible_and_transfer_budget(backend):
     # Bit-identical on repeat; the only host transfers are the documented downloads: one of
-    # phantom sums, one of ledgers + blood curve per agent. No uploads, no round trips.
+    # phantom sums; per agent, the number of groups of equal rates and one of ledgers + blood
+    # curve. No uploads, no round trips.
     phantom = make_phantom(backend, mouse_labels())
     agents = [
         agent(name="a", payload=doxil(trigger="ph", triggered_rate_per_h=0.05)),
@@ -371,7 +372,7 @@ def test_reproducible_and_transfer_budget(backend):
     backend.transfers.reset()
     first = simulate_delivery(phantom, agents, [1.0, 24.0], backend)
     assert (backend.transfers.downloads, backend.transfers.uploads, backend.transfers.round_trips) == (
-        1 + len(agents),
+        1 + 2 * len(agents),
         0,
         0,
     )
