@@ -94,21 +94,22 @@ class Network:
         positive = x > 0.0
         return xp.where(positive, -xp.expm1(-x) / xp.where(positive, x, 1.0), 1.0)
 
-    def _kept(self, x_src, x_dst):
+    def _kept(self, x_src, x_dst, phi_src):
         """Share of a source's start-of-step outflow still in the destination at step end.
 
         Bateman two-stage solution: the source drains as ``exp(-x_src s / dt)``, the arrivals
         leave the destination at ``x_dst / dt``; the kept share is
         ``exp(-min) phi(|x_src - x_dst|) / phi(x_src)`` with ``phi(z) = (1 - e^-z) / z``
-        (-> the uniform-arrival ``phi(x_dst)`` for a slow source), clipped to [0, 1].
+        (-> the uniform-arrival ``phi(x_dst)`` for a slow source), clipped to [0, 1];
+        ``phi_src`` is ``phi(x_src)``, computed once per source.
         """
         if isinstance(x_src, float) and isinstance(x_dst, float):
-            kept = math.exp(-min(x_src, x_dst)) * self._phi(abs(x_src - x_dst)) / self._phi(x_src)
+            kept = math.exp(-min(x_src, x_dst)) * self._phi(abs(x_src - x_dst)) / phi_src
             return min(kept, 1.0)
         xp = self.xp
         lo = xp.minimum(x_dst, x_src) if isinstance(x_src, float) else xp.minimum(x_src, x_dst)
         gap = xp.abs(x_src - x_dst)
-        return xp.minimum(xp.exp(-lo) * self._phi(gap) / self._phi(x_src), 1.0)
+        return xp.minimum(xp.exp(-lo) * self._phi(gap) / phi_src, 1.0)
 
     def factors(self, dt: float) -> StepFactors:
         """Step factors for a step of ``dt`` hours."""
@@ -124,10 +125,13 @@ class Network:
                 stay.append(xp.exp(-xk))
                 leave.append(-xp.expm1(-xk))
         keep, onward, route = [], [], []
+        phi: dict[int, Any] = {}  # phi(x_src) per source state: shared by its transfers
         for t in self.transfers:
             a = leave[t.src] * t.frac
             if self.pass_through[t.dst]:
-                kept = self._kept(x[t.src], x[t.dst])
+                if t.src not in phi:
+                    phi[t.src] = self._phi(x[t.src])
+                kept = self._kept(x[t.src], x[t.dst], phi[t.src])
                 k, h = a * kept, a * (1.0 - kept)
             else:
                 k, h = a, None
