@@ -7,6 +7,7 @@ The public API mirrors the CLI::
     subject = imagingsim.simulate(scenario, backend="numpy")
     subject.phantom, subject.delivery          # in memory
     imagingsim.write_subject(subject, "out")   # a BIDS dataset on disk
+    subject, files = imagingsim.simulate_and_write(scenario, "out2")  # both, writing overlapped
 
 Importing the package never imports CuPy; the backend is chosen when a simulation runs.
 """
@@ -24,6 +25,7 @@ _API = {
     "Subject": "imagingsim.pipeline",
     "simulate": "imagingsim.pipeline",
     "write_subject": "imagingsim.pipeline",
+    "simulate_and_write": "imagingsim.pipeline",
     "load_cohort": "imagingsim.cohort",
     "run_cohort": "imagingsim.cohort.run",
 }
@@ -38,6 +40,7 @@ __all__ = [  # noqa: RUF022 - the public API, in the order of _API
     "Subject",
     "simulate",
     "write_subject",
+    "simulate_and_write",
     "load_cohort",
     "run_cohort",
 ]

@@ -117,8 +117,7 @@ def simulate(
     from imagingsim.io.lock import output_lock
     from imagingsim.io.outdir import check_output_dir, sweep_stale
     from imagingsim.modalities.registry import ModalityError, ModalityLoadError
-    from imagingsim.pipeline import load_scenario, write_subject
-    from imagingsim.pipeline import simulate as run_simulation
+    from imagingsim.pipeline import load_scenario, simulate_and_write
     from imagingsim.resources import check_resources, estimate_resources
     from imagingsim.scenario import ScenarioError
 
@@ -151,9 +150,7 @@ def simulate(
                 err.print(cleaned, markup=False)
             err.print(f"imagingsim {__version__}: scenario [bold]{loaded.name}[/], seed {loaded.seed}, backend {be.name}; "
                       f"{estimate.line()}")
-            subject = run_simulation(loaded, backend=be, step=_stage)
-            with _stage("writing dataset"):
-                files = write_subject(subject, out, overwrite=overwrite)
+            subject, files = simulate_and_write(loaded, out, backend=be, step=_stage, overwrite=overwrite)
     except (KeyboardInterrupt, Interrupted) as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
         written = out is not None and _identity(out) not in (before, None)

@@ -7,6 +7,7 @@ direction, no back-and-forth). The CLI and any scale-out only call these functio
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import hashlib
 import time
@@ -116,6 +117,96 @@ def simulate(
     step : callable, optional
         ``step(name)`` returns a context manager wrapped around each stage (progress display).
     """
+    return _run_stages(scenario, backend, step, _ignore_stage)
+
+
+def simulate_and_write(
+    scenario: Scenario,
+    out_dir: str | Path,
+    *,
+    backend: str | Backend = "auto",
+    step: StepReporter = _silent,
+    overwrite: bool = False,
+) -> tuple[Subject, list[Path]]:
+    """Simulate one subject and write it, each stage's files written while the next computes.
+
+    The same files as :func:`simulate` then :func:`write_subject`, byte for byte: one
+    background thread runs the writers one at a time, in the same order, on stage results
+    that are never modified after their stage. A subject otherwise keeps about one core busy
+    (gzip, HDF5 and the next modality's kernels overlap on two). The last stage,
+    ``"writing dataset"``, waits for what is left (fusion needs every acquisition).
+
+    Returns
+    -------
+    (Subject, list of Path)
+        The subject in memory and every file of the finished dataset.
+    """
+    from imagingsim.dataset.write import finish_dataset, write_common
+    from imagingsim.io.atomic import staged_directory
+
+    out = Path(out_dir)
+    with staged_directory(out, overwrite=overwrite) as stage, _Background() as background:
+        def on_stage(subject: Subject, name: str) -> None:
+            if name == "delivery":
+                background.submit(write_common, stage, subject.scenario, subject.phantom, subject.delivery,
+                                  subject.backend)
+            elif name in subject.acquisitions:
+                ctx = WriteContext(subject.scenario, subject.phantom, subject.backend, subject.acquisitions)
+                background.submit(_write_one, registry.get(name), subject.acquisitions[name], ctx, stage)
+            background.submit(subject.backend.release_memory)  # the writer's buffers, once written
+
+        subject = _run_stages(scenario, backend, step, on_stage)
+        with step("writing dataset"):
+            ctx = WriteContext(subject.scenario, subject.phantom, subject.backend, subject.acquisitions)
+            pairs = _fusion_pairs(subject)
+            if pairs:
+                background.submit(_fuse_all, pairs, ctx, stage)
+            background.wait()
+            files = finish_dataset(stage, out, subject.scenario)
+    return subject, files
+
+
+class _Background:
+    """One writer thread: jobs run one at a time in submission order; the first error is
+    raised in the caller (at the next submit or wait), and the rest are cancelled."""
+
+    def __enter__(self) -> _Background:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="imagingsim-writer")
+        self._futures: list = []
+        return self
+
+    def submit(self, func, *args) -> None:
+        self._raise_failed()
+        self._futures.append(self._pool.submit(contextvars.copy_context().run, func, *args))
+
+    def wait(self) -> None:
+        for future in self._futures:
+            future.result()
+
+    def _raise_failed(self) -> None:
+        for future in self._futures:
+            if future.done() and future.exception() is not None:
+                future.result()
+
+    def __exit__(self, *exc) -> None:
+        # On an error or interrupt, drop the queued writers; a running one finishes first
+        # (a thread cannot be stopped), then the staging folder is removed by the caller.
+        self._pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
+
+
+def _ignore_stage(_subject: Subject, _name: str) -> None:
+    return None
+
+
+def _run_stages(
+    scenario: Scenario,
+    backend: str | Backend,
+    step: StepReporter,
+    on_stage: Callable[[Subject, str], None],
+) -> Subject:
+    """The stages of :func:`simulate`; ``on_stage(subject_so_far, name)`` after each one."""
     from imagingsim.delivery import simulate_delivery
     from imagingsim.phantom import build_phantom
 
@@ -132,20 +223,22 @@ def simulate(
         start = time.perf_counter()
         with step(name):
             result = func(*args)
+            be.release_memory()  # its temporaries, before the next stage adds its own
         timings[name] = time.perf_counter() - start
         return result
 
     phantom = timed("phantom", build_phantom, scenario.phantom, be, seed)
     delivery = timed("delivery", simulate_delivery, phantom, list(scenario.agents), scenario.schedule.times_h, be)
     acquisitions: dict[str, Any] = {}
+    subject = Subject(scenario, be, seed, phantom, delivery, acquisitions, timings)
+    on_stage(subject, "delivery")
     for name in registry.acquisition_order(scenario.modalities.enabled):
         modality = registry.get(name)
         inputs = {r: acquisitions[r] for r in modality.requires if r in acquisitions}
         ctx = acquisition_context(name, phantom, delivery, scenario, be, seed, **inputs)
         acquisitions[name] = timed(name, modality.acquire, ctx)
-    return Subject(scenario, be, seed, phantom, delivery, acquisitions, timings)
-
-
+        on_stage(subject, name)
+    return subject
 
 
 def write_subject(subject: Subject, out_dir: str | Path, *, overwrite: bool = False) -> list[Path]:
@@ -166,12 +259,17 @@ def _modality_writers(subject: Subject, ctx: WriteContext) -> list[Callable[[Pat
         functools.partial(_write_one, registry.get(name), acquisition, ctx)
         for name, acquisition in subject.acquisitions.items()
     ]
-    pairs = [(registry.get(functional), anatomical)
-             for functional in subject.acquisitions
-             for anatomical in registry.get(functional).fuses_onto if anatomical in subject.acquisitions]
+    pairs = _fusion_pairs(subject)
     if pairs:
         writers.append(functools.partial(_fuse_all, pairs, ctx))
     return writers
+
+
+def _fusion_pairs(subject: Subject) -> list:
+    """(functional modality, anatomical name) for each fusion whose both acquisitions exist."""
+    return [(registry.get(functional), anatomical)
+            for functional in subject.acquisitions
+            for anatomical in registry.get(functional).fuses_onto if anatomical in subject.acquisitions]
 
 
 def _write_one(modality, acquisition, ctx: WriteContext, stage: Path):

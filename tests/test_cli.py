@@ -119,18 +119,20 @@ def test_scenario_without_tumour_runs_and_says_so(capsys, tmp_path):
 
 
 def test_disk_failure_while_writing_is_one_line_exit_1(capsys, tmp_path, monkeypatch):
-    import imagingsim.pipeline
+    import imagingsim.dataset.write
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device", str(tmp_path / "ds" / "x.nii.gz"))
 
-    monkeypatch.setattr(imagingsim.pipeline, "write_subject", full_disk)
+    # Raised in the background writer while the modalities compute: reported all the same.
+    monkeypatch.setattr(imagingsim.dataset.write, "write_common", full_disk)
     code, _, err = run(
         capsys, "simulate", "--out", str(tmp_path / "ds"), "--set", "phantom.voxel_size_mm=2", "--set", "schedule.times_h=[1]"
     )
     assert code == 1
     lines = [l for l in err.splitlines() if l.startswith("error:")]
     assert len(lines) == 1 and "No space left on device" in lines[0] and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # staging removed
 
 
 def test_interrupt_exits_130_and_writes_nothing(capsys, tmp_path, monkeypatch):
@@ -139,7 +141,7 @@ def test_interrupt_exits_130_and_writes_nothing(capsys, tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(imagingsim.pipeline, "simulate", interrupted)
+    monkeypatch.setattr(imagingsim.pipeline, "_run_stages", interrupted)  # inside the staged build
     code, _, err = run(capsys, "simulate", "--out", str(tmp_path / "ds"))
     assert code == 130 and "nothing was written" in err
     assert not (tmp_path / "ds").exists()

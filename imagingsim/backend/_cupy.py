@@ -66,4 +66,5 @@ def make_cupy_backend() -> Backend:
         _generator_cls=CupyGenerator,
         _sparse_from_host=_sparse_from_host,
         _sparse_from_csr=_sparse_from_csr,
+        _release_device=cupy.get_default_memory_pool().free_all_blocks,
     )

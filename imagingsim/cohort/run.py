@@ -34,7 +34,7 @@ from imagingsim.dataset.write import SPECIES_BINOMIAL
 from imagingsim.io.atomic import atomic_write_text
 from imagingsim.io.lock import output_lock
 from imagingsim.io.sidecars import BIDS_VERSION, LICENSE, generated_by, version, write_json, write_tsv
-from imagingsim.pipeline import simulate, write_subject
+from imagingsim.pipeline import simulate_and_write
 from imagingsim.resources import available_memory_bytes, estimate_resources
 
 #: What a cohort may write: the truth derivative, the images (raw BIDS images and the
@@ -248,11 +248,10 @@ def _remove_stale_staging(out: Path) -> None:
 
 def _write_one(draw: SubjectDraw, out: Path, outputs: tuple[str, ...], backend: str) -> None:
     """Simulate ``draw``, stage it beside ``out``, rename its folders in, then write its record."""
-    subject = simulate(draw.scenario, backend=backend)
     staging = out.parent / f".{out.name}{_STAGING_PREFIX}{draw.label}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         dataset = staging / "ds"
-        write_subject(subject, dataset)
+        subject, _ = simulate_and_write(draw.scenario, dataset, backend=backend)
         _drop_unwanted(dataset, outputs)
         files = {}
         for folder in _subject_folders(dataset, draw.label):

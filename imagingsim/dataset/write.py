@@ -74,7 +74,7 @@ from imagingsim.io.sidecars import (
 )
 from imagingsim.modalities import registry
 
-__all__ = ["write_dataset"]
+__all__ = ["finish_dataset", "write_common", "write_dataset"]
 
 #: NCBI Taxonomy binomial names for ``participants.tsv`` (BIDS ``species`` column).
 SPECIES_BINOMIAL = {"mouse": "mus musculus", "human": "homo sapiens"}
@@ -125,16 +125,25 @@ def write_dataset(
     """
     out = Path(out_dir)
     with staged_directory(out, overwrite=overwrite) as stage:
-        _write_top_level(stage, scenario, phantom)
-        _write_raw_anat(stage, scenario, phantom, backend)
-        truth = stage / "derivatives" / TRUTH_PIPELINE
-        write_truth(truth, scenario, phantom, delivery, backend)
+        write_common(stage, scenario, phantom, delivery, backend)
         progress.report(1, len(extra_writers) + 1)
         for done, writer in enumerate(extra_writers, start=2):
             writer(stage)
             progress.report(done, len(extra_writers) + 1)
-        _write_sessions_table(stage, scenario)
-        files = sorted(p.relative_to(stage) for p in stage.rglob("*") if p.is_file())
+        return finish_dataset(stage, out, scenario)
+
+
+def write_common(stage: Path, scenario, phantom, delivery, backend) -> None:
+    """The files every dataset has, whatever the modalities: top level, raw qMRI truth, truth derivative."""
+    _write_top_level(stage, scenario, phantom)
+    _write_raw_anat(stage, scenario, phantom, backend)
+    write_truth(stage / "derivatives" / TRUTH_PIPELINE, scenario, phantom, delivery, backend)
+
+
+def finish_dataset(stage: Path, out: Path, scenario) -> list[Path]:
+    """The sessions table (once every session's files are there); every file, as its path under ``out``."""
+    _write_sessions_table(stage, scenario)
+    files = sorted(p.relative_to(stage) for p in stage.rglob("*") if p.is_file())
     return [out / f for f in files]
 
 

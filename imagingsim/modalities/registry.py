@@ -110,14 +110,21 @@ def origin(name: str) -> str:
 
 
 def acquisition_order(enabled) -> list[str]:
-    """The enabled modalities in the order they run: each after those whose results it uses."""
+    """The enabled modalities in the order they run: each after those whose results it uses.
+
+    Among those ready, the anatomical references others fuse onto go first (stable otherwise):
+    their files (MRI k-space is most of the bytes) are written while the functional scans
+    compute (:func:`imagingsim.pipeline.simulate_and_write`). Results do not depend on the
+    order: every modality draws from its own random streams.
+    """
     pending = list(enabled)
+    targets = {anatomical for m in pending for anatomical in get(m).fuses_onto}
     ordered: list[str] = []
     while pending:
         ready = [m for m in pending if not any(r in pending for r in get(m).requires if r != m)]
         if not ready:
             raise ModalityError(f"modalities {pending} require each other in a cycle")
-        ordered += ready
+        ordered += sorted(ready, key=lambda m: m not in targets)
         pending = [m for m in pending if m not in ready]
     return ordered
 

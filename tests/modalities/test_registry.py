@@ -41,7 +41,8 @@ def test_unknown_name_lists_what_is_installed():
 
 
 def test_ct_runs_before_spect_whatever_the_listed_order():
-    assert registry.acquisition_order(["spect", "pet", "ct"]) == ["pet", "ct", "spect"]
+    # CT is ready with PET and goes first: SPECT fuses onto it (anatomical references first).
+    assert registry.acquisition_order(["spect", "pet", "ct"]) == ["ct", "pet", "spect"]
     assert registry.acquisition_order(["spect"]) == ["spect"]  # CT not enabled: SPECT uses the true mu
 
 
