@@ -125,6 +125,7 @@ def run_cohort(
                 progress.one(cohort.label(number))
         else:
             _run_on_dask(cohort, todo, out, outputs, backend, workers, scheduler, progress)
+        _remove_stale_staging(out)  # of workers killed mid-subject (their subjects were redone)
         _write_dataset_files(cohort, out)
     return CohortRun(out, tuple(cohort.label(n) for n in todo), tuple(sorted(complete)))
 

@@ -194,3 +194,41 @@ def test_a_driver_killed_outright_resumes_to_the_same_complete_dataset(complete,
     for key, array in reference.items():  # another process: float32 rounding (see the Dask test)
         np.testing.assert_allclose(ours[key], array, rtol=1e-6, atol=0, err_msg=key)
     assert (out / "participants.tsv").read_bytes() == (complete / "participants.tsv").read_bytes()
+
+
+def test_a_worker_killed_mid_subject_has_its_subject_redone(complete, tmp_path):
+    """SIGKILL of one Dask worker while it simulates a subject: the nanny restarts it, the
+    scheduler gives the subject to a worker again, and the run ends with every subject complete,
+    the same arrays, and the dead worker's staging swept."""
+    import os
+    import re
+    import signal
+    import threading
+    import time
+
+    out = tmp_path / "ds"
+    killed: list[int] = []
+
+    def kill_first_worker() -> None:
+        # A worker's staging folder carries its pid: .ds.imagingsim-subject-<label>-<pid>-<hex>
+        deadline = time.monotonic() + 300
+        while not killed and time.monotonic() < deadline:
+            for path in tmp_path.glob(".ds.imagingsim-subject-*"):
+                match = re.search(r"-subject-\d+-(\d+)-[0-9a-f]+$", path.name)
+                if match and int(match.group(1)) != os.getpid():
+                    os.kill(int(match.group(1)), signal.SIGKILL)
+                    killed.append(int(match.group(1)))
+                    return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_first_worker, daemon=True)
+    killer.start()
+    result = run_cohort(_cohort(), out, workers=2, backend="numpy")
+    killer.join(timeout=1)
+    assert killed, "no worker was seen at work"
+    assert sorted(result.written) == ["001", "002", "003"]
+    assert not list(tmp_path.glob(".*imagingsim-subject-*"))
+    ours, reference = _arrays(out), _arrays(complete)
+    assert ours.keys() == reference.keys()
+    for key, array in reference.items():  # another process: float32 rounding (see the Dask test)
+        np.testing.assert_allclose(ours[key], array, rtol=1e-6, atol=0, err_msg=key)
