@@ -100,8 +100,8 @@ voxels are one contiguous slice and per-label sums need no mask) or over the lum
 plus the step factors.
 
 Host transfers: ``1 + 2 len(agents)`` downloads per call (one of phantom sums at set-up; per
-agent, the number of groups of equal rates when lumping (:mod:`imagingsim.delivery.lumping`)
-and one of ledgers and blood curves at the end); no uploads, no round trips.
+agent, the sizes of its groups of equal rates, which decide the lumping
+(:mod:`imagingsim.delivery.lumping`), and one of ledgers and blood curves at the end); no uploads, no round trips.
 
 Entries whose rates are all equal are lumped into one entry per group and input channel
 (exact up to rounding, :mod:`imagingsim.delivery.lumping`) when that at least halves the

@@ -126,7 +126,8 @@ def lump(net: Network, n_entries: int, backend) -> tuple[Network, dict[int, Lump
             if t.dst in states and t.weight is not None and not any(t.weight is c for c in channels):
                 channels.append(t.weight)
         found.append((states, channels, *_groups(xp, rate_maps, n_entries, backend.device)))
-    # The group counts are data-dependent shapes: one counted synchronisation for all of them.
+    # The number of groups is a data-dependent shape: reading it waits for the device, so it
+    # is one explicit, counted download of every component's group sizes.
     backend.to_host(xp.concat([counts for *_, counts in found]))
 
     by_state: dict[int, Lumping] = {}
@@ -178,7 +179,7 @@ def _groups(xp, rate_maps: list, n_entries: int, device):
 
     Each rate map is replaced by its unique-value index and folded into the running key as
     ``key * n_entries + index`` (both below ``n_entries``, so no overflow for any grid that
-    fits in memory), renumbered after each fold. Only the number of groups comes to the host.
+    fits in memory), renumbered after each fold. Stays on the device; the caller syncs once.
     """
     key = xp.zeros((n_entries,), dtype=xp.int64, device=device)
     for rate in rate_maps:
