@@ -377,6 +377,17 @@ def field_units(key: str) -> str | None:
     return None
 
 
+def _cohort_preface(cohort: Cohort, described: str) -> str:
+    """What a derivative README kept from one subject says about the whole cohort."""
+    spec = cohort.spec
+    varied = ", ".join(f"`{key}`" for key in spec.vary) or "nothing"
+    return (f"This derivative holds every subject of the imagingsim cohort `{spec.name}` ({cohort.subjects} "
+            f"subjects, cohort seed {spec.seed}, base scenario `{spec.base}`). The text below was written "
+            f"for {described}; the subjects differ in {varied}"
+            f"{' and their group' if spec.groups else ''}: each subject's values are its row of "
+            "participants.tsv at the dataset root.\n\n")
+
+
 def _write_dataset_files(cohort: Cohort, out: Path) -> None:
     """The dataset-level files, from the completion records (atomic writes)."""
     records = [json.loads(p.read_text()) for p in sorted((out / RECORDS).glob("sub-*.json"))]
@@ -386,7 +397,11 @@ def _write_dataset_files(cohort: Cohort, out: Path) -> None:
             if path.is_file():
                 target = out / "derivatives" / path.relative_to(kept)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_text(target, path.read_text(encoding="utf-8"))
+                text = path.read_text(encoding="utf-8")
+                if path.name.startswith("README"):  # after its title line
+                    title, _, body = text.partition("\n\n") if text.startswith("# ") else ("", "", text)
+                    text = (title + "\n\n" if title else "") + _cohort_preface(cohort, records[0]["Subject"]) + body
+                atomic_write_text(target, text)
     spec = cohort.spec
     first = cohort.subject(1).scenario
     write_json(out / "dataset_description.json", {

@@ -232,3 +232,14 @@ def test_a_worker_killed_mid_subject_has_its_subject_redone(complete, tmp_path):
     assert ours.keys() == reference.keys()
     for key, array in reference.items():  # another process: float32 rounding (see the Dask test)
         np.testing.assert_allclose(ours[key], array, rtol=1e-6, atol=0, err_msg=key)
+
+
+def test_derivative_readmes_say_they_hold_the_whole_cohort(complete):
+    # Kept from the lowest-numbered subject, each README says so and where the others differ.
+    readmes = sorted((complete / "derivatives").glob("*/README*"))
+    assert readmes
+    for readme in readmes:
+        title, preface = readme.read_text().split("\n\n")[:2]
+        assert title.startswith("# ")
+        assert preface.startswith("This derivative holds every subject of the imagingsim cohort `mouse_epr_variability`")
+        assert "written for sub-001" in preface and "participants.tsv" in preface
