@@ -1,79 +1,16 @@
-"""Lumped entries (imagingsim.delivery.lumping) against the per-entry solver.
+"""Lumping (imagingsim.delivery.lumping) on small networks: groups, channels, expansion.
 
-Lumping regroups the same linear step: entries with equal rates share their unit responses,
-so the lumped solver must equal the per-entry one up to rounding on every built-in scenario,
-on numpy and on the strict backend, and it must actually lump where the rates are label-wise.
+On every built-in scenario the lumped solver is checked against the per-entry one in
+test_solver_equivalence.py.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-import imagingsim.delivery.kinetics as kinetics
 from imagingsim.backend import get_backend
 from imagingsim.delivery.lumping import lump
 from imagingsim.delivery.network import Network
-from imagingsim.pipeline import load_scenario, simulate
-from imagingsim.scenario import builtin_names
-
-COARSE_VOXEL_MM = {"mouse": 2.0, "torso": 5.0, "brain": 5.0}
-MAPS = ("carrier_ug_per_ml", "bound_carrier_ug_per_ml", "free_drug_ug_per_ml", "bound_drug_ug_per_ml",
-        "encapsulated_drug_ug_per_ml")
-
-
-def _deliveries(name: str, monkeypatch, backend: str, *, lumped: bool):
-    anatomy = load_scenario(name).phantom.anatomy
-    scenario = load_scenario(name, [f"phantom.voxel_size_mm={COARSE_VOXEL_MM[anatomy]}", "modalities.enabled=[]"])
-    used = []
-
-    def spy(net, n_entries, be):
-        result = lump(net, n_entries, be) if lumped else None
-        used.append(result is not None)
-        return result
-
-    with monkeypatch.context() as patch:
-        patch.setattr(kinetics, "lump", spy)
-        subject = simulate(scenario, backend=backend)
-    return subject, used
-
-
-@pytest.mark.parametrize("name", builtin_names())
-def test_lumped_solver_matches_the_per_entry_solver_on_every_builtin_scenario(name, monkeypatch):
-    new, used = _deliveries(name, monkeypatch, "numpy", lumped=True)
-    old, _ = _deliveries(name, monkeypatch, "numpy", lumped=False)
-    air = np.asarray(new.phantom.labels) == 0
-    for a, b in zip(new.delivery.agents, old.delivery.agents, strict=True):
-        for key in MAPS:
-            x, y = getattr(a, key), getattr(b, key)
-            if y is None:
-                assert x is None
-                continue
-            x, y = np.asarray(x), np.asarray(y)
-            # 1e-12 of the map's largest value: the same products grouped and summed in another
-            # order, over ~10^3 steps, stay within ~1e-14; a lost channel or a wrong group is O(1).
-            np.testing.assert_allclose(x, y, rtol=0, atol=1e-12 * max(float(np.abs(y).max()), 1e-300), err_msg=key)
-            assert np.all(x[air] == 0.0), key
-        for column in b.ledger_ug:
-            np.testing.assert_allclose(a.ledger_ug[column], b.ledger_ug[column], rtol=1e-12, atol=1e-12 * a.injected_mass_ug)
-        np.testing.assert_allclose(a.blood_curve_ug_per_ml, b.blood_curve_ug_per_ml, rtol=1e-12, atol=0)
-        totals = np.sum([a.ledger_ug[k] for k in a.ledger_ug], axis=0)
-        injected = np.asarray(a.times_h) >= a.agent.injection_time_h
-        np.testing.assert_allclose(totals, np.where(injected, a.injected_mass_ug, 0.0), rtol=1e-9)
-    if name != "mouse_peg_liposome":  # its pH-triggered release varies voxel by voxel
-        assert any(used), "label-wise rates must be lumped"
-
-
-def test_lumped_solver_on_the_strict_backend_matches_numpy(monkeypatch):
-    # The grouping (unique, argsort, cumulative sums, take) in the array API only.
-    numpy_run, used = _deliveries("torso_liver_metastasis", monkeypatch, "numpy", lumped=True)
-    strict_run, _ = _deliveries("torso_liver_metastasis", monkeypatch, "strict", lumped=True)
-    assert all(used)
-    for a, b in zip(numpy_run.delivery.agents, strict_run.delivery.agents, strict=True):
-        for key in MAPS:
-            x, y = getattr(a, key), getattr(b, key)
-            if x is not None:
-                np.testing.assert_allclose(np.asarray(x), np.asarray(get_backend("strict").to_host(y)), rtol=1e-12, atol=0)
 
 
 def _toy(xp):

@@ -1,0 +1,109 @@
+"""Ways of stepping the same delivery model, checked against each other on every built-in scenario.
+
+- The one-pass linear step (Network.linear_step) against the two-pass reference
+  (Network.step): the linear step only folds every path from a source to a destination into
+  one coefficient, so the two agree to rounding.
+- Lumped entries (imagingsim.delivery.lumping) against the per-entry solver: entries with equal
+  rates share their unit responses, so the lumped solver equals the per-entry one to rounding,
+  on numpy and on the strict backend, and it must actually lump where the rates are label-wise.
+
+Coarse voxels: the algebra does not depend on the grid. The strict backend also runs the
+whole pipeline in tests/test_end_to_end.py (numpy against strict).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import imagingsim.delivery.kinetics as kinetics
+from imagingsim.backend import get_backend
+from imagingsim.delivery.lumping import lump
+from imagingsim.delivery.network import Network
+from imagingsim.pipeline import load_scenario, simulate
+from imagingsim.scenario import builtin_names
+
+COARSE_VOXEL_MM = {"mouse": 2.0, "torso": 5.0, "brain": 5.0}
+MAPS = ("carrier_ug_per_ml", "bound_carrier_ug_per_ml", "free_drug_ug_per_ml", "bound_drug_ug_per_ml",
+        "encapsulated_drug_ug_per_ml")
+
+
+class _TwoPassReference:
+    """What the solver stepped with before the linear step: Network.step with fixed factors."""
+
+    def __init__(self, network: Network, factors):
+        self.network, self.factors = network, factors
+
+    def apply(self, values):
+        return self.network.step(values, self.factors)
+
+
+def _deliveries(name: str, monkeypatch, backend: str = "numpy", *, two_pass: bool = False, lumped: bool = True):
+    """A coarse subject of ``name`` without modalities; whether each agent was lumped."""
+    anatomy = load_scenario(name).phantom.anatomy
+    scenario = load_scenario(name, [f"phantom.voxel_size_mm={COARSE_VOXEL_MM[anatomy]}", "modalities.enabled=[]"])
+    used = []
+
+    def spy(net, n_entries, be):
+        result = lump(net, n_entries, be) if lumped else None
+        used.append(result is not None)
+        return result
+
+    with monkeypatch.context() as patch:
+        patch.setattr(kinetics, "lump", spy)
+        if two_pass:
+            patch.setattr(Network, "linear_step", lambda network, factors: _TwoPassReference(network, factors))
+        subject = simulate(scenario, backend=backend)
+    return subject, used
+
+
+def _assert_same_delivery(new, old) -> None:
+    """Maps within 1e-12 of each map's maximum, air exactly 0, ledgers within 1e-12, ledger closes."""
+    air = np.asarray(new.phantom.labels) == 0
+    for a, b in zip(new.delivery.agents, old.delivery.agents, strict=True):
+        for key in MAPS:
+            x, y = getattr(a, key), getattr(b, key)
+            if y is None:
+                assert x is None
+                continue
+            x, y = np.asarray(x), np.asarray(y)
+            # 1e-12 of the map's largest value: the same products grouped or summed in another
+            # order, over up to ~10^3 steps, stay within ~1e-14; a wrong path, a lost share, a
+            # lost channel or a wrong group would be O(1).
+            np.testing.assert_allclose(x, y, rtol=0, atol=1e-12 * max(float(np.abs(y).max()), 1e-300), err_msg=key)
+            assert np.all(x[air] == 0.0), key  # nothing ever reaches air
+        for column in b.ledger_ug:
+            np.testing.assert_allclose(a.ledger_ug[column], b.ledger_ug[column], rtol=1e-12, atol=1e-12 * a.injected_mass_ug)
+        totals = np.sum([a.ledger_ug[k] for k in a.ledger_ug], axis=0)
+        injected = np.asarray(a.times_h) >= a.agent.injection_time_h
+        np.testing.assert_allclose(totals, np.where(injected, a.injected_mass_ug, 0.0), rtol=1e-9)  # ledger closes
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_linear_step_matches_the_two_pass_step_on_every_builtin_scenario(name, monkeypatch):
+    new, _ = _deliveries(name, monkeypatch)
+    old, _ = _deliveries(name, monkeypatch, two_pass=True)
+    _assert_same_delivery(new, old)
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_lumped_solver_matches_the_per_entry_solver_on_every_builtin_scenario(name, monkeypatch):
+    new, used = _deliveries(name, monkeypatch, lumped=True)
+    old, _ = _deliveries(name, monkeypatch, lumped=False)
+    _assert_same_delivery(new, old)
+    for a, b in zip(new.delivery.agents, old.delivery.agents, strict=True):
+        np.testing.assert_allclose(a.blood_curve_ug_per_ml, b.blood_curve_ug_per_ml, rtol=1e-12, atol=0)
+    if name != "mouse_peg_liposome":  # its pH-triggered release varies voxel by voxel
+        assert any(used), "label-wise rates must be lumped"
+
+
+def test_lumped_solver_on_the_strict_backend_matches_numpy(monkeypatch):
+    # The grouping (unique, argsort, cumulative sums, take) in the array API only.
+    numpy_run, used = _deliveries("torso_liver_metastasis", monkeypatch, "numpy")
+    strict_run, _ = _deliveries("torso_liver_metastasis", monkeypatch, "strict")
+    assert all(used)
+    for a, b in zip(numpy_run.delivery.agents, strict_run.delivery.agents, strict=True):
+        for key in MAPS:
+            x, y = getattr(a, key), getattr(b, key)
+            if x is not None:
+                np.testing.assert_allclose(np.asarray(x), np.asarray(get_backend("strict").to_host(y)), rtol=1e-12, atol=0)
