@@ -151,16 +151,15 @@ def simulate_and_write(
                 background.submit(write_common, stage, subject.scenario, subject.phantom, subject.delivery,
                                   subject.backend)
             elif name in subject.acquisitions:
-                ctx = WriteContext(subject.scenario, subject.phantom, subject.backend, subject.acquisitions)
-                background.submit(_write_one, registry.get(name), subject.acquisitions[name], ctx, stage)
+                background.submit(_write_one, registry.get(name), subject.acquisitions[name], _write_context(subject),
+                                  stage)
             background.submit(subject.backend.release_memory)  # the writer's buffers, once written
 
         subject = _run_stages(scenario, backend, step, on_stage)
         with step("writing dataset"):
-            ctx = WriteContext(subject.scenario, subject.phantom, subject.backend, subject.acquisitions)
             pairs = _fusion_pairs(subject)
             if pairs:
-                background.submit(_fuse_all, pairs, ctx, stage)
+                background.submit(_fuse_all, pairs, _write_context(subject), stage)
             background.wait()
             files = finish_dataset(stage, out, subject.scenario)
     return subject, files
@@ -245,7 +244,7 @@ def write_subject(subject: Subject, out_dir: str | Path, *, overwrite: bool = Fa
     """Write a subject as a BIDS dataset (atomically) and return the files written."""
     from imagingsim.dataset.write import write_dataset
 
-    ctx = WriteContext(subject.scenario, subject.phantom, subject.backend, subject.acquisitions)
+    ctx = _write_context(subject)
     return write_dataset(
         Path(out_dir), subject.scenario, subject.phantom, subject.delivery, subject.backend,
         overwrite=overwrite, extra_writers=_modality_writers(subject, ctx),
@@ -263,6 +262,10 @@ def _modality_writers(subject: Subject, ctx: WriteContext) -> list[Callable[[Pat
     if pairs:
         writers.append(functools.partial(_fuse_all, pairs, ctx))
     return writers
+
+
+def _write_context(subject: Subject) -> WriteContext:
+    return WriteContext(subject.scenario, subject.phantom, subject.backend, subject.acquisitions)
 
 
 def _fusion_pairs(subject: Subject) -> list:

@@ -10,7 +10,7 @@ responses ``R_c``. One lumped entry per (channel, group), fed with the group's s
 same sums taken group by group, and an entry's value is recovered as
 ``sum_c w_c(x) V_cg(x) / W_cg(x)``. The scheme, its step factors and its step sizes are
 unchanged: the lumped solver equals the per-entry one up to rounding
-(``tests/delivery/test_lumping.py``).
+(``tests/delivery/test_solver_equivalence.py``).
 
 A phantom whose rates come from a few labels (the torso: two distinct rate tuples over
 634,803 entries) then steps a handful of entries instead of every voxel; one whose rates
@@ -41,8 +41,6 @@ class Lumping:
         Group of equal rates of each entry.
     first : device array of int, (n_groups,)
         One entry of each group (where its rates are read).
-    n_groups : int
-        Number of groups.
     channels : list of device arrays, (n_entries,)
         The distinct weight maps of the scalar -> map transfers into the component.
     group_weight : device array, (n_channels * n_groups,)
@@ -51,19 +49,28 @@ class Lumping:
 
     group: Any
     first: Any
-    n_groups: int
     channels: list
     group_weight: Any
     xp: Any
 
     @property
+    def n_groups(self) -> int:
+        """Number of groups of equal rates."""
+        return int(self.first.shape[0])
+
+    @property
+    def n_blocks(self) -> int:
+        """Blocks of lumped entries: one per channel (one when nothing flows in)."""
+        return max(len(self.channels), 1)
+
+    @property
     def n_entries(self) -> int:
         """Number of lumped entries."""
-        return max(len(self.channels), 1) * self.n_groups
+        return self.n_blocks * self.n_groups
 
     def rate(self, rate_map):
         """A rate map over the body's entries as one over the lumped entries."""
-        return self.xp.concat([self.xp.take(rate_map, self.first)] * max(len(self.channels), 1))
+        return self.xp.concat([self.xp.take(rate_map, self.first)] * self.n_blocks)
 
     def weight(self, channel, backend):
         """A channel's weight map: its group sums in its block, zeros in the others."""
@@ -132,11 +139,10 @@ def lump(net: Network, n_entries: int, backend) -> tuple[Network, dict[int, Lump
 
     by_state: dict[int, Lumping] = {}
     for states, channels, group, first, counts in found:
-        n_groups = int(counts.shape[0])
-        if max(len(channels), 1) * n_groups > MAX_LUMPED_SHARE * n_entries:
+        if max(len(channels), 1) * int(counts.shape[0]) > MAX_LUMPED_SHARE * n_entries:
             continue
         weights = [_group_sums(xp, w, group, counts) for w in channels]
-        lumping = Lumping(group, first, n_groups, channels, xp.concat(weights) if weights else None, xp)
+        lumping = Lumping(group, first, channels, xp.concat(weights) if weights else None, xp)
         by_state.update({k: lumping for k in states})
     if not by_state:
         return None
