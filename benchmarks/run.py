@@ -70,10 +70,11 @@ def simulate_default(args) -> dict:
 @benchmark
 def cohort_scaling(args) -> dict:
     """The same 4-subject cohort with 1 worker and with 2 (Dask LocalCluster), side by side, and
-    the Dask path's overhead per subject over a plain simulate + write of the same subjects."""
+    the Dask path's overhead per subject over a plain simulate_and_write of the same subjects
+    (what `imagingsim simulate` runs)."""
     from imagingsim.cohort import load_cohort
     from imagingsim.cohort.run import run_cohort
-    from imagingsim.pipeline import simulate, write_subject
+    from imagingsim.pipeline import simulate_and_write
 
     voxel = "2.0" if args.quick else "1.0"
     cohort = load_cohort("mouse_epr_variability", subjects=4,
@@ -81,7 +82,7 @@ def cohort_scaling(args) -> dict:
     with TemporaryDirectory() as tmp:
         start = time.perf_counter()
         for number in range(1, 5):
-            write_subject(simulate(cohort.subject(number).scenario, backend=args.backend), Path(tmp) / f"plain{number}")
+            simulate_and_write(cohort.subject(number).scenario, Path(tmp) / f"plain{number}", backend=args.backend)
         plain = time.perf_counter() - start
         timings = {}
         for workers in (1, 2):
