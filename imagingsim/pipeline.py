@@ -11,7 +11,7 @@ import contextvars
 import functools
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +20,7 @@ from typing import Any
 from imagingsim import scenario as scenario_module
 from imagingsim.backend import Backend, get_backend
 from imagingsim.modalities import registry
-from imagingsim.modalities.base import WriteContext, acquisition_context
+from imagingsim.modalities.base import OUTPUTS, WriteContext, acquisition_context, output_kinds
 from imagingsim.scenario import Scenario, ScenarioError, apply_overrides, read_scenario_toml
 
 StepReporter = Callable[[str], AbstractContextManager[Any]]
@@ -127,6 +127,7 @@ def simulate_and_write(
     backend: str | Backend = "auto",
     step: StepReporter = _silent,
     overwrite: bool = False,
+    outputs: Iterable[str] = OUTPUTS,
 ) -> tuple[Subject, list[Path]]:
     """Simulate one subject and write it, each stage's files written while the next computes.
 
@@ -136,30 +137,43 @@ def simulate_and_write(
     (gzip, HDF5 and the next modality's kernels overlap on two). The last stage,
     ``"writing dataset"``, waits for what is left (fusion needs every acquisition).
 
+    Parameters
+    ----------
+    outputs : iterable of str
+        The kinds of files written, of :data:`imagingsim.modalities.base.OUTPUTS` (``"truth"``,
+        ``"images"``, ``"raw"``); a kind left out is never written (no time spent on it), and
+        what is written is the same bytes as in the full dataset.
+
     Returns
     -------
     (Subject, list of Path)
         The subject in memory and every file of the finished dataset.
+
+    Raises
+    ------
+    ValueError
+        ``outputs`` is empty or names an unknown kind (one line).
     """
     from imagingsim.dataset.write import finish_dataset, write_common
     from imagingsim.io.atomic import staged_directory
 
+    kinds = output_kinds(outputs)
     out = Path(out_dir)
     with staged_directory(out, overwrite=overwrite) as stage, _Background() as background:
         def on_stage(subject: Subject, name: str) -> None:
             if name == "delivery":
                 background.submit(write_common, stage, subject.scenario, subject.phantom, subject.delivery,
-                                  subject.backend)
+                                  subject.backend, kinds)
             elif name in subject.acquisitions:
-                background.submit(_write_one, registry.get(name), subject.acquisitions[name], _write_context(subject),
-                                  stage)
+                background.submit(_write_one, registry.get(name), subject.acquisitions[name],
+                                  _write_context(subject, kinds), stage)
             background.submit(subject.backend.release_memory)  # the writer's buffers, once written
 
         subject = _run_stages(scenario, backend, step, on_stage)
         with step("writing dataset"):
-            pairs = _fusion_pairs(subject)
+            pairs = _fusion_pairs(subject) if "images" in kinds else []
             if pairs:
-                background.submit(_fuse_all, pairs, _write_context(subject), stage)
+                background.submit(_fuse_all, pairs, _write_context(subject, kinds), stage)
             background.wait()
             files = finish_dataset(stage, out, subject.scenario)
     return subject, files
@@ -264,8 +278,8 @@ def _modality_writers(subject: Subject, ctx: WriteContext) -> list[Callable[[Pat
     return writers
 
 
-def _write_context(subject: Subject) -> WriteContext:
-    return WriteContext(subject.scenario, subject.phantom, subject.backend, subject.acquisitions)
+def _write_context(subject: Subject, outputs: frozenset[str] = frozenset(OUTPUTS)) -> WriteContext:
+    return WriteContext(subject.scenario, subject.phantom, subject.backend, subject.acquisitions, outputs)
 
 
 def _fusion_pairs(subject: Subject) -> list:

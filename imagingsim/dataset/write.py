@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import os
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,7 @@ from imagingsim.io.sidecars import (
     write_tsv,
 )
 from imagingsim.modalities import registry
+from imagingsim.modalities.base import OUTPUTS
 
 __all__ = ["finish_dataset", "write_common", "write_dataset"]
 
@@ -133,11 +134,14 @@ def write_dataset(
         return finish_dataset(stage, out, scenario)
 
 
-def write_common(stage: Path, scenario, phantom, delivery, backend) -> None:
-    """The files every dataset has, whatever the modalities: top level, raw qMRI truth, truth derivative."""
-    _write_top_level(stage, scenario, phantom)
-    _write_raw_anat(stage, scenario, phantom, backend)
-    write_truth(stage / "derivatives" / TRUTH_PIPELINE, scenario, phantom, delivery, backend)
+def write_common(stage: Path, scenario, phantom, delivery, backend, outputs: Collection[str] = OUTPUTS) -> None:
+    """The files every dataset has, whatever the modalities: top level, raw qMRI truth (with the
+    ``"images"`` of ``outputs``), truth derivative (with ``"truth"``); see :data:`OUTPUTS`."""
+    _write_top_level(stage, scenario, phantom, raw="raw" in outputs)
+    if "images" in outputs:
+        _write_raw_anat(stage, scenario, phantom, backend)
+    if "truth" in outputs:
+        write_truth(stage / "derivatives" / TRUTH_PIPELINE, scenario, phantom, delivery, backend)
 
 
 def finish_dataset(stage: Path, out: Path, scenario) -> list[Path]:
@@ -147,7 +151,7 @@ def finish_dataset(stage: Path, out: Path, scenario) -> list[Path]:
     return [out / f for f in files]
 
 
-def _write_top_level(stage: Path, scenario, phantom) -> None:
+def _write_top_level(stage: Path, scenario, phantom, *, raw: bool) -> None:
     sub = f"sub-{scenario.subject_id}"
     write_json(
         stage / "dataset_description.json",
@@ -227,12 +231,13 @@ alongside it. The same imagingsim version, scenario and seed regenerate every fi
         "# Datatypes that BIDS does not define (imagingsim modalities without a BIDS datatype)\n"
         + "".join(f"{p}\n" for p in bidsignore_patterns()),
     )
-    source = stage / "sourcedata"
-    source.mkdir()
-    atomic_write_text(
-        source / "README",
-        "Reserved for raw acquisition data (k-space, sinograms, projections) of the simulated scans.\n",
-    )
+    if raw:
+        source = stage / "sourcedata"
+        source.mkdir()
+        atomic_write_text(
+            source / "README",
+            "Reserved for raw acquisition data (k-space, sinograms, projections) of the simulated scans.\n",
+        )
 
 
 def _write_sessions_table(stage: Path, scenario) -> None:

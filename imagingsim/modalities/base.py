@@ -26,7 +26,7 @@ The shape follows plug-in registries of scientific Python: xarray's backend entr
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -76,6 +76,23 @@ class AcquisitionContext:
     inputs: Mapping[str, Any] = field(default_factory=dict)
 
 
+#: What a dataset may hold, each kind written or left out as a whole (``--outputs``):
+#: ``"images"`` the raw BIDS images (``sub-<id>/``) and the derived estimates and fusions
+#: (``derivatives/`` but the truth), ``"raw"`` the raw data and system models
+#: (``sourcedata/``: most of the bytes), ``"truth"`` the ground truth (``derivatives/truth/``).
+OUTPUTS: tuple[str, ...] = ("truth", "images", "raw")
+
+
+def output_kinds(outputs: Iterable[str]) -> frozenset[str]:
+    """``outputs`` as a set of :data:`OUTPUTS`; ValueError (one line, ``--outputs``) when it is
+    empty or names another kind."""
+    kinds = frozenset(outputs)
+    if not kinds or not kinds <= set(OUTPUTS):
+        raise ValueError(f"--outputs: {','.join(sorted(kinds - set(OUTPUTS))) or 'nothing'} not allowed; "
+                         f"choose from {','.join(OUTPUTS)}")
+    return kinds
+
+
 @dataclass(frozen=True, eq=False)
 class WriteContext:
     """What a modality's ``write`` receives.
@@ -90,12 +107,22 @@ class WriteContext:
         For the explicit device -> host copies.
     acquisitions : Mapping[str, Any]
         Every acquisition of the subject, by modality name (for fusion onto another modality).
+    outputs : frozenset of str
+        The kinds of :data:`OUTPUTS` this dataset gets; a writer writes (and creates the folders
+        of) only those, asking :meth:`writes`, so a left-out kind costs no time.
     """
 
     scenario: Scenario
     phantom: Any
     backend: Backend
     acquisitions: Mapping[str, Any] = field(default_factory=dict)
+    outputs: frozenset[str] = frozenset(OUTPUTS)
+
+    def writes(self, kind: str) -> bool:
+        """Whether files of ``kind`` (one of :data:`OUTPUTS`) are written."""
+        if kind not in OUTPUTS:
+            raise ValueError(f"output kind {kind!r}: choose from {', '.join(OUTPUTS)}")
+        return kind in self.outputs
 
     @property
     def sub(self) -> str:
@@ -109,7 +136,12 @@ class WriteContext:
 
     def images_dir(self, stage: Path, datatype: str, time_h: float | None = None) -> Path:
         """``stage/sub-<id>[/ses-<time>]/<datatype>/`` (created): the reconstructed images."""
-        return _made(stage / self._subject_path(time_h) / datatype)
+        return _made(stage / self.images_relpath(datatype, time_h))
+
+    def images_relpath(self, datatype: str, time_h: float | None = None) -> str:
+        """``sub-<id>[/ses-<time>]/<datatype>``: the images folder, from the dataset root (for
+        references to it from other files, whether or not the images are written)."""
+        return (self._subject_path(time_h) / datatype).as_posix()
 
     def sourcedata_dir(self, stage: Path, name: str, time_h: float | None = None) -> Path:
         """``stage/sourcedata/sub-<id>[/ses-<time>]/<name>/`` (created): raw data and system model."""
@@ -236,7 +268,8 @@ class Modality(ABC):
 
     @abstractmethod
     def write(self, stage: Path, acquisition: Any, ctx: WriteContext) -> Sequence[Path] | None:
-        """Write the acquisition's images, raw data and truth into the dataset staged at ``stage``."""
+        """Write the acquisition's images, raw data and truth into the dataset staged at ``stage``;
+        only the kinds ``ctx.writes`` names (:data:`OUTPUTS`), without asking for the others' folders."""
 
     def fuse(self, stage: Path, acquisition: Any, anatomical: str, ctx: WriteContext) -> list[Path]:
         """Write this functional acquisition resampled onto modality ``anatomical`` (``fuses_onto``).

@@ -64,24 +64,30 @@ def write_ct(stage: Path, acquisition: CTAcquisition, ctx: WriteContext) -> None
     acq = acquisition
     spatial_reference = f"bids:raw:{sub}/anat/{sub}_T1map.nii.gz"
     common = _sidecar_fields(acq, phantom.grid.voxel_size_mm[2])
-    hu = host_array(backend, acq.hu, np.float32)
-    counts = host_array(backend, acq.measured_counts, np.float32)
-    mu_true = host_array(backend, acq.mu_true_per_mm, np.float32)
-    contrast = {e: host_array(backend, a, np.float32) for e, a in acq.contrast_mg_per_ml.items()}
     sino_grid = sinogram_grid(acq.geometry, phantom.grid)
+    # one download per array, of the kinds written
+    hu = host_array(backend, acq.hu, np.float32) if ctx.writes("images") else None
+    counts = host_array(backend, acq.measured_counts, np.float32) if ctx.writes("raw") else None
+    if ctx.writes("truth"):
+        mu_true = host_array(backend, acq.mu_true_per_mm, np.float32)
+        contrast = {e: host_array(backend, a, np.float32) for e, a in acq.contrast_mg_per_ml.items()}
     for k, time_h in enumerate(acq.times_h):
         base = ctx.prefix(time_h)
-        ct_dir = ctx.images_dir(stage, "ct", time_h)
-        write_nifti(ct_dir / f"{base}_ct.nii.gz", hu[..., k], phantom.grid, description=f"imagingsim CT HU {time_h:g} h")
-        write_json(ct_dir / f"{base}_ct.json", {**common, "AcquisitionTime_h": time_h,
-                                                "SpatialReference": spatial_reference})
-        write_nifti(ctx.sourcedata_dir(stage, "ct", time_h) / f"{base}_counts.nii.gz", counts[..., k], sino_grid,
-                    description="imagingsim CT photon counts")
-        _write_truth(ctx.truth_dir(stage, "ct", time_h), base, acq, time_h, mu_true[..., k],
-                     {e: a[..., k] for e, a in contrast.items()}, phantom.grid, spatial_reference)
-    raw = ctx.sourcedata_dir(stage, "ct")
-    write_json(raw / f"{sub}_ct_geometry.json", _geometry_record(acq, phantom, sub))
-    atomic_write_text(raw / "README", _SOURCEDATA_README)
+        if hu is not None:
+            ct_dir = ctx.images_dir(stage, "ct", time_h)
+            write_nifti(ct_dir / f"{base}_ct.nii.gz", hu[..., k], phantom.grid, description=f"imagingsim CT HU {time_h:g} h")
+            write_json(ct_dir / f"{base}_ct.json", {**common, "AcquisitionTime_h": time_h,
+                                                    "SpatialReference": spatial_reference})
+        if counts is not None:
+            write_nifti(ctx.sourcedata_dir(stage, "ct", time_h) / f"{base}_counts.nii.gz", counts[..., k], sino_grid,
+                        description="imagingsim CT photon counts")
+        if ctx.writes("truth"):
+            _write_truth(ctx.truth_dir(stage, "ct", time_h), base, acq, time_h, mu_true[..., k],
+                         {e: a[..., k] for e, a in contrast.items()}, phantom.grid, spatial_reference)
+    if ctx.writes("raw"):
+        raw = ctx.sourcedata_dir(stage, "ct")
+        write_json(raw / f"{sub}_ct_geometry.json", _geometry_record(acq, phantom, sub))
+        atomic_write_text(raw / "README", _SOURCEDATA_README)
 
 
 def recon_method_name(acq: CTAcquisition) -> str:

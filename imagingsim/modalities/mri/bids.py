@@ -92,8 +92,6 @@ def write_mri(stage: Path, acquisition: MRIAcquisition, ctx: WriteContext) -> No
     if len(set(labels)) != len(labels):
         raise ValueError(f"MRI session labels collide: {labels} (schedule times closer than 1e-6 h)")
 
-    raw = ctx.sourcedata_dir(stage, "mri")
-    truth = ctx.truth_dir(stage, "mri")
     spatial_reference = f"bids:raw:{sub}/anat/{sub}_T1map.nii.gz"
     has_fit = acq.r2star_per_s is not None
     has_estimate = acq.iron_estimate_mM is not None
@@ -101,37 +99,50 @@ def write_mri(stage: Path, acquisition: MRIAcquisition, ctx: WriteContext) -> No
     mask = np.fft.fftshift(host_array(backend, acq.mask, bool), axes=(0, 1))
     for k, (label, time_h) in enumerate(zip(labels, acq.times_h, strict=True)):
         base = ctx.prefix(time_h)
-        anat = ctx.images_dir(stage, "anat", time_h)
         session = _session_fields(acq, k)
-        magnitude = host_array(backend, acq.magnitude[k, ...], np.float32)
-        echo_files = []
-        for e, te in enumerate(acq.echo_times_ms):
-            name = f"{base}_echo-{e + 1}_part-mag_MEGRE"
-            write_nifti(anat / f"{name}.nii.gz", magnitude[e], grid, description=f"imagingsim MEGRE {label} TE {te} ms")
-            write_json(anat / f"{name}.json", {**_protocol_fields(acq), **session, "EchoTime": te * 1e-3})
-            echo_files.append((anat / f"{name}.nii.gz").relative_to(stage).as_posix())
-        if has_fit:
-            write_nifti(anat / f"{base}_R2starmap.nii.gz", host_array(backend, acq.r2star_per_s[k, ...], np.float32), grid,
-                        description=f"imagingsim fitted R2* {label} 1/s")
-            write_json(anat / f"{base}_R2starmap.json", {**_r2star_fields(acq, echo_files), **session})
-        kspace = np.fft.fftshift(host_array(backend, acq.kspace[k, ...], np.complex64), axes=(-3, -2, -1))
-        write_ismrmrd_session(ctx.sourcedata_dir(stage, "mri", time_h) / f"{base}_kspace.h5", kspace, mask,
-                              voxel_size_mm=grid.voxel_size_mm,
-                              field_t=spec.field_T, tr_ms=spec.repetition_time_ms, echo_times_ms=acq.echo_times_ms,
-                              flip_deg=spec.flip_angle_deg)
-        del kspace
-        _write_truth_session(ctx.truth_dir(stage, "mri", time_h), base, grid, acq, k, backend, spatial_reference)
-        if has_estimate:
-            estimate = ctx.derivative_dir(stage, ESTIMATE_PIPELINE, "anat", time_h)
-            r2star = f"bids:raw:{(anat / f'{base}_R2starmap.nii.gz').relative_to(stage).as_posix()}"
-            _write_estimate(estimate, base, grid, acq, k, backend, {**session, "Sources": [r2star]})
+        if ctx.writes("images"):
+            anat = ctx.images_dir(stage, "anat", time_h)
+            magnitude = host_array(backend, acq.magnitude[k, ...], np.float32)
+            echo_files = []
+            for e, te in enumerate(acq.echo_times_ms):
+                name = f"{base}_echo-{e + 1}_part-mag_MEGRE"
+                write_nifti(anat / f"{name}.nii.gz", magnitude[e], grid, description=f"imagingsim MEGRE {label} TE {te} ms")
+                write_json(anat / f"{name}.json", {**_protocol_fields(acq), **session, "EchoTime": te * 1e-3})
+                echo_files.append((anat / f"{name}.nii.gz").relative_to(stage).as_posix())
+            if has_fit:
+                write_nifti(anat / f"{base}_R2starmap.nii.gz", host_array(backend, acq.r2star_per_s[k, ...], np.float32),
+                            grid, description=f"imagingsim fitted R2* {label} 1/s")
+                write_json(anat / f"{base}_R2starmap.json", {**_r2star_fields(acq, echo_files), **session})
+            if has_estimate:
+                estimate = ctx.derivative_dir(stage, ESTIMATE_PIPELINE, "anat", time_h)
+                r2star = f"bids:raw:{(anat / f'{base}_R2starmap.nii.gz').relative_to(stage).as_posix()}"
+                _write_estimate(estimate, base, grid, acq, k, backend, {**session, "Sources": [r2star]})
+        if ctx.writes("raw"):
+            kspace = np.fft.fftshift(host_array(backend, acq.kspace[k, ...], np.complex64), axes=(-3, -2, -1))
+            write_ismrmrd_session(ctx.sourcedata_dir(stage, "mri", time_h) / f"{base}_kspace.h5", kspace, mask,
+                                  voxel_size_mm=grid.voxel_size_mm,
+                                  field_t=spec.field_T, tr_ms=spec.repetition_time_ms, echo_times_ms=acq.echo_times_ms,
+                                  flip_deg=spec.flip_angle_deg)
+            del kspace
+        if ctx.writes("truth"):
+            _write_truth_session(ctx.truth_dir(stage, "mri", time_h), base, grid, acq, k, backend, spatial_reference)
 
-    _write_npy(raw / f"{sub}_samplingmask.npy", mask)
-    if acq.coil_maps is not None:
-        _write_npy(raw / f"{sub}_coilmaps.npy", host_array(backend, acq.coil_maps, np.complex64))
-    write_json(raw / f"{sub}_kspace.json", _raw_record(acq, sub, grid, int(mask.sum())))
-    atomic_write_text(raw / "README", _SOURCEDATA_README)
+    if ctx.writes("raw"):
+        raw = ctx.sourcedata_dir(stage, "mri")
+        _write_npy(raw / f"{sub}_samplingmask.npy", mask)
+        if acq.coil_maps is not None:
+            _write_npy(raw / f"{sub}_coilmaps.npy", host_array(backend, acq.coil_maps, np.complex64))
+        write_json(raw / f"{sub}_kspace.json", _raw_record(acq, sub, grid, int(mask.sum())))
+        atomic_write_text(raw / "README", _SOURCEDATA_README)
+    if ctx.writes("truth"):
+        _write_subject_truth(ctx.truth_dir(stage, "mri"), acq, sub, grid, backend, spatial_reference)
+    if has_estimate and ctx.writes("images"):
+        _write_estimate_dataset(stage / "derivatives" / ESTIMATE_PIPELINE, scenario, acq)
 
+
+def _write_subject_truth(truth: Path, acq: MRIAcquisition, sub: str, grid, backend, spatial_reference: str) -> None:
+    """The maps of no one session: the pre-contrast R2* and R1 and the B0 off-resonance."""
+    spec = acq.spec
     for name, array, units, what in (
         ("baseline_R2starmap", acq.baseline_r2star_per_s, "1/s", "R2* before contrast"),
         ("baseline_R1map", acq.baseline_r1_per_s, "1/s", "R1 before contrast"),
@@ -153,8 +164,6 @@ def write_mri(stage: Path, acquisition: MRIAcquisition, ctx: WriteContext) -> No
                            f"seeded Gaussian random field of sd {spec.b0_offresonance_hz} Hz.",
             "Units": "Hz", "SpatialReference": spatial_reference,
         })
-    if has_estimate:
-        _write_estimate_dataset(stage / "derivatives" / ESTIMATE_PIPELINE, scenario, acq)
 
 
 def _write_npy(path: Path, array: np.ndarray) -> None:

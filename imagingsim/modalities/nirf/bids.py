@@ -62,28 +62,30 @@ def write_nirf(stage: Path, acquisition: NIRFAcquisition, ctx: WriteContext) -> 
     labels = [session_label(t) for t in acq.times_h]
     if len(set(labels)) != len(labels):
         raise ValueError(f"NIRF: schedule times {acq.times_h} give duplicate file labels {labels}")
-    images = host_array(backend, acq.images_e)
+    if ctx.writes("images"):
+        images = host_array(backend, acq.images_e)
+        common = _sidecar(acq, ctx.phantom, sub)
+        for k, t in enumerate(acq.times_h):
+            base = ctx.images_dir(stage, "nirf", t) / f"{ctx.prefix(t)}_nirf"
+            write_nifti(f"{base}.nii.gz", _plane(images[..., k], acq), acq.image_grid,
+                        description=f"imagingsim NIRF {acq.dye.key} {acq.window} {t:g} h")
+            write_json(f"{base}.json", {
+                **common,
+                "AcquisitionTime_h": t,
+                "AcquisitionTime_s": 3600.0 * t,
+                "NoiseGenerator": f"backend.rng(subject seed, {NIRF_NOISE_STREAM:#x}, {k})",
+                "SaturatedPixels": acq.saturated_pixels[k],
+                "SaturatedPixelsDescription": (
+                    "pixels of this image clipped at SaturationLevel_e (0: none saturated); the noise-free truth is "
+                    "not clipped"
+                ),
+                "PeakExpected_e": acq.peak_expected_e[k],
+            })
+        _write_depth_table(ctx.images_dir(stage, "nirf") / f"{sub}_depthsensitivity", acq)
+
+    if not ctx.writes("truth"):
+        return
     expected = host_array(backend, acq.expected_e)
-    common = _sidecar(acq, ctx.phantom, sub)
-
-    for k, t in enumerate(acq.times_h):
-        base = ctx.images_dir(stage, "nirf", t) / f"{ctx.prefix(t)}_nirf"
-        write_nifti(f"{base}.nii.gz", _plane(images[..., k], acq), acq.image_grid,
-                    description=f"imagingsim NIRF {acq.dye.key} {acq.window} {t:g} h")
-        write_json(f"{base}.json", {
-            **common,
-            "AcquisitionTime_h": t,
-            "AcquisitionTime_s": 3600.0 * t,
-            "NoiseGenerator": f"backend.rng(subject seed, {NIRF_NOISE_STREAM:#x}, {k})",
-            "SaturatedPixels": acq.saturated_pixels[k],
-            "SaturatedPixelsDescription": (
-                "pixels of this image clipped at SaturationLevel_e (0: none saturated); the noise-free truth is "
-                "not clipped"
-            ),
-            "PeakExpected_e": acq.peak_expected_e[k],
-        })
-    _write_depth_table(ctx.images_dir(stage, "nirf") / f"{sub}_depthsensitivity", acq)
-
     truth = ctx.truth_dir(stage, "nirf")
     spatial = f"bids:raw:{sub}/anat/{sub}_T1map.nii.gz"
     for k, t in enumerate(acq.times_h):

@@ -65,16 +65,20 @@ def write_pet(stage: Path, acquisition: PETAcquisition, ctx: WriteContext) -> No
     phantom, backend = ctx.phantom, ctx.backend
     sub = ctx.sub
     trc = acquisition.tracer.name
-    raw = ctx.sourcedata_dir(stage, "pet")
-    attenuation = raw / f"{sub}_trc-{trc}_attenuation.nii.gz"
-    write_nifti(attenuation, host_array(backend, acquisition.attenuation_factors, np.float32),
-                sinogram_grid(acquisition.geometry, phantom.grid),
-                description="imagingsim PET attenuation factors exp(-line integral of mu_511)")
-    atomic_write_text(raw / "README", _SOURCEDATA_README)
+    attenuation = None
+    if ctx.writes("raw"):
+        raw = ctx.sourcedata_dir(stage, "pet")
+        attenuation = raw / f"{sub}_trc-{trc}_attenuation.nii.gz"
+        write_nifti(attenuation, host_array(backend, acquisition.attenuation_factors, np.float32),
+                    sinogram_grid(acquisition.geometry, phantom.grid),
+                    description="imagingsim PET attenuation factors exp(-line integral of mu_511)")
+        atomic_write_text(raw / "README", _SOURCEDATA_README)
     for k in range(acquisition.n_frames):
         time_h = ctx.scenario.schedule.times_h[acquisition.schedule_indices[k]]
         _write_session(stage, acquisition.frame(k), ctx, time_h, attenuation)
 
+    if not ctx.writes("truth"):
+        return
     truth = ctx.truth_dir(stage, "pet")
     mu = host_array(backend, acquisition.mu_511_per_mm, np.float32)
     write_nifti(truth / f"{sub}_desc-mu511keV_map.nii.gz", mu, phantom.grid, description="imagingsim mu at 511 keV 1/mm")
@@ -89,31 +93,37 @@ def write_pet(stage: Path, acquisition: PETAcquisition, ctx: WriteContext) -> No
     )
 
 
-def _write_session(stage: Path, frame: PETAcquisition, ctx: WriteContext, time_h: float, attenuation: Path) -> None:
-    """The images, raw sinograms and truth of one frame in its session ``ses-<time_h>``."""
+def _write_session(stage: Path, frame: PETAcquisition, ctx: WriteContext, time_h: float,
+                   attenuation: Path | None) -> None:
+    """The images, raw sinograms and truth of one frame in its session ``ses-<time_h>``
+    (``attenuation``: the subject's attenuation factors, when raw data is written)."""
     phantom, backend = ctx.phantom, ctx.backend
     trc = frame.tracer.name
     base = f"{ctx.prefix(time_h)}_trc-{trc}"
 
-    pet = ctx.images_dir(stage, "pet", time_h)
-    common = _bids_pet_fields(frame, phantom)
-    for method, image in frame.images_bq_per_ml.items():
-        path = pet / f"{base}_rec-{method}_pet"
-        data = host_array(backend, image, np.float32)
-        write_nifti(f"{path}.nii.gz", data, phantom.grid, description=f"imagingsim PET {trc} {method}")
-        write_json(f"{path}.json", {**common, **_recon_fields(frame, method)})
+    if ctx.writes("images"):
+        pet = ctx.images_dir(stage, "pet", time_h)
+        common = _bids_pet_fields(frame, phantom)
+        for method, image in frame.images_bq_per_ml.items():
+            path = pet / f"{base}_rec-{method}_pet"
+            data = host_array(backend, image, np.float32)
+            write_nifti(f"{path}.nii.gz", data, phantom.grid, description=f"imagingsim PET {trc} {method}")
+            write_json(f"{path}.json", {**common, **_recon_fields(frame, method)})
 
-    raw = ctx.sourcedata_dir(stage, "pet", time_h)
-    sino_grid = sinogram_grid(frame.geometry, phantom.grid)
-    for name, array, what in (
-        ("prompts", frame.prompts, "prompt counts (trues + scatter + randoms, Poisson)"),
-        ("background", frame.expected_background, "expected scatter + randoms counts"),
-    ):
-        write_nifti(raw / f"{base}_{name}.nii.gz", host_array(backend, array, np.float32), sino_grid,
-                    description=f"imagingsim PET {what}")
-    shared = Path(os.path.relpath(attenuation, raw)).as_posix()
-    write_json(raw / f"{base}_geometry.json", _geometry_record(frame, phantom, base, shared))
+    if attenuation is not None:
+        raw = ctx.sourcedata_dir(stage, "pet", time_h)
+        sino_grid = sinogram_grid(frame.geometry, phantom.grid)
+        for name, array, what in (
+            ("prompts", frame.prompts, "prompt counts (trues + scatter + randoms, Poisson)"),
+            ("background", frame.expected_background, "expected scatter + randoms counts"),
+        ):
+            write_nifti(raw / f"{base}_{name}.nii.gz", host_array(backend, array, np.float32), sino_grid,
+                        description=f"imagingsim PET {what}")
+        shared = Path(os.path.relpath(attenuation, raw)).as_posix()
+        write_json(raw / f"{base}_geometry.json", _geometry_record(frame, phantom, base, shared))
 
+    if not ctx.writes("truth"):
+        return
     truth = ctx.truth_dir(stage, "pet", time_h)
     expected = host_array(backend, frame.expected_image_bq_per_ml, np.float32)
     write_nifti(truth / f"{base}_desc-expected_activity.nii.gz", expected, phantom.grid,

@@ -120,7 +120,8 @@ def write_spect(stage: Path, acquisition: SPECTAcquisition, ctx: WriteContext) -
     """
     for k, schedule_index in enumerate(acquisition.schedule_indices):
         _write_session(stage, acquisition.frame(k), ctx, ctx.scenario.schedule.times_h[schedule_index])
-    atomic_write_text(ctx.sourcedata_dir(stage, "spect") / "README", _SOURCEDATA_README)
+    if ctx.writes("raw"):
+        atomic_write_text(ctx.sourcedata_dir(stage, "spect") / "README", _SOURCEDATA_README)
 
 
 def _write_session(stage: Path, acq: SPECTAcquisition, ctx: WriteContext, time_h: float) -> None:
@@ -131,31 +132,35 @@ def _write_session(stage: Path, acq: SPECTAcquisition, ctx: WriteContext, time_h
     base = f"{ctx.prefix(time_h)}_trc-{trc}"
     times = _since_injection(acq)
 
-    images = ctx.images_dir(stage, "spect", time_h)
-    common = _image_fields(acq, phantom)
-    for variant, image in acq.images_bq_per_ml.items():
-        path = images / f"{base}_rec-{recon_label(variant)}_spect"
-        data = host_array(backend, image, np.float32)
-        write_nifti(f"{path}.nii.gz", data, acq.grid, description=f"imagingsim SPECT {trc} {variant}")
-        write_json(f"{path}.json", {**common, **_recon_fields(acq, variant)})
+    if ctx.writes("images"):
+        images = ctx.images_dir(stage, "spect", time_h)
+        common = _image_fields(acq, phantom)
+        for variant, image in acq.images_bq_per_ml.items():
+            path = images / f"{base}_rec-{recon_label(variant)}_spect"
+            data = host_array(backend, image, np.float32)
+            write_nifti(f"{path}.nii.gz", data, acq.grid, description=f"imagingsim SPECT {trc} {variant}")
+            write_json(f"{path}.json", {**common, **_recon_fields(acq, variant)})
 
-    raw = ctx.sourcedata_dir(stage, "spect", time_h)
-    projection_grid = _projection_grid(acq)
-    for name, array, what in _raw_arrays(acq):
-        data = host_array(backend, array, np.float32)
-        write_nifti(raw / f"{base}_{name}.nii.gz", data, projection_grid, description=f"imagingsim SPECT {what}")
-    for peak in acq.photopeaks:
-        data = host_array(backend, acq.mu_recon_per_mm[peak.label], np.float32)
-        write_nifti(raw / f"{base}_mu{peak.label}.nii.gz", data, acq.grid,
-                    description=f"imagingsim SPECT AC mu at {peak.label} 1/mm")
-    write_json(raw / f"{base}_geometry.json", _geometry_record(acq, base))
+    if ctx.writes("raw"):
+        raw = ctx.sourcedata_dir(stage, "spect", time_h)
+        projection_grid = _projection_grid(acq)
+        for name, array, what in _raw_arrays(acq):
+            data = host_array(backend, array, np.float32)
+            write_nifti(raw / f"{base}_{name}.nii.gz", data, projection_grid, description=f"imagingsim SPECT {what}")
+        for peak in acq.photopeaks:
+            data = host_array(backend, acq.mu_recon_per_mm[peak.label], np.float32)
+            write_nifti(raw / f"{base}_mu{peak.label}.nii.gz", data, acq.grid,
+                        description=f"imagingsim SPECT AC mu at {peak.label} 1/mm")
+        write_json(raw / f"{base}_geometry.json", _geometry_record(acq, base))
 
+    if not ctx.writes("truth"):
+        return
     truth = ctx.truth_dir(stage, "spect", time_h)
     spatial = f"bids:raw:{sub}/anat/{sub}_T1map.nii.gz"
     expected = host_array(backend, acq.expected_image_bq_per_ml, np.float32)
     write_nifti(truth / f"{base}_desc-expected_activity.nii.gz", expected, phantom.grid,
                 description=f"imagingsim SPECT {trc} expected activity")
-    session_images = images.relative_to(stage).as_posix()
+    session_images = ctx.images_relpath("spect", time_h)
     write_json(
         truth / f"{base}_desc-expected_activity.json",
         {

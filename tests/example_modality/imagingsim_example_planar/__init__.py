@@ -62,8 +62,12 @@ class Planar(Modality):
         written = []
         for k, time_h in enumerate(acquisition["times_h"]):
             base = ctx.prefix(time_h)  # sub-<id>_ses-<time>: one session per schedule time
-            for folder, name, key in ((ctx.images_dir(stage, "planar", time_h), f"{base}_planar", "measured"),
-                                      (ctx.truth_dir(stage, "planar", time_h), f"{base}_desc-projected_conc", "truth")):
+            parts = {"images": (ctx.images_dir, f"{base}_planar", "measured"),
+                     "truth": (ctx.truth_dir, f"{base}_desc-projected_conc", "truth")}
+            for kind, (folder_of, name, key) in parts.items():
+                if not ctx.writes(kind):  # --outputs: the kinds left out are not written
+                    continue
+                folder = folder_of(stage, "planar", time_h)
                 data = np.asarray(ctx.backend.to_host(acquisition[key][..., k]), dtype=np.float32)[:, None, :]
                 written.append(write_nifti(folder / f"{name}.nii.gz", data, plane, description="imagingsim planar"))
                 written.append(write_json(folder / f"{name}.json", {"Units": "ug/mm^2", "Time_h": time_h}))
