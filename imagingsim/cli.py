@@ -34,6 +34,7 @@ out = Console(highlight=False, soft_wrap=True)
 
 EXIT_ENVIRONMENT = 1  # the disk or the installation failed, not the input
 EXIT_BAD_INPUT = 2
+EXIT_SUBJECTS_FAILED = 1  # a cohort ran to its end, but some subjects raised (listed, and redone by --resume)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT; SIGTERM gives 143 and SIGHUP 129, as a shell reports them
 
 
@@ -194,7 +195,7 @@ def cohort(
         "--scheduler", help="Run on an existing Dask cluster: its scheduler address, tcp://host:port."
     )] = None,
     backend: Annotated[str, typer.Option("--backend", help="auto | numpy | cupy")] = "auto",
-) -> None:
+) -> int:
     """Simulate a cohort: sub-001 ... sub-N of one BIDS dataset, each value drawn per subject."""
     from imagingsim.cohort.run import run_cohort
     from imagingsim.cohort.spec import load_cohort
@@ -212,20 +213,10 @@ def cohort(
         err.print(f"imagingsim {__version__}: cohort [bold]{loaded.spec.name}[/], {loaded.subjects} subjects, "
                   f"seed {loaded.spec.seed}, base {loaded.spec.base}")
 
-        kept: list[int] = []  # subjects of an earlier run (--resume) count as done, not in the rate
-
-        def report(label: str, done: int, total: int) -> None:
-            elapsed = time.perf_counter() - started
-            if not kept:
-                kept.append(done - 1)
-            rate = (done - kept[0]) / elapsed  # subjects per s since the start, set-up included
-            eta = f", ETA {(total - done) / rate:.0f} s" if done < total else ""
-            err.print(f"  sub-{label}: {done}/{total} subjects, {elapsed:.1f} s, {rate * 60:.1f} subjects/min{eta}",
-                      markup=False)
-
-        result = run_cohort(loaded, out_dir, outputs=[o.strip() for o in outputs.split(",") if o.strip()],
-                            resume=resume, backend=backend, workers=workers, scheduler=scheduler,
-                            on_subject=report)
+        with _SubjectProgress(started) as report:
+            result = run_cohort(loaded, out_dir, outputs=[o.strip() for o in outputs.split(",") if o.strip()],
+                                resume=resume, backend=backend, workers=workers, scheduler=scheduler,
+                                on_subject=report)
     except KeyboardInterrupt:
         raise Interrupted(signal.SIGINT) from None
     except (ScenarioError, ValueError) as exc:
@@ -233,7 +224,55 @@ def cohort(
     except OSError as exc:
         raise WriteFailed(f"could not write {exc.filename or out_dir}: {exc.strerror or exc}") from None
     out.print(f"cohort {loaded.spec.name}: {len(result.written)} subjects written, {len(result.kept)} kept from an "
-              f"earlier run, in {result.out} ({time.perf_counter() - started:.1f} s)", markup=False)
+              f"earlier run, {len(result.failed)} failed, in {result.out} ({time.perf_counter() - started:.1f} s)",
+              markup=False)
+    if result.failed:
+        for label, error in result.failed.items():
+            _error(f"sub-{label} failed: {error}")
+        err.print(f"tracebacks in {result.out / '.imagingsim' / 'failed'}; --resume redoes the failed subjects",
+                  markup=False)
+        return EXIT_SUBJECTS_FAILED
+    return 0
+
+
+class _SubjectProgress:
+    """Progress over a cohort's subjects: done/total, rate, ETA and failures, as a bar on a
+    terminal and as one line per subject otherwise (the log of a batch job).
+
+    The rate counts this run's subjects from the start, set-up included; subjects an earlier
+    run completed (``--resume``) count as done but not in the rate.
+    """
+
+    def __init__(self, started: float):
+        self.started, self.bar, self.task = started, None, None
+
+    def __enter__(self) -> _SubjectProgress:
+        if err.is_terminal:
+            from rich.progress import BarColumn, Progress, TextColumn
+
+            self.bar = Progress(TextColumn("subjects"), BarColumn(), TextColumn("{task.description}"), console=err)
+            self.bar.start()
+            self.task = self.bar.add_task("starting", total=None)
+        return self
+
+    def __call__(self, event) -> None:
+        elapsed = time.perf_counter() - self.started
+        rate = (event.done - event.kept + event.failed) / elapsed  # subjects/s of this run
+        left = event.total - event.done - event.failed
+        eta = f", ETA {left / rate:.0f} s" if left and rate > 0 else ""
+        text = (f"{event.done}/{event.total} done, {event.failed} failed, {elapsed:.1f} s, "
+                f"{rate * 60:.1f} subjects/min{eta}")
+        if self.bar is not None:
+            self.bar.update(self.task, total=event.total, completed=event.done + event.failed, description=text)
+            if event.error is not None:
+                self.bar.console.print(f"  sub-{event.label} failed: {event.error}", markup=False)
+        else:
+            what = f"failed: {event.error}" if event.error is not None else "written"
+            err.print(f"  sub-{event.label} {what}; {text}", markup=False)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 @app.command()

@@ -237,3 +237,50 @@ def test_derivative_readmes_say_they_hold_the_whole_cohort(complete):
         assert title.startswith("# ")
         assert preface.startswith("This derivative holds every subject of the imagingsim cohort `mouse_epr_variability`")
         assert "written for sub-001" in preface and "participants.tsv" in preface
+
+
+def _block_subject(out: Path, label: str) -> Path:
+    """Make subject ``label`` fail wherever it runs (this process or a Dask worker): a file
+    where its record folder goes makes the worker's write raise NotADirectoryError."""
+    blocker = out / ".imagingsim" / "subjects" / f"sub-{label}"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("in the way\n")
+    return blocker
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_failing_subject_is_counted_and_the_others_are_written(complete, tmp_path, workers):
+    out = tmp_path / "ds"
+    blocker = _block_subject(out, "002")
+    seen = []
+    result = run_cohort(_cohort(), out, workers=workers, resume=True, backend="numpy", on_subject=seen.append)
+    assert result.written == ("001", "003") and list(result.failed) == ["002"]
+    assert "NotADirectoryError" in result.failed["002"] and "\n" not in result.failed["002"]
+    assert not (out / "sub-002").exists() and not (out / ".imagingsim" / "subjects" / "sub-002.json").exists()
+    failure = out / ".imagingsim" / "failed" / "sub-002.txt"
+    assert "Traceback" in failure.read_text()
+    last = max(seen, key=lambda e: e.done + e.failed)
+    assert (last.done, last.failed, last.total) == (2, 1, 3)
+    assert [e.error is not None for e in seen if e.label == "002"] == [True]
+    participants = (out / "participants.tsv").read_text().splitlines()
+    assert [row.split("\t")[0] for row in participants[1:]] == ["sub-001", "sub-003"]
+    # --resume redoes the failed subject only, and the dataset is then the uninterrupted one
+    blocker.unlink()
+    again = run_cohort(_cohort(), out, resume=True, backend="numpy")
+    assert again.written == ("002",) and again.kept == ("001", "003") and again.failed == {}
+    assert not failure.parent.exists()
+    _assert_identical(out, complete)
+
+
+def test_the_cli_lists_failed_subjects_and_exits_1(tmp_path, capsys):
+    from imagingsim.cli import main
+
+    out = tmp_path / "ds"
+    _block_subject(out, "001")
+    code = main(["cohort", "mouse_epr_variability", "--out", str(out), "--subjects", "2", "--resume",
+                 "--backend", "numpy", *(arg for item in SMALL for arg in ("--set", item))])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "1 subjects written, 0 kept from an earlier run, 1 failed" in captured.out
+    assert "sub-001 failed: NotADirectoryError" in captured.err and "--resume redoes" in captured.err
+    assert "Traceback" not in captured.err
