@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import warnings
 
-from imagingsim.backend._base import Backend, BackendError, TransferStats
+from imagingsim.backend._base import Backend, BackendError, TransferStats, restore_heap_reuse
 from imagingsim.backend._numpy import cpu_threads, make_numpy_backend
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "cpu_threads",
     "cupy_status",
     "get_backend",
+    "restore_heap_reuse",
 ]
 
 BACKEND_NAMES = ("auto", "numpy", "cupy", "strict")

@@ -29,7 +29,7 @@ from typing import Any
 
 import nibabel as nib
 
-from imagingsim.backend import cpu_threads
+from imagingsim.backend import cpu_threads, restore_heap_reuse
 from imagingsim.cohort.spec import Cohort, SubjectDraw
 from imagingsim.dataset.layout import bidsignore_patterns
 from imagingsim.dataset.write import SPECIES_BINOMIAL
@@ -225,6 +225,7 @@ class _Progress:
 
 def write_subject_task(cohort: Cohort, number: int, out: Path, outputs: tuple[str, ...], backend: str) -> str:
     """One subject, start to finish: the unit of work of a cohort (a Dask task); its label."""
+    restore_heap_reuse()  # in a Dask worker, whose nanny pinned glibc's thresholds
     _write_one(cohort.subject(number), out, outputs, backend)
     return cohort.label(number)
 
@@ -239,15 +240,18 @@ def _run_on_dask(cohort: Cohort, numbers: list[int], out: Path, outputs: tuple[s
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
+    environ = dict(os.environ)  # the nannies set their workers' variables in this process too
     if scheduler is None:
         threads = max(1, cpu_threads() // workers)  # processes x threads <= the CPUs: no oversubscription
-        # Dask's default worker environment also sets MALLOC_TRIM_THRESHOLD_=65536, which fixes
-        # glibc's mmap threshold at 128 KiB: every large numpy temporary is then mapped and
-        # page-faulted afresh, and the delivery solver ran 9x slower (6.0 vs 0.65 s, 1 mm mouse).
+        # Dask's default worker environment also sets MALLOC_TRIM_THRESHOLD_=65536 (see
+        # restore_heap_reuse, which each task runs for the clusters of others)
         env = {name: str(threads) for name in ("IMAGINGSIM_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                                "MKL_NUM_THREADS")}
+        os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)  # left here by an earlier LocalCluster
+        # Dask's statistical profiler samples every thread's stack each 10 ms: 4 % of a subject
         with dask.config.set({"distributed.nanny.pre-spawn-environ": env,
-                              "distributed.scheduler.allowed-failures": TASK_RETRIES}):
+                              "distributed.scheduler.allowed-failures": TASK_RETRIES,
+                              "distributed.worker.profile.enabled": False}):
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                                    silence_logs=logging.ERROR)
     try:
@@ -265,6 +269,8 @@ def _run_on_dask(cohort: Cohort, numbers: list[int], out: Path, outputs: tuple[s
     finally:
         if cluster is not None:
             cluster.close()
+        os.environ.clear()
+        os.environ.update(environ)
 
 
 def _record_path(out: Path, label: str) -> Path:
