@@ -132,7 +132,7 @@ def test_two_dask_workers_write_the_same_dataset_as_one(complete, tmp_path):
 
 def test_more_workers_than_the_memory_holds_are_refused_with_a_count_that_fits(tmp_path, monkeypatch):
     cohort = _cohort()
-    need = cohort_run.estimate_resources(cohort.subject(1).scenario).peak_bytes
+    need = cohort_run.estimate_resources(cohort.subject(1).scenario).peak_bytes + cohort_run.DASK_WORKER_BYTES
     monkeypatch.setattr(cohort_run, "available_memory_bytes", lambda: 2.5 * need)
     with pytest.raises(ValueError, match=r"^--workers 8: each subject needs about .* GB at its peak, .* GB available; "
                                          r"--workers 2 fits$"):
