@@ -7,9 +7,10 @@ a completion record is written last, atomically, under ``out/.imagingsim/subject
 subject's drawn values, group, seed and every file with its size and SHA-256. A subject is
 complete exactly when its record exists; anything of a subject without a record is stale
 (a run killed between the renames) and is removed before the subject is redone.
-``--resume`` keeps the complete subjects and redoes the rest. The dataset-level files
-(``dataset_description.json``, ``participants.tsv`` with every drawn value, the derivatives'
-descriptions) are rewritten atomically from the records at the end of every run.
+``--resume`` keeps the complete subjects and redoes the rest. A subject that raises is left
+absent, its traceback kept under ``out/.imagingsim/failed/``, and the run goes on. The
+dataset-level files (``dataset_description.json``, ``participants.tsv`` with every drawn value,
+the derivatives' descriptions) are rewritten atomically from the records at the end of every run.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from imagingsim.pipeline import simulate_and_write
 from imagingsim.resources import available_memory_bytes, estimate_resources
 
 RECORDS = Path(".imagingsim") / "subjects"
+#: The traceback of each subject that failed in the last run, until a run completes it.
+FAILURES = Path(".imagingsim") / "failed"
 #: A subject whose worker dies (killed, out of memory) is tried again up to this many times.
 TASK_RETRIES = 2
 _STAGING_PREFIX = ".imagingsim-subject-"
@@ -166,7 +169,7 @@ def run_cohort(
             _run_on_dask(cohort, todo, out, outputs, backend, workers, scheduler, progress)
         _remove_stale_staging(out)  # of workers killed mid-subject (their subjects were redone)
         if not progress.errors:
-            shutil.rmtree(_failure_path(out, "").parent, ignore_errors=True)  # earlier runs' failures, all redone
+            shutil.rmtree(out / FAILURES, ignore_errors=True)  # earlier runs' failures, all redone
         _write_dataset_files(cohort, out)
     written = tuple(cohort.label(n) for n in todo if cohort.label(n) not in progress.errors)
     return CohortRun(out, written, tuple(sorted(complete)), dict(sorted(progress.errors.items())))
@@ -284,7 +287,7 @@ def _record_path(out: Path, label: str) -> Path:
 
 
 def _failure_path(out: Path, label: str) -> Path:
-    return out / RECORDS.parent / "failed" / f"sub-{label}.txt"
+    return out / FAILURES / f"sub-{label}.txt"
 
 
 def _complete_or_cleared(out: Path, label: str) -> bool:
