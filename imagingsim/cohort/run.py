@@ -142,7 +142,8 @@ def run_cohort(
         ``out`` holds files and ``resume`` is false, or ``outputs`` names something unknown
         (one line).
     """
-    outputs = tuple(o for o in OUTPUTS if o in output_kinds(outputs))
+    kinds = output_kinds(outputs)
+    outputs = tuple(o for o in OUTPUTS if o in kinds)  # in the order of OUTPUTS: the cohort's identity
     if workers < 1:
         raise ValueError(f"--workers: must be at least 1, got {workers}")
     if scheduler is None:
