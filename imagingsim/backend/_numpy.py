@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import array_api_compat.numpy as xnp
@@ -100,12 +101,14 @@ class LazyTranspose:
 
     def __init__(self, csr):
         self._csr, self._blocks = csr, None
+        self._lock = threading.Lock()  # two threads' first products build it once
         self.shape, self.nnz, self.dtype = csr.shape[::-1], int(csr.nnz), csr.dtype
 
     def __matmul__(self, y):
-        if self._blocks is None:
-            self._blocks = RowBlocks(self._csr.T.tocsr(), cpu_threads())
-            self._csr = None
+        with self._lock:
+            if self._blocks is None:
+                self._blocks = RowBlocks(self._csr.T.tocsr(), cpu_threads())
+                self._csr = None
         return self._blocks @ y
 
 
@@ -140,4 +143,5 @@ def make_numpy_backend() -> Backend:
         _sparse_from_host=_sparse_from_host,
         _sparse_from_csr=_sparse_from_csr,
         _fft=ThreadedFFT(cpu_threads()),
+        workers=cpu_threads(),
     )

@@ -110,6 +110,7 @@ entries: a phantom with label-wise rates steps a handful of entries.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -628,6 +629,11 @@ def _columns(flat: list[float], keys: tuple) -> dict:
     return {key: tuple(flat[j::n]) for j, key in enumerate(keys)}
 
 
+def _linear_step(network, dt: float):
+    """The solver's step of ``dt`` hours as one linear map (:meth:`Network.linear_step`)."""
+    return network.linear_step(network.factors(dt))
+
+
 def _simulate_agent(
     body: Body,
     phantom: Phantom,
@@ -667,18 +673,22 @@ def _simulate_agent(
         else:
             recorder.zeros()
     recorder.blood(0.0, values, force=True)
+    # Factors change only on the ramp and around landings; each new step size's are made
+    # while the solver still steps with the previous ones (they depend on dt alone).
+    sizes = [dt for k, (dt, _, _) in enumerate(steps) if k == 0 or dt != steps[k - 1][0]]
+    linear_steps = body.backend.prefetch(functools.partial(_linear_step, model.network), sizes)
     cached_dt, step = None, None
     for done, (dt, tau_end, hit) in enumerate(steps, start=1):
-        if dt != cached_dt:  # factors change only on the ramp and around landings
-            step = None  # free the old coefficient maps before making the new ones
-            cached_dt, step = dt, model.network.linear_step(model.network.factors(dt))
-        values = step.apply(values)
+        if dt != cached_dt:
+            step = None  # free the old coefficient maps before taking the next ones
+            cached_dt, step = dt, next(linear_steps)
+        values = step.apply(values, body.backend.map_ordered)
         recorder.blood(tau_end, values, force=hit is not None)
         if hit is not None:
             recorder.record(model.entries(values))
         progress.report(done, len(steps))
 
-    del values, step, model  # free the states before the outputs are stacked
+    del values, step, linear_steps, model  # free the states before the outputs are stacked
     ledger, by_label, drug_ledger, lumped_drug, curve = recorder.download()
     return AgentDelivery(
         agent=agent,

@@ -19,3 +19,10 @@ class StageTimer:
         now = time.perf_counter()
         self.seconds[name] = self.seconds.get(name, 0.0) + now - self._clock
         self._clock = now
+
+    def add(self, other: StageTimer) -> None:
+        """Add ``other``'s seconds per name (pieces that ran on other threads: their parts
+        then sum to more than the wall time they took together)."""
+        for name, seconds in other.seconds.items():
+            self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+        self._clock = time.perf_counter()

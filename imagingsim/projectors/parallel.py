@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections import OrderedDict
 
 from imagingsim.backend import Backend
@@ -106,28 +107,35 @@ DEFAULT_MATRIX_CACHE_MB = 2048
 
 
 class _MatrixCache:
-    """A least-recently-used cache of system matrices bounded by their size in bytes."""
+    """A least-recently-used cache of system matrices bounded by their size in bytes.
+
+    Safe to share between threads (frames reconstructed at once): a matrix is built once,
+    by the first thread that asks; the others wait for it.
+    """
 
     def __init__(self):
         self._entries: OrderedDict = OrderedDict()
+        self._lock = threading.RLock()
 
     def get(self, key, build, bytes_per_entry: int):
         """The matrix of ``key``, built by ``build()`` on a miss; old entries dropped to fit."""
-        if key in self._entries:
-            self._entries.move_to_end(key)
-            return self._entries[key][0]
-        matrix = build()
-        # Value + column index per stored entry, twice (the transpose, once built).
-        self._entries[key] = (matrix, 2 * matrix.nnz * bytes_per_entry)
-        while len(self._entries) > 1 and sum(size for _, size in self._entries.values()) > _cache_limit_bytes():
-            self._entries.popitem(last=False)
-        return matrix
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key][0]
+            matrix = build()
+            # Value + column index per stored entry, twice (the transpose, once built).
+            self._entries[key] = (matrix, 2 * matrix.nnz * bytes_per_entry)
+            while len(self._entries) > 1 and sum(size for _, size in self._entries.values()) > _cache_limit_bytes():
+                self._entries.popitem(last=False)
+            return matrix
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def clear(self) -> None:
-        self._entries.clear()
+        with self._lock:
+            self._entries.clear()
 
 
 def _cache_limit_bytes() -> int:

@@ -45,6 +45,7 @@ Model (one session per schedule time ``t_k``; physics in :mod:`~imagingsim.modal
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -347,8 +348,10 @@ def acquire_mri(ctx: AcquisitionContext, *, dtype=None) -> MRIAcquisition:
     """Simulate and reconstruct the MRI study of a scenario (see the module docstring).
 
     :func:`plan_mri`, the :func:`noise_floor` of its reconstruction, then per session
-    :func:`simulate_mri_session`, :func:`reconstruct_mri` and the R2* fit (sessions one at a
-    time, so only one session's echoes are in flight).
+    :func:`simulate_mri_session`, :func:`reconstruct_mri` and the R2* fit, up to
+    ``backend.workers`` sessions at a time (so only that many sessions' echoes are in
+    flight; the results are the same bits whatever the number). ``timings_s`` sums each
+    part over the sessions.
 
     Parameters
     ----------
@@ -374,39 +377,43 @@ def acquire_mri(ctx: AcquisitionContext, *, dtype=None) -> MRIAcquisition:
     lap("noise_floor")
 
     echo_times, agents, method = plan.echo_times_ms, plan.iron_agents, plan.method
-    out: dict[str, list] = {k: [] for k in ("kspace", "magnitude", "r2star", "fit_mask", "iron_estimate", "r1",
-                                             "r2star_true", "iron", "bound")}
-    for k in range(len(delivery.times_h)):
-        kspace, truth = simulate_mri_session(plan, ctx, k, timer)
+    n_sessions = len(delivery.times_h)
+    out = _SessionStacks(n_sessions, backend)
+    finished = _Counter()
+
+    def session(k: int) -> StageTimer:
+        # Sessions are independent (own noise stream, results in their own slots), so the
+        # backend may run two at once: their FFTs, noise draws and fits leave a core idle.
+        session_timer = StageTimer()
+        kspace, truth = simulate_mri_session(plan, ctx, k, session_timer)
         magnitude = reconstruct_mri(plan, kspace, backend)
-        lap(f"recon_{method}")
+        session_timer.lap(f"recon_{method}")
         if len(echo_times) >= 2:
             fit_mask = signal_mask(magnitude[0, ...], noise, backend)
             fitted = fit_r2star(magnitude, echo_times, backend, mask=fit_mask,
                                 noise_floor=None if noise is None else noise.rms,
                                 rss_channels=spec.n_coils if method == "zero_filled" else 1)
-            out["fit_mask"].append(fit_mask)
-            out["r2star"].append(xp.astype(fitted, xp.float32))
+            out.put("fit_mask", k, fit_mask)
+            out.put("r2star", k, xp.astype(fitted, xp.float32))
             if agents:
                 estimate = iron_estimate_mM(fitted, plan.r2star_0, agents[0][0].relaxivity.r2star_per_mM_s, backend,
                                             mask=fit_mask, first_echo_ms=echo_times[0])
-                out["iron_estimate"].append(xp.astype(estimate, xp.float32))
-        lap("r2star_fit")
-        out["kspace"].append(kspace)
-        out["magnitude"].append(magnitude)
-        out["r1"].append(xp.astype(truth["r1"], xp.float32))
-        out["r2star_true"].append(xp.astype(truth["r2star"], xp.float32))
-        out["iron"].append(xp.astype(truth["iron"], xp.float32))
-        out["bound"].append(xp.astype(truth["bound"], xp.float32))
-        progress.report(k + 1, len(delivery.times_h))
+                out.put("iron_estimate", k, xp.astype(estimate, xp.float32))
+        session_timer.lap("r2star_fit")
+        out.put("kspace", k, kspace)
+        out.put("magnitude", k, magnitude)
+        for key, name in (("r1", "r1"), ("r2star_true", "r2star"), ("iron", "iron"), ("bound", "bound")):
+            out.put(key, k, xp.astype(truth[name], xp.float32))
+        progress.report(finished.increment(), n_sessions)
+        return session_timer
 
-    def stacked(key):
-        return xp.stack(out[key], axis=0) if out[key] else None
+    for session_timer in backend.map_ordered(session, range(n_sessions)):
+        timer.add(session_timer)
+    stacked = out.get
 
     # One explicit synchronisation for the scalars the sidecars report.
     sigma_host, reference_host = backend.to_host(xp.stack([xp.astype(plan.sigma, xp.float64),
                                                            plan.reference_signal])).tolist()
-    n_sessions = len(delivery.times_h)
     result = MRIAcquisition(
         spec=spec,
         times_h=tuple(float(t) for t in delivery.times_h),
@@ -435,6 +442,43 @@ def acquire_mri(ctx: AcquisitionContext, *, dtype=None) -> MRIAcquisition:
     )
     lap("collect")
     return result
+
+
+class _SessionStacks:
+    """Per-session arrays written into one preallocated ``(n_sessions, ...)`` array per key.
+
+    Stacking the sessions' arrays at the end would hold every map twice (k-space included);
+    here each slot is filled as its session finishes, by whichever thread ran it.
+    """
+
+    def __init__(self, n_sessions: int, backend: Backend):
+        self._n, self._backend = n_sessions, backend
+        self._arrays: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def put(self, key: str, session: int, array) -> None:
+        xp = self._backend.xp
+        with self._lock:
+            if key not in self._arrays:
+                self._arrays[key] = xp.empty((self._n,) + tuple(array.shape), dtype=array.dtype,
+                                             device=self._backend.device)
+        self._arrays[key][session, ...] = array
+
+    def get(self, key: str):
+        """The stacked array of ``key``; None when no session produced one."""
+        return self._arrays.get(key)
+
+
+class _Counter:
+    """A thread-safe count of finished sessions (for the progress report)."""
+
+    def __init__(self) -> None:
+        self._value, self._lock = 0, threading.Lock()
+
+    def increment(self) -> int:
+        with self._lock:
+            self._value += 1
+            return self._value
 
 
 def roi_iron_mM(acquisition: MRIAcquisition, roi, backend: Backend):

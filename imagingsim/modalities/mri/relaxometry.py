@@ -224,6 +224,17 @@ def fit_r2star(magnitude, echo_times_ms: Sequence[float], backend: Backend, *, m
         raise ValueError(f"fit_r2star needs >= 2 echoes matching magnitude's first axis, got {n} and {magnitude.shape}")
     if int(rss_channels) < 1:
         raise ValueError(f"rss_channels must be >= 1, got {rss_channels}")
+    if mask is not None:
+        # Only the masked voxels are fitted (air is most of a mouse grid). Every step is per
+        # voxel and the sums run over the echo axis alone, so each fitted value is the same
+        # number, bit for bit, as in a fit of the whole grid.
+        compact = _Compaction(mask, backend)
+        floor = noise_floor
+        if floor is not None and not isinstance(floor, (int, float)):
+            floor = compact.gather(xp.reshape(xp.broadcast_to(floor, magnitude.shape[1:]), (-1,)))
+        fitted = fit_r2star(compact.gather(xp.reshape(magnitude, (n, -1))), echo_times_ms, backend,
+                            noise_floor=floor, rss_channels=rss_channels, r2star_range_per_s=r2star_range_per_s)
+        return xp.reshape(compact.scatter(fitted), mask.shape)
     s = xp.astype(magnitude, xp.float64)
     tiny = 1e-30
     shape = (n,) + (1,) * (s.ndim - 1)
@@ -248,9 +259,36 @@ def fit_r2star(magnitude, echo_times_ms: Sequence[float], backend: Backend, *, m
         predicted = xp.exp(intercept - xp.clip(rate, lo, hi) * te)
         w2 = xp.where(usable & (first_two | (predicted > floor)), predicted * predicted, 0.0)
         r2star, _, ok = _wls_line(xp, logs, normalised(w2), te, tiny)
-    r2star = xp.clip(r2star, lo, hi)
-    keep = ok if mask is None else ok & mask
-    return xp.where(keep, r2star, 0.0)
+    return xp.where(ok, xp.clip(r2star, lo, hi), 0.0)
+
+
+class _Compaction:
+    """The voxels of a boolean mask gathered into a vector, and scattered back (0 elsewhere).
+
+    Index arithmetic only (``nonzero``, ``take``), so it runs on every backend; one host
+    synchronisation (the voxel count, through ``nonzero``'s data-dependent shape).
+    """
+
+    def __init__(self, mask, backend: Backend):
+        xp = backend.xp
+        flat = xp.reshape(mask, (-1,))
+        self._xp = xp
+        self.index = xp.nonzero(flat)[0]
+        n_kept = self.index.shape[0]
+        # Where each grid voxel's value sits in the gathered vector; masked-out voxels point
+        # at one zero appended to it.
+        rank = xp.cumulative_sum(xp.astype(flat, xp.int64)) - 1
+        self._inverse = xp.where(flat, rank, xp.asarray(n_kept, dtype=xp.int64, device=backend.device))
+
+    def gather(self, values):
+        """``values[..., mask]`` of ``values`` with the grid flattened on its last axis."""
+        return self._xp.take(values, self.index, axis=values.ndim - 1)
+
+    def scatter(self, vector):
+        """The flattened grid holding ``vector`` on the mask and 0 elsewhere."""
+        xp = self._xp
+        padded = xp.concat([vector, xp.zeros((1,), dtype=vector.dtype, device=vector.device)])
+        return xp.take(padded, self._inverse)
 
 
 def iron_estimate_mM(r2star_per_s, baseline_r2star_per_s, r2star_per_mM_s: float, backend: Backend, *, mask=None,

@@ -334,15 +334,19 @@ def reconstruct_spect_images(plan: SPECTPlan, measured, estimates, mu_recon_per_
     grids, params, peaks = plan.grids, plan.params, plan.peaks
     slice_mm = grids.grid.voxel_size_mm[2]
     weights = recon_weights(plan)
-    images = {variant: [] for variant in variants}
-    for k in range(len(plan.frames)):
-        # The resampling matrices and attenuation tables of each subset are built once per
-        # acquisition and shared by the variants with and without collimator modelling.
+    finished = itertools.count(1)
+
+    def acquisition(k: int) -> dict:
+        # Acquisitions are independent, so the backend may reconstruct two at once (their
+        # three-tap blur passes and attenuation sums leave a core idle). The resampling
+        # matrices and attenuation tables of each subset are built once per acquisition and
+        # shared by the variants with and without collimator modelling.
         shared = {}
         for attenuation in sorted({RECON_VARIANTS[v][0] for v in variants}):
             mu_k = [mu_recon_per_mm[p.label][..., k] for p in peaks]
             shared[attenuation] = subset_projectors(grids.coarse, grids.grid.shape[2], slice_mm, peaks, mu_k, params,
                                                     backend, attenuation=attenuation)
+        out = {}
         for variant in variants:
             attenuation, collimator = RECON_VARIANTS[variant]
             image = reconstruct_spect(measured[k], estimates[k], weights[k], shared[attenuation], peaks, params,
@@ -350,9 +354,13 @@ def reconstruct_spect_images(plan: SPECTPlan, measured, estimates, mu_recon_per_
             if params.post_filter_fwhm_mm > 0:
                 image = Blur.gaussian(grids.grid.shape, grids.grid.voxel_size_mm, params.post_filter_fwhm_mm, backend,
                                       dtype=xp.float32).apply(xp.astype(image, xp.float32))
-            images[variant].append(xp.astype(image, xp.float32))
+            out[variant] = xp.astype(image, xp.float32)
         del shared
-        progress.report(k + 1, len(plan.frames))
+        progress.report(next(finished), len(plan.frames))
+        return out
+
+    per_acquisition = backend.map_ordered(acquisition, range(len(plan.frames)))
+    images = {variant: [frame[variant] for frame in per_acquisition] for variant in variants}
     return {variant: xp.stack(frames_out, axis=-1) for variant, frames_out in images.items()}
 
 
