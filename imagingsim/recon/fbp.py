@@ -20,6 +20,11 @@ FILTERS = ("ramp", "shepp-logan", "hann")
 _ANGLE_TOL_DEG = 1e-6
 
 
+#: Largest padded spectrum :func:`ramp_filter` makes at once, complex elements (2**22: 32 MiB
+#: in complex64); more slices are filtered in groups.
+MAX_FILTER_ELEMENTS = 2**22
+
+
 def ramp_filter(sinogram, bin_size_mm: float, backend: Backend, *, filter_name: str = "ramp", cutoff: float = 1.0):
     """Filter every view of a sinogram along its radial bins with an (apodised) ramp.
 
@@ -65,10 +70,20 @@ def ramp_filter(sinogram, bin_size_mm: float, backend: Backend, *, filter_name: 
     n_bins = int(sinogram.shape[1])
     n_pad = max(64, 1 << (2 * n_bins - 1).bit_length())
     response = _frequency_response(n_pad, float(bin_size_mm), backend, filter_name, float(cutoff))
-    response = xp.astype(response, sinogram.dtype)
-    spectrum = backend.fft.rfft(sinogram, n=n_pad, axis=1) * response[None, :, None]
-    filtered = backend.fft.irfft(spectrum, n=n_pad, axis=1)[:, :n_bins, :]
-    return xp.astype(filtered, sinogram.dtype, copy=False)
+    response = xp.astype(response, sinogram.dtype)[None, :, None]
+
+    def filtered(part):
+        spectrum = backend.fft.rfft(part, n=n_pad, axis=1) * response
+        return xp.astype(backend.fft.irfft(spectrum, n=n_pad, axis=1)[:, :n_bins, :], sinogram.dtype, copy=False)
+
+    # Slices in groups: the padded spectra of a whole study (every slice of every frame) are
+    # several times the sinogram. Each bin's column is transformed alone, so grouping does
+    # not change a bit.
+    nz = int(sinogram.shape[2])
+    group = max(1, MAX_FILTER_ELEMENTS // (int(sinogram.shape[0]) * (n_pad // 2 + 1)))
+    if nz <= group:
+        return filtered(sinogram)
+    return xp.concat([filtered(sinogram[:, :, lo:min(lo + group, nz)]) for lo in range(0, nz, group)], axis=2)
 
 
 def _frequency_response(n_pad: int, bin_size_mm: float, backend: Backend, filter_name: str, cutoff: float):
