@@ -286,6 +286,58 @@ def cohorts() -> None:
         out.print(f"{name}: {raw.get('subjects')} subjects of {raw.get('base')}; {description}", markup=False)
 
 
+@app.command()
+def bench(
+    suite: Annotated[str, typer.Argument(help="Built-in suite (quick, standard) or a suite .toml path.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="New directory for results.tsv and the leaderboard.")],
+    recon: Annotated[list[str] | None, typer.Option(
+        "--recon", help="A plug-in reconstruction: module:name or an imagingsim.recon entry point (repeatable)."
+    )] = None,
+    baselines: Annotated[bool, typer.Option("--baselines", help="Also run the modalities' built-in reconstructions.")]
+    = False,
+    backend: Annotated[str, typer.Option("--backend", help="auto | numpy | cupy")] = "auto",
+    timeout_s: Annotated[float | None, typer.Option("--timeout-s", help="Time budget of one plug-in run, s.")] = None,
+) -> None:
+    """Score reconstructions against the exact truth: bias, variance, VOI errors, time to threshold."""
+    from imagingsim.bench.command import bench_command
+
+    started = time.perf_counter()
+    try:
+        text = bench_command(suite, list(recon or []), baselines=baselines, out_dir=out_dir, backend=backend,
+                             timeout_s=timeout_s, progress=lambda line: err.print(line, markup=False))
+    except KeyboardInterrupt:
+        raise Interrupted(signal.SIGINT) from None
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    except OSError as exc:
+        raise WriteFailed(f"could not write {exc.filename or out_dir}: {exc.strerror or exc}") from None
+    out.print(text, markup=False)
+    out.print(f"results in {out_dir} ({time.perf_counter() - started:.1f} s)", markup=False)
+
+
+@app.command()
+def report(
+    dataset: Annotated[Path, typer.Argument(help="A dataset written by `imagingsim simulate`.")],
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write (figures beside it).")],
+    subject: Annotated[str | None, typer.Option(
+        "--subject", help="The subject to report (sub-<id>); the first by default.")] = None,
+) -> None:
+    """Write the teaching report of a dataset: modality trade-offs measured, as one HTML page."""
+    from imagingsim.report.command import ReportFailed, report_command
+
+    try:
+        text = report_command(dataset, out_path, subject)
+    except KeyboardInterrupt:
+        raise Interrupted(signal.SIGINT) from None
+    except ReportFailed as exc:  # a measurement failed on a readable dataset: not bad input, exit 1
+        raise EnvironmentFailure(str(exc)) from None
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    except OSError as exc:
+        raise WriteFailed(f"could not write {exc.filename or out_path}: {exc.strerror or exc}") from None
+    out.print(text, markup=False)
+
+
 @app.command("modalities")
 def list_modalities() -> None:
     """List the registered modalities: name, where it comes from, and what it simulates."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import imagingsim
+from imagingsim.modalities.registry import BUILTIN
 
 PACKAGE = Path(imagingsim.__file__).parent
 
@@ -31,12 +32,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("modalities",),
     ("dataset",),
     ("pipeline", "resources"),
-    ("cohort",),
+    ("cohort", "bench", "report"),
     ("cli", "__main__", "__init__", "dependencies"),
 )
 #: Files and folders of the core, which must work for any set of registered modalities.
-MODALITY_FREE = ("pipeline.py", "cli.py", "scenario.py", "dataset/", "io/", "cohort/")
-MODALITIES = ("pet", "mri", "nirf", "spect", "ct")
+MODALITY_FREE = ("pipeline.py", "cli.py", "scenario.py", "dataset/", "io/", "cohort/", "bench/", "report/")
+#: The built-in modalities (from the registry, so that adding one needs no edit here).
+MODALITIES = tuple(BUILTIN)
 
 
 def _module_name(path: Path) -> str:

@@ -10,10 +10,11 @@ import imagingsim
 PACKAGE = Path(imagingsim.__file__).parent
 FORBIDDEN = {"numpy", "scipy", "cupy", "cupyx", "skimage"}
 # Host-side code may import them: the backend itself, file I/O, dataset assembly, the CLI,
-# reporting, cohort sampling (host scalars drawn from numpy generators), and each modality's writers (``modalities/<name>/bids.py``, ``fusion.py`` and the MRI
-# raw-data writer ``ismrmrd_io.py``), which only format host copies of finished arrays.
-ALLOWED = ("backend/", "io/", "dataset/", "report/", "cohort/", "cli.py")
-HOST_MODULES_OF_A_MODALITY = ("bids.py", "fusion.py", "ismrmrd_io.py")
+# reporting, cohort sampling (host scalars drawn from numpy generators), benchmark scoring (host copies), and each modality's writers (``modalities/<name>/bids.py``, ``fusion.py`` and the MRI
+# raw-data writer ``ismrmrd_io.py``), which only format host copies of finished arrays, and each
+# modality's teaching-report section (``report.py``), which measures and plots written files.
+ALLOWED = ("backend/", "io/", "dataset/", "report/", "cohort/", "bench/", "cli.py")
+HOST_MODULES_OF_A_MODALITY = ("bids.py", "fusion.py", "ismrmrd_io.py", "report.py")
 
 
 def _is_host_side(rel: str) -> bool:
@@ -63,3 +64,22 @@ def test_the_check_sees_kernel_modules():
 def test_the_check_catches_a_leak():
     tree = ast.parse("import numpy as np\nfrom scipy.ndimage import gaussian_filter\n__import__('cupy')\n")
     assert [root for _, root in _imported_roots(tree)] == ["numpy", "scipy", "cupy"]
+
+
+#: Plotting: the report, the benchmark's leaderboard, and each modality's report section.
+PLOTTING_ALLOWED = ("report/", "bench/")
+
+
+def test_only_reports_plot():
+    # Physics and acquisition never import matplotlib (ARCHITECTURE: plotting stays in the
+    # consumers); a modality's section of the teaching report (modalities/<m>/report.py) is
+    # the one place a modality draws, so that a new modality brings its own figures.
+    plotting = [
+        f"{rel}:{line}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for rel in [path.relative_to(PACKAGE).as_posix()]
+        if not (rel.startswith(PLOTTING_ALLOWED) or (rel.startswith("modalities/") and rel.endswith("/report.py")))
+        for line, root in _imported_roots(ast.parse(path.read_text(encoding="utf-8")))
+        if root == "matplotlib"
+    ]
+    assert not plotting, "matplotlib outside the report and benchmark layers: " + "; ".join(plotting)

@@ -145,6 +145,7 @@ class Backend:
     _sparse_from_csr: Callable[..., SparseMatrix] | None = field(default=None, repr=False)
     _fft: Any = field(default=None, repr=False)
     _release_device: Callable[[], None] | None = field(default=None, repr=False)
+    _synchronize: Callable[[], None] | None = field(default=None, repr=False)
     transfers: TransferStats = field(default_factory=TransferStats, repr=False)
     workers: int = field(default=1, repr=False)
 
@@ -217,6 +218,17 @@ class Backend:
         _trim_host_heap()
         if self._release_device is not None:
             self._release_device()
+
+    def synchronize(self) -> None:
+        """Wait until the work queued on the device by the calling thread has finished.
+
+        GPU kernels are launched asynchronously: a wall clock read right after a launch
+        measures the launch, not the work. Call this before reading a clock that times device
+        work (the benchmark's plug-in timing). A no-op on the host backends, whose calls
+        return when the work is done.
+        """
+        if self._synchronize is not None:
+            self._synchronize()
 
     @property
     def fft(self):

@@ -49,6 +49,11 @@ class CupyGenerator(Generator):
         return self._gpu.poisson(lam).astype(cupy.float64)
 
 
+def _synchronize_stream() -> None:
+    # The stream current in the calling thread (a benchmark plug-in runs in its own thread).
+    cupy.cuda.get_current_stream().synchronize()
+
+
 @functools.cache
 def make_cupy_backend() -> Backend:
     """Build the (cached) CuPy backend on the current device."""
@@ -67,4 +72,5 @@ def make_cupy_backend() -> Backend:
         _sparse_from_host=_sparse_from_host,
         _sparse_from_csr=_sparse_from_csr,
         _release_device=cupy.get_default_memory_pool().free_all_blocks,
+        _synchronize=_synchronize_stream,
     )

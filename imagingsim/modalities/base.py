@@ -11,6 +11,8 @@ The life of a modality in one simulation::
     acquisition = acquire(AcquisitionContext(spec, agents, ...))       # after the delivery stage
     write(stage, acquisition, WriteContext(...))                       # into the staged dataset
     summary(acquisition, subject) -> lines                             # printed by the CLI
+    report_section(view) -> ReportSection | None                       # teaching report, from the written dataset
+    recon_problem(ctx, acquisition) -> ProblemSource | None            # reconstruction benchmark (+ baselines)
 
 ``requires`` names modalities whose acquisitions this one uses when they are enabled too (SPECT
 corrects attenuation with the CT of the same subject); they are acquired first and handed over
@@ -39,6 +41,8 @@ from imagingsim.io.truth_files import TruthFile
 if TYPE_CHECKING:
     from imagingsim.backend import Backend
     from imagingsim.grid import ImageGrid
+    from imagingsim.modalities.sections import ReportSection
+    from imagingsim.recon.problem import ProblemSource
     from imagingsim.scenario import AgentSpec, Scenario, ScheduleSpec
 
 
@@ -234,6 +238,10 @@ class Modality(ABC):
     example : (str, tuple of str)
         A built-in scenario and ``--set`` overrides that run this modality (the contract test
         runs it on every backend, at a coarse voxel size and one schedule time).
+    baselines : dict of str to str
+        Its built-in reconstructions for the benchmark harness (:mod:`imagingsim.bench`): name ->
+        ``"module:attribute"`` of a plug-in (the protocol third-party plug-ins follow), loaded
+        only when asked for. Empty by default: a modality without them has no baselines.
     cost_model : CostModel
         Its memory, output and time per voxel and time point (:meth:`cost`), fitted to
         measurements; :data:`UNMEASURED_COST` until then.
@@ -252,6 +260,7 @@ class Modality(ABC):
     summary_needs_tumour: ClassVar[bool] = True
     example: ClassVar[tuple[str, tuple[str, ...]]]
     cost_model: ClassVar[CostModel] = UNMEASURED_COST
+    baselines: ClassVar[dict[str, str]] = {}
 
     def check(self, spec: BaseModel, scenario: Scenario) -> None:
         """Check the settings against the rest of the scenario before any work.
@@ -305,6 +314,44 @@ class Modality(ABC):
     def summary(self, acquisition: Any, subject: Any) -> list[str]:
         """Lines for the CLI summary (what the scanner saw against the truth)."""
         return []
+
+    def report_section(self, view: Any) -> ReportSection | None:
+        """This modality's section of the teaching report, measured from a written dataset.
+
+        Parameters
+        ----------
+        view : imagingsim.report.dataset.DatasetView
+            The dataset's files, sessions, masks and measuring helpers (plotting included),
+            so that the modality needs nothing of the report layer.
+
+        Returns
+        -------
+        ReportSection or None
+            None (the default): the modality adds nothing to the report.
+        """
+        return None
+
+    def recon_problem(self, ctx: AcquisitionContext, acquisition: Any, *, frame: int = 0) -> ProblemSource | None:
+        """The benchmark problem of session ``frame`` of this acquisition, or None.
+
+        Parameters
+        ----------
+        ctx : AcquisitionContext
+            The context ``acquisition`` was made with (settings, phantom, delivery, backend, seed).
+        acquisition : object
+            What :meth:`acquire` returned.
+        frame : int, keyword-only
+            Index of the session (frame) among those the acquisition holds.
+
+        Returns
+        -------
+        ProblemSource or None
+            The truth on its grid, the tissue labels and ``draw(seed, count_scale)`` giving a
+            :class:`~imagingsim.recon.problem.ReconProblem` per noise realisation, drawn with
+            this modality's own noise model. None (the default): this modality offers no
+            reconstruction benchmark.
+        """
+        return None
 
     def __repr__(self) -> str:
         return f"<Modality {self.name}>"

@@ -8,6 +8,7 @@ Modules: ``spec`` (settings), ``spectrum`` (X-ray spectra, attenuation, calibrat
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from imagingsim.modalities.base import AcquisitionContext, CostModel, Modality, StageCost, WriteContext
 from imagingsim.modalities.ct.spec import CTSpec
@@ -28,6 +29,7 @@ class CT(Modality):
     cost_model = CostModel(constant=StageCost(644e6, 8.8e6, 1.5), per_voxel=StageCost(0.0, 0.0, 0.0),
                            per_voxel_time=StageCost(155.0, 21.7, 3.8e-6))
     summary_needs_tumour = False
+    baselines: ClassVar[dict[str, str]] = {"fbp": "imagingsim.modalities.ct.problem:fbp_baseline"}
 
     def check(self, spec: CTSpec, scenario) -> None:
         from imagingsim.modalities.ct.system import check_ct
@@ -38,6 +40,11 @@ class CT(Modality):
         from imagingsim.modalities.ct.acquire import acquire_ct
 
         return acquire_ct(ctx)
+
+    def recon_problem(self, ctx: AcquisitionContext, acquisition, *, frame: int = 0):
+        from imagingsim.modalities.ct.problem import ct_problem
+
+        return ct_problem(ctx, acquisition, frame=frame)
 
     def write(self, stage: Path, acquisition, ctx: WriteContext):
         from imagingsim.modalities.ct.bids import write_ct

@@ -8,6 +8,7 @@ coils), ``recon`` (zero filling, CG-SENSE, R2* fit), ``acquire`` (driver), ``res
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from imagingsim.modalities.base import AcquisitionContext, CostModel, Modality, StageCost, WriteContext
 from imagingsim.modalities.mri.spec import MRISpec
@@ -27,6 +28,10 @@ class MRI(Modality):
     # when k-space was a bare complex64 array; cost() swaps that array for the ISMRMRD file's real size.
     cost_model = CostModel(constant=StageCost(0.0, 0.2e6, 0.05), per_voxel=StageCost(741.0, 0.1, 5.2e-6),
                            per_voxel_time=StageCost(107.0, 99.8, 0.22e-6))
+    baselines: ClassVar[dict[str, str]] = {
+        "zero_filled": "imagingsim.modalities.mri.problem:zero_filled_baseline",
+        "cg_sense": "imagingsim.modalities.mri.problem:cg_sense_baseline",
+    }
 
     def cost(self, spec: MRISpec, scenario, grid) -> StageCost:
         """The fitted model, with the k-space written as ISMRMRD: per session one acquisition per
@@ -44,6 +49,11 @@ class MRI(Modality):
         from imagingsim.modalities.mri.acquire import check_mri
 
         check_mri(spec, scenario)
+
+    def recon_problem(self, ctx: AcquisitionContext, acquisition, *, frame: int = 0):
+        from imagingsim.modalities.mri.problem import mri_problem
+
+        return mri_problem(ctx, acquisition, frame=frame)
 
     def acquire(self, ctx: AcquisitionContext):
         from imagingsim.modalities.mri.acquire import acquire_mri

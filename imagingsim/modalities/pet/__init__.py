@@ -29,6 +29,12 @@ class PET(Modality):
     # 3-6 frames, 63 k - 1.3 M voxels: memory within -17 % .. +61 % of each measured stage.
     cost_model = CostModel(constant=StageCost(128e6, 8.2e6, 1.0), per_voxel=StageCost(523.0, 0.0, 1.4e-6),
                            per_voxel_time=StageCost(54.0, 18.8, 1.0e-6))
+    baselines: ClassVar[dict[str, str]] = {
+        "fbp": "imagingsim.modalities.pet.problem:fbp_baseline",
+        "mlem": "imagingsim.modalities.pet.problem:mlem_baseline",
+        "osem": "imagingsim.modalities.pet.problem:osem_baseline",
+        "osem_nopsf": "imagingsim.modalities.pet.problem:osem_nopsf_baseline",
+    }
 
     def check(self, spec: PETSpec, scenario) -> None:
         from imagingsim.modalities.pet.acquire import check_pet
@@ -61,6 +67,16 @@ class PET(Modality):
         from imagingsim.modalities.pet.summary import summary_lines
 
         return summary_lines(acquisition, subject)
+
+    def recon_problem(self, ctx: AcquisitionContext, acquisition, *, frame: int = 0):
+        from imagingsim.modalities.pet.problem import pet_problem
+
+        return pet_problem(ctx, acquisition, frame=frame)
+
+    def report_section(self, view):
+        from imagingsim.modalities.pet.report import report_section
+
+        return report_section(view)
 
 
 MODALITY = PET()

@@ -9,6 +9,7 @@ Uses the CT of the same subject for attenuation correction when CT is enabled to
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from imagingsim.modalities.base import AcquisitionContext, CostModel, Modality, StageCost, WriteContext
 from imagingsim.modalities.spect.spec import SPECTSpec, check_tracer
@@ -29,12 +30,23 @@ class SPECT(Modality):
     # Fitted (benchmarks/resources.py) to mouse_gold_spect_ct, 63 k - 504 k voxels.
     cost_model = CostModel(constant=StageCost(13e6, 2.0e6, 1.5), per_voxel=StageCost(0.0, 0.0, 0.0),
                            per_voxel_time=StageCost(327.0, 9.5, 8.5e-6))
+    baselines: ClassVar[dict[str, str]] = {
+        "osem_ac_cdr": "imagingsim.modalities.spect.problem:osem_ac_cdr_baseline",
+        "osem_ac": "imagingsim.modalities.spect.problem:osem_ac_baseline",
+        "osem_cdr": "imagingsim.modalities.spect.problem:osem_cdr_baseline",
+        "osem_none": "imagingsim.modalities.spect.problem:osem_none_baseline",
+    }
 
     def check(self, spec: SPECTSpec, scenario) -> None:
         from imagingsim.modalities.spect.acquire import check_spect
 
         check_tracer(spec, scenario)
         check_spect(spec, scenario)
+
+    def recon_problem(self, ctx: AcquisitionContext, acquisition, *, frame: int = 0):
+        from imagingsim.modalities.spect.problem import spect_problem
+
+        return spect_problem(ctx, acquisition, frame=frame)
 
     def acquire(self, ctx: AcquisitionContext):
         from imagingsim.modalities.spect.acquire import acquire_spect
