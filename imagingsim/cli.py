@@ -111,6 +111,9 @@ def simulate(
         "--max-memory-gb", help="Refuse to start if the estimated peak memory exceeds this (default: what is available).",
         min=0.1,
     )] = None,
+    with_report: Annotated[bool, typer.Option(
+        "--report", help="Also write the teaching report, OUT_report.html beside the dataset."
+    )] = False,
 ) -> None:
     """Simulate one subject and write a BIDS dataset with ground truth."""
     from imagingsim.backend import BackendError, get_backend
@@ -135,6 +138,13 @@ def simulate(
         extra.append("modalities.enabled=[" + ", ".join(f'"{m}"' for m in names) + "]")
     started = time.perf_counter()
     out = before = None
+    if with_report:
+        from imagingsim.report.command import check_report_path, default_report_path
+
+        try:  # before any work: a report that cannot be written is refused up front
+            check_report_path(default_report_path(out_dir), need_folder=False)
+        except ValueError as exc:
+            raise BadInput(f"--report: {exc}") from None
     try:
         loaded = load_scenario(scenario, extra)
         out = check_output_dir(out_dir, overwrite=overwrite)
@@ -163,6 +173,8 @@ def simulate(
     except OSError as exc:  # the disk, not the input: one line, exit 1, staging removed
         raise WriteFailed(f"could not write {exc.filename or out_dir}: {exc.strerror or exc}") from None
     _summarise(subject, out_dir, files, time.perf_counter() - started)
+    if with_report:
+        report(out_dir, default_report_path(out_dir))
 
 
 @app.command()

@@ -56,5 +56,10 @@ class CT(Modality):
 
         return summary_lines(acquisition, subject)
 
+    def report_section(self, view):
+        from imagingsim.modalities.ct.report import report_section
+
+        return report_section(view)
+
 
 MODALITY = CT()

@@ -70,5 +70,10 @@ class MRI(Modality):
 
         return summary_lines(acquisition, subject)
 
+    def report_section(self, view):
+        from imagingsim.modalities.mri.report import report_section
+
+        return report_section(view)
+
 
 MODALITY = MRI()

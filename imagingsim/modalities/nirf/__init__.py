@@ -52,5 +52,10 @@ class NIRF(Modality):
 
         return summary_lines(acquisition, subject)
 
+    def report_section(self, view):
+        from imagingsim.modalities.nirf.report import report_section
+
+        return report_section(view)
+
 
 MODALITY = NIRF()

@@ -74,5 +74,10 @@ class SPECT(Modality):
 
         return summary_lines(acquisition, subject)
 
+    def report_section(self, view):
+        from imagingsim.modalities.spect.report import report_section
+
+        return report_section(view)
+
 
 MODALITY = SPECT()
