@@ -425,6 +425,10 @@ def _summarise(subject, out_dir: Path, files: list[Path], seconds: float) -> Non
             tumour = ", ".join(f"{v:.3g}" for v in agent.percent_id_per_g("tumour"))
             times = ", ".join(f"{t:g}" for t in agent.times_h)
             out.print(f"  {agent.agent.name}: tumour %ID/g at t = [{times}] h: [{tumour}]")
+        from imagingsim.delivery.summary import tumour_lines  # per tumour: several tumours, or a field
+
+        for line in tumour_lines(subject.delivery, subject.phantom, subject.backend):
+            out.print(line, markup=False)
     for name, acquisition in subject.acquisitions.items():
         modality = registry.get(name)
         if has_tumour or not modality.summary_needs_tumour:

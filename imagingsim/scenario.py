@@ -22,7 +22,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from imagingsim.data.carriers import CARRIERS, carrier_parameters
 from imagingsim.data.radionuclides import NUCLIDE_NAMES, POSITRON_EMITTERS, SINGLE_PHOTON_EMITTERS
@@ -58,6 +66,19 @@ class SpecModel(BaseModel):
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+def _omit_unset(data: dict, keys: tuple[str, ...]) -> dict:
+    """``data`` without the ``keys`` whose value is None.
+
+    Fields added after a model first shipped default to None (off) and are left out of the
+    dump while unset, so a scenario that does not use them dumps exactly as before (the
+    dataset's ``_scenario.json`` stays byte-identical).
+    """
+    for key in keys:
+        if key in data and data[key] is None:
+            del data[key]
+    return data
+
+
 # --- phantom ---------------------------------------------------------------------------
 
 
@@ -84,6 +105,20 @@ class TumourSpec(SpecModel):
     permeability: Annotated[float, Field(ge=0.0, le=20.0)] = Field(
         1.0, description="Vessel leakiness of the viable rim relative to the reference tumour (EPR)."
     )
+    macrophage_fraction: Annotated[float, Field(ge=0.0, le=0.8)] | None = Field(
+        None,
+        description="Tumour-associated macrophages in the viable rim, fraction of the cells; "
+        "adds the phantom map macrophage_fraction (off when unset).",
+    )
+    protease_activity_nM: Annotated[float, Field(ge=0.0, le=1000.0)] | None = Field(
+        None,
+        description="Active MMP-2/9 in the tumour rim and stroma, nmol/L of tissue; adds the phantom "
+        "map protease_activity_nM (off when unset).",
+    )
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        return _omit_unset(handler(self), ("macrophage_fraction", "protease_activity_nM"))
 
     @model_validator(mode="after")
     def _zones_fit(self):
@@ -172,13 +207,77 @@ Label = Annotated[
 LABEL_KINDS = ("radionuclide", "iron_oxide", "fluorophore", "gold", "iodine")
 
 
+Point3 = tuple[float, float, float]
+AXES = ("+x", "-x", "+y", "-y", "+z", "-z")
+
+
+class HeatSpec(SpecModel):
+    """A focused heating field (mild hyperthermia, HIFU): a Gaussian focus switched on for a window."""
+
+    centre_mm: Point3 = Field(description="Focus centre in world RAS mm.")
+    focal_fwhm_mm: Annotated[float, Field(gt=0.0, le=100.0)] = Field(
+        description="Full width at half maximum of the temperature rise around the focus, mm."
+    )
+    temperature_rise_K: Annotated[float, Field(gt=0.0, le=30.0)] = Field(
+        description="Temperature rise at the focus above body temperature, K."
+    )
+    on_h: Annotated[float, Field(ge=0.0, le=MAX_TIME_H)] = Field(description="Heating starts, h after t = 0.")
+    off_h: Annotated[float, Field(gt=0.0, le=MAX_TIME_H)] = Field(description="Heating stops, h after t = 0.")
+    transition_temperature_C: Annotated[float, Field(ge=37.0, le=60.0)] = Field(
+        41.3,
+        description="Centre of the membrane phase transition where release switches on, deg C (41.3 C: "
+        "lysolipid liposomes, Needham et al. Cancer Res 2000;60:1197).",
+    )
+    transition_width_K: Annotated[float, Field(gt=0.0, le=10.0)] = Field(
+        1.0, description="Width of the linear switch-on around the transition temperature, K (check)."
+    )
+
+    @model_validator(mode="after")
+    def _window(self):
+        if self.off_h <= self.on_h:
+            raise ValueError(f"off_h must be after on_h, got on_h={self.on_h:g}, off_h={self.off_h:g}")
+        return self
+
+
+class LightSpec(SpecModel):
+    """A broad collimated beam on the skin: wavelength, spot, irradiance and on-time window."""
+
+    wavelength_nm: Annotated[float, Field(ge=660.0, le=1300.0)] = Field(
+        810.0, description="Wavelength, nm (the optics table spans 660-1300 nm)."
+    )
+    centre_mm: Point3 = Field(description="Beam axis: a point on it in world RAS mm (its transverse position counts).")
+    direction: Literal[AXES] = Field(  # type: ignore[valid-type]
+        description="Propagation direction of the beam along a grid axis, e.g. '-y' (from anterior)."
+    )
+    beam_radius_mm: Annotated[float, Field(gt=0.0, le=200.0)] = Field(description="Radius of the flat-top spot, mm.")
+    irradiance_mW_per_cm2: Annotated[float, Field(gt=0.0, le=5000.0)] = Field(
+        description="Incident irradiance on the skin, mW/cm^2."
+    )
+    on_h: Annotated[float, Field(ge=0.0, le=MAX_TIME_H)] = Field(description="Illumination starts, h after t = 0.")
+    off_h: Annotated[float, Field(gt=0.0, le=MAX_TIME_H)] = Field(description="Illumination stops, h after t = 0.")
+    release_fluence_J_per_cm2: Annotated[float, Field(gt=0.0, le=1e5)] = Field(
+        100.0,
+        description="Local fluence per e-fold of photo-release (1/photochemical cross-section), J/cm^2 "
+        "(a modelling default of the order of photo-cleavable carriers' doses, check).",
+    )
+    threshold_fluence_J_per_cm2: Annotated[float, Field(ge=0.0, le=1e5)] = Field(
+        0.0, description="Local fluence over the window below which nothing is released, J/cm^2."
+    )
+
+    @model_validator(mode="after")
+    def _window(self):
+        if self.off_h <= self.on_h:
+            raise ValueError(f"off_h must be after on_h, got on_h={self.on_h:g}, off_h={self.off_h:g}")
+        return self
+
+
 class ReleaseSpec(SpecModel):
     """Payload release from the carrier: a baseline leak plus an optional stimulus trigger."""
 
     baseline_rate_per_h: Annotated[float, Field(ge=0.0, le=100.0)] = Field(
         0.005, description="First-order release everywhere (blood, tissue, MPS), 1/h."
     )
-    trigger: Literal["none", "ph", "hypoxia"] = "none"
+    trigger: Literal["none", "ph", "hypoxia", "heat", "enzyme", "light"] = "none"
     triggered_rate_per_h: Annotated[float, Field(ge=0.0, le=100.0)] = Field(
         0.0, description="Extra first-order release where the trigger is fully on, 1/h."
     )
@@ -188,6 +287,29 @@ class ReleaseSpec(SpecModel):
     po2_threshold_mmHg: Annotated[float, Field(gt=0.0, le=40.0)] = Field(
         10.0, description="pO2 at which a hypoxia trigger is half on (sigmoid of width 2 mmHg)."
     )
+    heat: HeatSpec | None = Field(None, description="The heating field of a heat trigger.")
+    light: LightSpec | None = Field(None, description="The illumination of a light trigger.")
+    enzyme_half_activity_nM: Annotated[float, Field(gt=0.0, le=1000.0)] | None = Field(
+        None, description="Protease activity at which an enzyme trigger is half on, nM (default 5 nM when unset)."
+    )
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        return _omit_unset(handler(self), ("heat", "light", "enzyme_half_activity_nM"))
+
+    @model_validator(mode="after")
+    def _trigger_settings(self):
+        for kind in ("heat", "light"):
+            if (self.trigger == kind) != (getattr(self, kind) is not None):
+                raise ValueError(f"the [{kind}] table is required with trigger = '{kind}' and allowed only with it")
+        if self.trigger == "light" and self.triggered_rate_per_h != 0.0:
+            raise ValueError(
+                "triggered_rate_per_h: not used by a light trigger (the local fluence sets the rate, "
+                "light.release_fluence_J_per_cm2); leave it 0"
+            )
+        if self.enzyme_half_activity_nM is not None and self.trigger != "enzyme":
+            raise ValueError("enzyme_half_activity_nM is allowed only with trigger = 'enzyme'")
+        return self
 
 
 class PayloadSpec(SpecModel):
@@ -212,6 +334,24 @@ class TargetingSpec(SpecModel):
     )
 
 
+class MagnetSpec(SpecModel):
+    """An external magnet (dipole) pulling magnetic carriers: raises their extravasation and retention near it."""
+
+    centre_mm: Point3 = Field(description="Magnetic dipole centre in world RAS mm (outside or on the skin).")
+    surface_field_T: Annotated[float, Field(gt=0.0, le=2.0)] = Field(
+        description="Field at the magnet surface (distance radius_mm from its centre), T."
+    )
+    surface_gradient_T_per_m: Annotated[float, Field(gt=0.0, le=1000.0)] = Field(
+        description="Field gradient at the surface, T/m; sets the dipole radius r0 = 3 B0 / G."
+    )
+    enhancement_at_surface: Annotated[float, Field(ge=0.0, le=100.0)] = Field(
+        5.0,
+        description="Relative rise of extravasation (and fall of washout) at the magnet surface where the "
+        "magnetic force is largest; falls as the force, (r0 / r)^7 (phenomenological; magnetic targeting "
+        "raised tumour SPION uptake ~5x in Chertok et al. Biomaterials 2008;29:487, check).",
+    )
+
+
 class AgentSpec(SpecModel):
     """One injected agent: a carrier from the library with its labels and payload."""
 
@@ -230,6 +370,13 @@ class AgentSpec(SpecModel):
     carrier_overrides: dict[str, float] = Field(
         default_factory=dict, description="Carrier library parameters to override, by name."
     )
+    magnet: MagnetSpec | None = Field(
+        None, description="External magnet acting on this agent (needs an iron_oxide label; off when unset)."
+    )
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        return _omit_unset(handler(self), ("magnet",))
 
     @field_validator("carrier")
     @classmethod
@@ -244,6 +391,8 @@ class AgentSpec(SpecModel):
         kinds = [label.kind for label in self.labels]
         if len(set(kinds)) != len(kinds):
             raise ValueError(f"at most one label of each kind per agent, got {kinds}")
+        if self.magnet is not None and "iron_oxide" not in kinds:
+            raise ValueError("magnet: only a magnetic carrier (an agent with an iron_oxide label) is pulled by a magnet")
         return self
 
 
@@ -517,7 +666,10 @@ def read_scenario_toml(name_or_path: str | Path | None = None) -> dict[str, Any]
             return parse_toml(text)
         if path.suffix == ".toml" or os.sep in str(path):
             raise ScenarioError(f"scenario: file not found: {shown}")
-        raise ScenarioError(f"scenario: no built-in scenario {shown}; built-ins: {', '.join(builtin_names())}")
+        message = f"scenario: no built-in scenario {shown}; built-ins: {', '.join(builtin_names())}"
+        if len(message) > MESSAGE_CHARS:  # a long name: the list would not fit on one line
+            message = f"scenario: no built-in scenario {shown}; `imagingsim phantoms` lists the built-ins"
+        raise ScenarioError(message)
     if stat_module.S_ISDIR(stat.st_mode):
         raise ScenarioError(f"scenario: {shown} is a directory, not a scenario .toml file")
     if not stat_module.S_ISREG(stat.st_mode):  # a pipe would block, /dev/zero never end

@@ -40,7 +40,7 @@ def test_every_builtin_validates(name):
         ("phantom.colour=1", "phantom.colour", "unknown key"),
         ("agents[0].dose_mg_per_kg=-1", "agents[0].dose_mg_per_kg", "greater than 0"),
         ("agents[0].labels[0].nuclide='Xx99'", "agents[0].labels[0].nuclide", "'Zr89'"),
-        ("agents[0].carrier='bogus'", "agents[0].carrier", "allowed: dendrimer"),
+        ("agents[0].carrier='bogus'", "agents[0].carrier", "allowed: albumin_nanoparticle"),
         ("agents[0].carrier_overrides.washout_per_h=-1", "carrier_overrides.washout_per_h", "greater than or equal to 0"),
         ("schedule.times_h=[4, 1]", "schedule.times_h", "strictly increasing"),
         ("seed=-3", "seed", "greater than or equal to 0"),

@@ -83,7 +83,7 @@ class CarrierParams(BaseModel):
     washout_per_h: Rate
     cell_uptake_per_h: Rate
     cell_release_per_h: Rate
-    cell_uptake_map: Literal["uniform", "glucose"]
+    cell_uptake_map: Literal["uniform", "glucose", "macrophage"]
     abc_factor: Annotated[float, Field(ge=1.0, le=100.0)]
 
     @model_validator(mode="after")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from imagingsim.io.sidecars import version
 from imagingsim.io.truth_files import TruthFile
 from imagingsim.modalities import registry
-from imagingsim.phantom.model import PROPERTY_DESC
+from imagingsim.phantom.model import OPTIONAL_PROPERTY_DESC, PROPERTY_DESC
 
 TRUTH_PIPELINE = "truth"
 
@@ -185,7 +185,7 @@ def property_desc(name: str) -> str:
     >>> property_desc("t2star_3T_ms")
     'T2starAt3T'
     """
-    return PROPERTY_DESC[name]
+    return PROPERTY_DESC[name] if name in PROPERTY_DESC else OPTIONAL_PROPERTY_DESC[name]
 
 
 CONVENTIONS = """\

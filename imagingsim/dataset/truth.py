@@ -31,7 +31,7 @@ from imagingsim.io.sidecars import (
     write_json,
     write_tsv,
 )
-from imagingsim.phantom.model import PROPERTY_DESC, PROPERTY_UNITS, Label
+from imagingsim.phantom.model import OPTIONAL_PROPERTY_UNITS, PROPERTY_UNITS, Label
 
 #: Distinct colours for the tissue lookup table (``#RRGGBB``), by :class:`Label` value.
 LABEL_COLOURS = {
@@ -75,14 +75,30 @@ def _lookup_rows(labels: Iterable[int], names: Mapping[int, str], abbrev, colour
 def _property_tables(phantom) -> list[tuple[str, str, str]]:
     """``(key, desc, units)`` of every property map, sorted by key; unknown keys are an error."""
     rows = []
+    units = {**PROPERTY_UNITS, **OPTIONAL_PROPERTY_UNITS}
     for key in sorted(phantom.properties):
-        if key not in PROPERTY_DESC or key not in PROPERTY_UNITS:
+        if key not in units:
             raise ValueError(
                 f"phantom property {key!r} has no entry in PROPERTY_DESC/PROPERTY_UNITS "
                 "(imagingsim.phantom.model); add it there so its map gets a name and units"
             )
-        rows.append((key, property_desc(key), PROPERTY_UNITS[key]))
+        rows.append((key, property_desc(key), units[key]))
     return rows
+
+
+def _field_maps(delivery) -> list[tuple[str, str, Any]]:
+    """``(desc, agent name, FieldMap)`` of every external field that acted on an agent.
+
+    Written like the property maps (``anat/sub-<id>_desc-<agent><Field>_map``), so they
+    match that documented pattern; none for agents without heat, light or magnet.
+    """
+    if delivery is None:
+        return []
+    return [
+        (f"{result.agent.name}{name}", result.agent.name, fmap)
+        for result in delivery.agents
+        for name, fmap in sorted(getattr(result, "field_maps", {}).items())
+    ]
 
 
 def _truth_readme(scenario, phantom, delivery) -> str:
@@ -115,6 +131,12 @@ def _truth_readme(scenario, phantom, delivery) -> str:
     lines += ["", "Property maps of this phantom (desc value: phantom property, units):", ""]
     for key, desc, units in _property_tables(phantom):
         lines.append(f"- desc-{desc}: {key} ({units})")
+    fields = _field_maps(delivery)
+    if fields:
+        heading = "External fields that acted on an agent, written as maps like the properties (desc value: meaning, units):"
+        lines += ["", heading, ""]
+        for desc, name, fmap in fields:
+            lines.append(f"- desc-{desc}: agent {name}, {fmap.what} ({fmap.units})")
     if delivery is not None and delivery.agents:
         lines += ["", "Agents of this dataset (desc values of their files):", ""]
         for result in delivery.agents:
@@ -215,6 +237,19 @@ def write_truth(truth: Path, scenario, phantom, delivery, backend) -> None:
                 "Description": f"Noise-free phantom property map {key!r}.",
                 "Property": key,
                 "Units": units,
+                "SpatialReference": spatial_reference,
+            },
+        )
+
+    for desc, name, fmap in _field_maps(delivery):
+        data = host_array(backend, fmap.values, np.float32)
+        write_nifti(anat / f"{sub}_desc-{desc}_map.nii.gz", data, grid, description=f"imagingsim field {desc}")
+        write_json(
+            anat / f"{sub}_desc-{desc}_map.json",
+            {
+                "Description": f"External field that acted on agent {name!r}: {fmap.what}.",
+                "Agent": name,
+                "Units": fmap.units,
                 "SpatialReference": spatial_reference,
             },
         )

@@ -110,6 +110,18 @@ class Body:
     max_property: dict[str, float]
     label_to_region: Any  # (len(Label), len(REGIONS)) 0/1, device
     lumped_to_region: Any  # (n_lumped, len(REGIONS)) 0/1, device
+    voxel_index: Any = None  # (n_voxels,) flat grid index of each voxel entry, device
+
+    def from_grid(self, grid_map, lumped_value: float = 0.0):
+        """A map on the image grid as a vector over entries; the lumped entries get ``lumped_value``.
+
+        For fields that exist only in the field of view (a heating focus, a magnet's pull)
+        the lumped compartments, outside it, take 0; a tissue map takes its normal value.
+        """
+        xp, dev = self.backend.xp, self.backend.device
+        voxels = xp.take(xp.reshape(grid_map, (-1,)), self.voxel_index)
+        lumped = xp.full((self.n_entries - self.n_voxels,), lumped_value, dtype=xp.float64, device=dev)
+        return xp.concat([voxels, lumped])
 
     def indicator(self, labels: Sequence[int] = (), lumped: Sequence[str] = ()):
         """Float 0/1 vector over entries: the voxels of ``labels`` and the ``lumped`` entries.
@@ -357,4 +369,5 @@ def build_body(phantom: Phantom, backend) -> Body:
         },
         label_to_region=xp.asarray(label_to_region, dtype=f64, device=dev),
         lumped_to_region=xp.asarray(lumped_to_region, dtype=f64, device=dev),
+        voxel_index=index,
     )

@@ -50,9 +50,22 @@ Payload
     Encapsulated drug sits in every carrier state and moves with its carrier (each carrier
     transfer also moves drug at the same rate, so it carries the source's drug/carrier ratio).
     It is released at ``baseline_rate_per_h`` everywhere plus ``triggered_rate_per_h *
-    trigger(x)`` in tissue (:mod:`imagingsim.delivery.release`). Released drug is free
-    (F, in tissue; or in blood), binds in cells (G) and returns, leaves tissue for blood and is
-    eliminated from blood, at the rates of ``data/drugs.toml``.
+    trigger(x)`` in tissue (:mod:`imagingsim.delivery.release`: pH, hypoxia, protease
+    activity). Released drug is free (F, in tissue; or in blood), binds in cells (G) and
+    returns, leaves tissue for blood and is eliminated from blood, at the rates of
+    ``data/drugs.toml``.
+External fields (:mod:`imagingsim.delivery.agent_fields`)
+    A heat or light trigger acts only while its source is on: the agent then has two
+    networks of the same states, without and with the field's release rate ``k(x)``
+    (:mod:`imagingsim.delivery.fields`, :mod:`imagingsim.delivery.light`), and the steps land
+    on the window's start and end, so each step lies wholly inside or outside it. The field
+    opens the carrier in tissue (PE, PB, PK -> F at ``k(x)``) and in the voxel's blood: the
+    encapsulated drug in blood goes to the voxels' free drug at ``sum(v_b V k) /
+    blood_volume_ml``, distributed by ``v_b V k``. Such an agent is not lumped; its step caps
+    are those of the network with the field. A magnet (``AgentSpec.magnet``) multiplies the
+    extravasation weight by ``1 + g f(x)`` (on top of the configured half-life, which is
+    measured without a magnet) and divides the washout by it. ``cell_uptake_map =
+    "macrophage"`` scales the cell uptake by the phantom's ``macrophage_fraction`` map.
 Organs partly or wholly outside the field of view
     Each clearance organ (liver, spleen, kidneys, marrow) has a reference mass
     (:data:`REFERENCE_ORGAN_MASS_FRACTION` x ``body_mass_g``); the fraction of it inside the
@@ -102,6 +115,9 @@ plus the step factors.
 Host transfers: ``1 + 2 len(agents)`` downloads per call (one of phantom sums at set-up; per
 agent, the sizes of its groups of equal rates, which decide the lumping
 (:mod:`imagingsim.delivery.lumping`), and one of ledgers and blood curves at the end); no uploads, no round trips.
+An agent with a heat or light trigger downloads its field's blood-weighted sum and largest
+rate instead of group sizes (it is not lumped); one with a magnet adds one download (its
+magnet-weighted extravasation capacity).
 
 Entries whose rates are all equal are lumped into one entry per group and input channel
 (exact up to rounding, :mod:`imagingsim.delivery.lumping`) when that at least halves the
@@ -120,6 +136,7 @@ from typing import Any
 from imagingsim import progress
 from imagingsim.data.carriers import CarrierParams, carrier_parameters
 from imagingsim.data.drugs import DrugParams, drug_parameters
+from imagingsim.delivery.agent_fields import AgentFields, agent_fields
 from imagingsim.delivery.body import (
     MPS_ORGANS,
     REFERENCE_ORGAN_MASS_FRACTION,
@@ -164,6 +181,14 @@ class _AgentModel:
     drug: DrugParams | None
     injection_time_h: float
     lumping: dict[int, Lumping]  # map states on lumped entries (see lumping.py), by index
+    #: The network while an external field (heat, light) is on, and when, in agent time
+    #: (``(start_tau_h, end_tau_h)``); None for agents without a windowed trigger.
+    network_on: Network | None = None
+    window_tau_h: tuple[float, float] | None = None
+
+    def phase_network(self, phase: int) -> Network:
+        """The network of phase 0 (no field on) or 1 (the field on)."""
+        return self.network_on if phase == 1 else self.network
 
     def entries(self, values: list) -> list:
         """The state values with every map over the body's entries."""
@@ -182,7 +207,7 @@ class _CarrierRates:
     kidney_weight: Any
     non_renal: float  # blood -> B (MPS), total
     mps_weight: Any
-    washout: float  # E -> blood
+    washout: Any  # E -> blood (a map with a magnet)
     uptake: Any  # E -> B
     uptake_bound: float
     release: Any  # B -> E
@@ -190,6 +215,7 @@ class _CarrierRates:
     degradation: Any  # B -> feces (MPS organs)
     degradation_bound: float
     renal_transit: float  # K -> urine
+    washout_bound: float = 0.0  # host bound of washout when it is a map
 
     @property
     def blood_total(self) -> float:
@@ -251,7 +277,7 @@ def _blood_rates(
 
 
 def _carrier_rates(
-    body: Body, agent: AgentSpec, carrier: CarrierParams, species: str, where: str
+    body: Body, agent: AgentSpec, carrier: CarrierParams, species: str, where: str, fields: AgentFields | None = None
 ) -> _CarrierRates:
     """The carrier's rates on this body (see the module docstring for the model)."""
     xp, p = body.backend.xp, body.props
@@ -265,6 +291,15 @@ def _carrier_rates(
     capacity = body.access_sum[(carrier.transport, carrier.crosses_bbb)]
     ext_weight = access * (1.0 - vb) * body.volume_ml / capacity if k_ext > 0.0 else None
     k_ext = k_ext if ext_weight is not None else 0.0
+    washout, washout_bound = carrier.washout_per_h, carrier.washout_per_h
+    if fields is not None and fields.magnet_gain is not None and ext_weight is not None:
+        # The magnet's pull adds to extravasation on top of the configured half-life (measured
+        # without a magnet) and holds extravasated carrier back from the vessels.
+        pulled = ext_weight * fields.magnet_gain
+        pulled_sum = float(body.backend.to_host(xp.sum(pulled)))
+        k_ext = k_ext * pulled_sum
+        ext_weight = pulled / pulled_sum
+        washout = washout / fields.magnet_gain
 
     # MPS sequestration: liver / spleen / marrow / rest-of-body shares, one weighted transfer.
     shares = {"liver": carrier.liver_share, "spleen": carrier.spleen_share, "marrow": carrier.marrow_share}
@@ -290,6 +325,14 @@ def _carrier_rates(
     if carrier.cell_uptake_map == "glucose":
         uptake = uptake * p["glucose_metabolism"]
         uptake_bound *= body.max_property["glucose_metabolism"]
+    elif carrier.cell_uptake_map == "macrophage":
+        if fields is None or fields.macrophage is None:
+            raise ValueError(
+                f"{where}.carrier: {agent.carrier} is taken up by macrophages and needs the phantom's "
+                "macrophage map: set phantom.tumours[n].macrophage_fraction"
+            )
+        uptake = uptake * fields.macrophage
+        uptake_bound *= fields.macrophage_bound
     release = release_bound = carrier.cell_release_per_h
     if agent.targeting is not None:
         binding = agent.targeting.binding_rate_per_h_per_nM * p["receptor_density_nM"]
@@ -308,7 +351,7 @@ def _carrier_rates(
         kidney_weight=_organ_weight(body, "kidneys") if renal > 0.0 else None,
         non_renal=non_renal,
         mps_weight=mps_weight,
-        washout=carrier.washout_per_h,
+        washout=washout,
         uptake=uptake,
         uptake_bound=uptake_bound,
         release=release * (1.0 - sequestering),
@@ -316,6 +359,7 @@ def _carrier_rates(
         degradation=degradation * mps if degradation > 0.0 else 0.0,
         degradation_bound=degradation,
         renal_transit=carrier.renal_transit_per_h,
+        washout_bound=washout_bound,
     )
 
 
@@ -332,7 +376,7 @@ def _add_carrier_states(net: Network, r: _CarrierRates, prefix: str, blood: int,
         net.flow(blood, E, r.k_ext, r.ext_weight)
     if r.mps_weight is not None:
         net.flow(blood, B, r.non_renal, r.mps_weight)
-    net.flow(E, blood, r.washout)
+    net.flow(E, blood, r.washout, bound=r.washout_bound)
     net.flow(E, B, r.uptake, bound=r.uptake_bound)
     net.flow(B, E, r.release, bound=r.release_bound)
     net.flow(B, feces, r.degradation, bound=r.degradation_bound)
@@ -342,8 +386,21 @@ def _add_carrier_states(net: Network, r: _CarrierRates, prefix: str, blood: int,
     return E, B, K
 
 
-def _add_payload(net: Network, idx: dict, body: Body, rates: _CarrierRates, agent: AgentSpec) -> DrugParams:
-    """Encapsulated drug (following its carrier), release, and the released drug's fate."""
+def _add_payload(
+    net: Network,
+    idx: dict,
+    body: Body,
+    rates: _CarrierRates,
+    agent: AgentSpec,
+    fields: AgentFields | None = None,
+    field_on: bool = False,
+) -> DrugParams:
+    """Encapsulated drug (following its carrier), release, and the released drug's fate.
+
+    With ``field_on`` (the network of a heat or light trigger's window) the field's release
+    rate ``k(x)`` (:class:`~imagingsim.delivery.agent_fields.AgentFields`) acts on the drug in
+    carrier in tissue and in the voxel's blood.
+    """
     xp, p = body.backend.xp, body.props
     drug = drug_parameters(agent.payload.drug)
     rel = agent.payload.release
@@ -356,12 +413,23 @@ def _add_payload(net: Network, idx: dict, body: Body, rates: _CarrierRates, agen
     idx["F"] = net.state("F", True)
     idx["G"] = net.state("G", True)
     idx["elim"] = net.state("elim", False)
-    tissue_release = release_rate_map(rel, p["ph"], p["po2_mmHg"], xp)
-    release_bound = rel.baseline_rate_per_h + (rel.triggered_rate_per_h if rel.trigger != "none" else 0.0)
+    protease = fields.protease if fields is not None else None
+    tissue_release = release_rate_map(rel, p["ph"], p["po2_mmHg"], xp, protease)
+    if fields is not None and fields.window_tau_h is not None:
+        release_bound = rel.baseline_rate_per_h + fields.field_rate_bound  # both phases: one bound
+    else:
+        release_bound = rel.baseline_rate_per_h + (rel.triggered_rate_per_h if rel.trigger != "none" else 0.0)
+    if field_on:
+        tissue_release = tissue_release + fields.field_rate
     net.flow(idx["Pb"], idx["Fb"], rel.baseline_rate_per_h)  # the trigger acts in tissue only
     for state in ("PE", "PB", "PK"):
         if idx[state] is not None:
             net.flow(idx[state], idx["F"], tissue_release, bound=release_bound)
+    if field_on and fields.blood_release_ml_per_h > 0.0:
+        # A field also opens the carrier in the blood of the voxels it reaches: of the whole
+        # blood pool, sum(v_b V k) / blood_volume_ml per hour, joining those voxels' free drug.
+        rate = fields.blood_release_ml_per_h / body.blood_volume_ml
+        net.flow(idx["Pb"], idx["F"], rate, fields.blood_release_weight)
     net.flow(idx["F"], idx["G"], drug.free_to_bound_per_h)
     net.flow(idx["G"], idx["F"], drug.bound_to_free_per_h)
     net.flow(idx["F"], idx["Fb"], drug.tissue_to_blood_per_h)
@@ -410,21 +478,40 @@ def _build_model(
     drug_ug: float,
     max_step_h: float,
     where: str,
+    fields: AgentFields | None = None,
 ) -> _AgentModel:
-    """The agent's compartment network, its initial state and its step caps."""
+    """The agent's compartment network, its initial state and its step caps.
+
+    An agent with a windowed trigger (heat, light) gets two networks of the same states,
+    without and with the field; it is not lumped (the field makes its rates voxel-wise) and
+    its step caps are those of the network with the field (the faster one).
+    """
     xp, dev = body.backend.xp, body.backend.device
-    rates = _carrier_rates(body, agent, carrier, species, where)
-    net = Network(xp)
-    idx: dict[str, int] = {name: net.state(name, False) for name in ("blood", "urine", "feces")}
-    idx["E"], idx["B"], idx["K"] = _add_carrier_states(
-        net, rates, "", idx["blood"], idx["urine"], idx["feces"]
-    )
-    drug = None
-    if agent.payload is not None:
-        drug = _add_payload(net, idx, body, rates, agent)
-    lumped = lump(net, body.n_entries, body.backend)
-    net, lumping = lumped if lumped is not None else (net, {})
-    caps, reasons = _step_caps(net, idx, max_step_h)
+    rates = _carrier_rates(body, agent, carrier, species, where, fields)
+
+    def network(field_on: bool) -> tuple[Network, dict[str, int], DrugParams | None]:
+        net = Network(xp)
+        idx: dict[str, int] = {name: net.state(name, False) for name in ("blood", "urine", "feces")}
+        idx["E"], idx["B"], idx["K"] = _add_carrier_states(
+            net, rates, "", idx["blood"], idx["urine"], idx["feces"]
+        )
+        drug = None
+        if agent.payload is not None:
+            drug = _add_payload(net, idx, body, rates, agent, fields, field_on)
+        return net, idx, drug
+
+    net, idx, drug = network(False)
+    window = fields.window_tau_h if fields is not None else None
+    net_on = None
+    if window is None:
+        lumped = lump(net, body.n_entries, body.backend)
+        net, lumping = lumped if lumped is not None else (net, {})
+        caps, reasons = _step_caps(net, idx, max_step_h)
+    else:
+        net_on, _, _ = network(True)
+        lumping = {}
+        caps, reasons = _step_caps(net_on, idx, max_step_h)
+        net_on.compile(max(cap for _, cap in caps))
     net.compile(max(cap for _, cap in caps))
 
     start = {"blood": dose_ug, "Pb": drug_ug}
@@ -436,7 +523,13 @@ def _build_model(
         )
         for k, (name, is_map) in enumerate(zip(net.names, net.is_map))
     ]
-    return _AgentModel(net, initial, idx, caps, reasons, drug, agent.injection_time_h, lumping)
+    return _AgentModel(net, initial, idx, caps, reasons, drug, agent.injection_time_h, lumping, net_on, window)
+
+
+def _phase(model: _AgentModel, tau_h: float) -> int:
+    """1 while the agent's field is on at agent time ``tau_h`` (a step's midpoint), else 0."""
+    window = model.window_tau_h
+    return 1 if window is not None and window[0] < tau_h < window[1] else 0
 
 
 class TooManyStepsError(ValueError):
@@ -634,6 +727,20 @@ def _linear_step(network, dt: float):
     return network.linear_step(network.factors(dt))
 
 
+def _phase_linear_step(model: _AgentModel, key: tuple[int, float]):
+    """The step ``(phase, dt)``: of the network without (0) or with (1) the field on."""
+    phase, dt = key
+    return _linear_step(model.phase_network(phase), dt)
+
+
+def _with_window(targets: list[float], window: tuple[float, float] | None) -> list[float]:
+    """The output times plus the window's start and end inside them, which steps must land on."""
+    if window is None or not targets:
+        return targets
+    inside = [b for b in window if 0.0 < b < targets[-1]]
+    return sorted(set(targets) | set(inside))
+
+
 def _simulate_agent(
     body: Body,
     phantom: Phantom,
@@ -650,13 +757,15 @@ def _simulate_agent(
     carrier = carrier_parameters(agent.carrier, agent.carrier_overrides)
     dose_ug = agent.dose_mg_per_kg * phantom.body_mass_g  # mg/kg * g = ug
     drug_ug = agent.payload.loading_mg_per_mg * dose_ug if agent.payload is not None else 0.0
-    model = _build_model(body, agent, carrier, phantom.species, dose_ug, drug_ug, max_step_h, where)
+    fields = agent_fields(body, phantom, agent, carrier, where)
+    model = _build_model(body, agent, carrier, phantom.species, dose_ug, drug_ug, max_step_h, where, fields)
 
     taus = [t - agent.injection_time_h for t in times_h]
     targets = [tau for tau in taus if tau > 0.0]
+    stops = _with_window(targets, model.window_tau_h)  # == targets without a window
     try:
         steps = solver_steps(
-            targets, first_step_h=first_step_h, growth=growth, max_step_h=max_step_h, caps=model.caps,
+            stops, first_step_h=first_step_h, growth=growth, max_step_h=max_step_h, caps=model.caps,
             max_steps=MAX_SOLVER_STEPS,
         )
     except TooManyStepsError:
@@ -673,15 +782,23 @@ def _simulate_agent(
         else:
             recorder.zeros()
     recorder.blood(0.0, values, force=True)
+    if model.window_tau_h is not None:  # landings on the window's ends are not outputs
+        output = {tau: i for i, tau in enumerate(targets)}
+        steps = [(dt, tau_end, output.get(stops[hit]) if hit is not None else None) for dt, tau_end, hit in steps]
     # Factors change only on the ramp and around landings; each new step size's are made
-    # while the solver still steps with the previous ones (they depend on dt alone).
-    sizes = [dt for k, (dt, _, _) in enumerate(steps) if k == 0 or dt != steps[k - 1][0]]
-    linear_steps = body.backend.prefetch(functools.partial(_linear_step, model.network), sizes)
-    cached_dt, step = None, None
-    for done, (dt, tau_end, hit) in enumerate(steps, start=1):
-        if dt != cached_dt:
+    # while the solver still steps with the previous ones (they depend on dt alone, and on
+    # whether a field is on: a step lies wholly inside or outside the window it lands on).
+    keys = [(_phase(model, tau_end - 0.5 * dt), dt) for dt, tau_end, _ in steps]
+    sizes = [key for k, key in enumerate(keys) if k == 0 or key != keys[k - 1]]
+    if model.window_tau_h is None:
+        linear_steps = body.backend.prefetch(functools.partial(_linear_step, model.network), [dt for _, dt in sizes])
+    else:
+        linear_steps = body.backend.prefetch(functools.partial(_phase_linear_step, model), sizes)
+    cached_key, step = None, None
+    for done, ((dt, tau_end, hit), key) in enumerate(zip(steps, keys), start=1):
+        if key != cached_key:
             step = None  # free the old coefficient maps before taking the next ones
-            cached_dt, step = dt, next(linear_steps)
+            cached_key, step = key, next(linear_steps)
         values = step.apply(values, body.backend.map_ordered)
         recorder.blood(tau_end, values, force=hit is not None)
         if hit is not None:
@@ -713,6 +830,7 @@ def _simulate_agent(
         label_blood_ml=dict(body.label_blood_ml),
         encapsulated_drug_ug_per_ml=recorder.stacked("encapsulated_drug"),
         lumped_drug_ug=lumped_drug,
+        field_maps=fields.truth if fields is not None else {},
     )
 
 

@@ -30,6 +30,15 @@ DRUG_LEDGER_KEYS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True, eq=False)
+class FieldMap:
+    """One external field acting on an agent, as written to the truth: values, units, meaning."""
+
+    values: Any = field(repr=False)  # device array, float64, the phantom grid's shape
+    units: str
+    what: str
+
+
+@dataclass(frozen=True, eq=False)
 class AgentDelivery:
     """Delivery of one agent: the ground truth the modalities image.
 
@@ -87,6 +96,10 @@ class AgentDelivery:
     lumped_drug_ug : tuple of float or None
         Extravascular drug (encapsulated, free and bound) in the lumped compartments at
         ``times_h``: organ remainders outside the field of view and the rest of the body, ug.
+    field_maps : dict of str -> FieldMap
+        The external fields that acted on this agent (a heating field's temperature, a light's
+        fluence, a magnet's field and force), by name (letters and digits, appended to the
+        agent's name in the truth file's desc); empty when none acted.
         Part of the drug ledger's tissue entries, but in no voxel.
     """
 
@@ -112,6 +125,7 @@ class AgentDelivery:
     label_blood_ml: dict[int, float] = field(default_factory=dict, repr=False)
     encapsulated_drug_ug_per_ml: Any = field(default=None, repr=False)
     lumped_drug_ug: tuple[float, ...] | None = field(default=None, repr=False)
+    field_maps: dict[str, FieldMap] = field(default_factory=dict, repr=False)
 
     def region_mass_ug(self, region: str | int) -> tuple[float, ...]:
         """Total carrier in ``region`` (its extravascular carrier plus the blood inside it), ug.
@@ -183,4 +197,4 @@ class DeliveryResult:
         raise KeyError(f"no agent {name!r}; agents: {', '.join(a.agent.name for a in self.agents)}")
 
 
-__all__ = ["DRUG_LEDGER_KEYS", "LEDGER_KEYS", "REGIONS", "AgentDelivery", "DeliveryResult"]
+__all__ = ["DRUG_LEDGER_KEYS", "LEDGER_KEYS", "REGIONS", "AgentDelivery", "DeliveryResult", "FieldMap"]

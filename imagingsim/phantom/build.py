@@ -6,6 +6,7 @@ from imagingsim.grid import ImageGrid
 from imagingsim.phantom.anatomy import Anatomy, VoxelCanvas, get_anatomy
 from imagingsim.phantom.model import Phantom
 from imagingsim.phantom.properties import label_materials, property_maps
+from imagingsim.phantom.stroma import stroma_maps
 from imagingsim.phantom.tumour import draw_tumours, paint_tumours
 from imagingsim.scenario import PhantomSpec
 
@@ -51,6 +52,7 @@ def build_phantom(spec: PhantomSpec, backend, seed: int) -> Phantom:
         backend, grid, canvas.labels, tumour_index, spec, seed,
         tumour_permeability_scale=anatomy.tumour_permeability_scale,
     )
+    properties.update(stroma_maps(backend, grid, canvas.labels, tumour_index, spec, seed))  # optional maps
     return Phantom(
         spec=spec,
         grid=grid,

@@ -67,6 +67,20 @@ PROPERTY_DESC: dict[str, str] = {
 }
 
 
+#: Property maps a phantom has only when its spec asks for them (a tumour setting
+#: ``macrophage_fraction`` or ``protease_activity_nM``; :mod:`imagingsim.phantom.stroma`).
+OPTIONAL_PROPERTY_UNITS: dict[str, str] = {
+    "macrophage_fraction": "fraction of cells (macrophages / all cells)",
+    "protease_activity_nM": "nmol/L tissue (active MMP-2/9)",
+}
+
+#: BIDS ``desc`` value of each optional property map.
+OPTIONAL_PROPERTY_DESC: dict[str, str] = {
+    "macrophage_fraction": "macrophageFraction",
+    "protease_activity_nM": "proteaseActivity",
+}
+
+
 @dataclass(frozen=True, eq=False)
 class Phantom:
     """A voxel phantom: labels, property maps and whole-body constants.
@@ -82,7 +96,8 @@ class Phantom:
     tumour_index : device array, uint8, shape ``grid.shape``
         0 outside tumours, ``n + 1`` inside ``spec.tumours[n]``.
     properties : dict of str -> device array (float64, ``grid.shape``)
-        One map per key of :data:`PROPERTY_UNITS`.
+        One map per key of :data:`PROPERTY_UNITS`, plus those of
+        :data:`OPTIONAL_PROPERTY_UNITS` the spec asks for.
     materials : dict of int -> str
         Material name (ICRU composition key of ``imagingsim.data``) for each label value.
     species : {"mouse", "human"}

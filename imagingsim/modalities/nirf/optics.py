@@ -54,51 +54,21 @@ contrast in sharpness is partly a modelling choice.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
 
 from imagingsim.backend import Backend
 from imagingsim.modalities.nirf.tables import PSFParameters, optics_table
 from imagingsim.operators.blur import FWHM_PER_SIGMA
+from imagingsim.physics.optics import (
+    Diffusion,
+    diffusion,
+    effective_reflection,
+    plane_fluence,
+    specular_reflection,
+)
 
 # --- diffusion theory ----------------------------------------------------------------------
-
-
-def effective_reflection(n: float) -> float:
-    """Effective internal reflection coefficient of a tissue-air boundary (Groenhuis et al. 1983 fit)."""
-    return -1.440 / n**2 + 0.710 / n + 0.668 + 0.0636 * n
-
-
-def specular_reflection(n: float) -> float:
-    """Fresnel reflectance at normal incidence from air, ``((n - 1) / (n + 1))^2``."""
-    return ((n - 1.0) / (n + 1.0)) ** 2
-
-
-@dataclass(frozen=True)
-class Diffusion:
-    """Diffusion-theory constants of a medium (floats or device arrays), mm and 1/mm."""
-
-    D: Any
-    mu_eff: Any
-    z0: Any
-    zb: Any
-    A: float
-
-
-def diffusion(mu_a, mu_s_prime, n: float, xp=math) -> Diffusion:
-    """``D``, ``mu_eff``, ``z0`` and ``zb`` of a medium (module docstring); ``xp`` = math or an array namespace."""
-    mu_t = mu_a + mu_s_prime
-    D = 1.0 / (3.0 * mu_t)
-    r = effective_reflection(n)
-    A = (1.0 + r) / (1.0 - r)
-    return Diffusion(D=D, mu_eff=xp.sqrt(3.0 * mu_a * mu_t), z0=1.0 / mu_t, zb=2.0 * A * D, A=A)
-
-
-def plane_fluence(z_mm, m: Diffusion, xp=math):
-    """Fluence rate at depth ``z`` per unit transmitted broad-beam irradiance (dimensionless; source strength 1)."""
-    mu = m.mu_eff
-    distance = abs(z_mm - m.z0) if xp is math else xp.abs(z_mm - m.z0)
-    return (xp.exp(-mu * distance) - xp.exp(-mu * (z_mm + m.z0 + 2.0 * m.zb))) / (2.0 * m.D * mu)
+# The generic part (D, mu_eff, z0, zb, the broad-beam fluence) is shared with the light
+# trigger of the delivery model, so it lives in imagingsim.physics.optics.
 
 
 def surface_exitance(rho_mm, depth_mm, m: Diffusion, xp=math):

@@ -28,6 +28,7 @@ from imagingsim.backend import Backend
 from imagingsim.data.tables import read_table
 from imagingsim.phantom.model import Label
 from imagingsim.phantom.properties import lookup, tissue_table
+from imagingsim.physics.optics import interp_log as _interp_log  # shared with the delivery's light trigger
 
 WINDOWS = ("NIR-I", "NIR-II")
 #: Emission at or above this wavelength is NIR-II, nm.
@@ -352,18 +353,6 @@ class OpticsTable:
     def scattering_ratio(self, label: Label, wavelength_nm: float) -> float:
         """``mu_s'(label, lambda) / mu_s'(label, 810 nm) = (lambda / 810)^-b``."""
         return (wavelength_nm / PHANTOM_WAVELENGTH_NM) ** -self.scattering_power_b[label]
-
-
-def _interp_log(xs: tuple[float, ...], ys: tuple[float, ...], x: float) -> float:
-    if not xs[0] <= x <= xs[-1]:
-        raise ValueError(f"wavelength {x} nm is outside the optics table ({xs[0]}-{xs[-1]} nm)")
-    for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:]):
-        if x0 <= x <= x1:
-            t = (x - x0) / (x1 - x0)
-            if y0 > 0.0 and y1 > 0.0:
-                return math.exp((1.0 - t) * math.log(y0) + t * math.log(y1))
-            return (1.0 - t) * y0 + t * y1
-    return ys[-1]
 
 
 @functools.cache
