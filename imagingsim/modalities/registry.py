@@ -33,6 +33,7 @@ BUILTIN: dict[str, str] = {
     "nirf": "imagingsim.modalities.nirf:MODALITY",
     "spect": "imagingsim.modalities.spect:MODALITY",
     "ct": "imagingsim.modalities.ct:MODALITY",
+    "photoacoustic": "imagingsim.modalities.photoacoustic:MODALITY",
 }
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from imagingsim.modalities.registry import BUILTIN
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "example_modality"
 TESTS = Path(__file__).resolve().parents[1]
 SMALL = ["--set", "phantom.voxel_size_mm=2.0", "--set", "schedule.times_h=[24.0]"]
@@ -56,7 +58,7 @@ def test_listed_with_its_origin(site, tmp_path):
     result = _run(["modalities"], site, tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert [line.split(" ")[0] for line in lines] == ["pet", "mri", "nirf", "spect", "ct", "planar"]
+    assert [line.split(" ")[0] for line in lines] == [*BUILTIN, "planar"]  # the built-ins first, in their order
     assert lines[0].startswith("pet (built-in): ")
     assert lines[-1].startswith("planar (imagingsim-example-planar): Planar carrier projection")
 
