@@ -23,9 +23,8 @@ of a body illuminated uniformly along z (no out-of-plane loss); four beams over-
 degree facets by up to sqrt(2); the diffuse source has strength 1 per transmitted photon
 (fluence high by ``mu_a / mu_s'``, a few %).
 
-The kernel of the two modalities is the same formula; it is written here again (a few lines)
-because a modality may not import another (ARCHITECTURE: modalities meet only through the
-contract). Moving it to ``imagingsim.physics`` is the clean fix once both use it.
+The diffusion-theory kernel is the one NIRF and the delivery's light trigger use
+(:mod:`imagingsim.physics.optics`); this module adds the slice's beams and path means.
 
 References
 ----------
@@ -36,48 +35,20 @@ R. A. J. Groenhuis, H. A. Ferwerda, J. J. Ten Bosch, Appl Opt 1983;22:2456 (R_ef
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from imagingsim.backend import Backend
+from imagingsim.physics.optics import Diffusion, plane_fluence, refractive_index, specular_reflection
+from imagingsim.physics.optics import diffusion as shared_diffusion
 
-#: Tissue refractive index (air outside), as the NIRF model (data/optics.toml [medium]).
-REFRACTIVE_INDEX = 1.4
+#: Tissue refractive index (air outside), from ``data/optics.toml`` ``[medium]`` as in NIRF.
+REFRACTIVE_INDEX = refractive_index()
 #: Beams of each detector geometry: (array axis, +1 light travelling towards +axis / -1 towards -axis).
 RING_BEAMS = ((0, 1), (0, -1), (1, 1), (1, -1))
 
 
-def effective_reflection(n: float) -> float:
-    """Effective internal reflection of a tissue-air boundary (Groenhuis et al. 1983 fit)."""
-    return -1.440 / n**2 + 0.710 / n + 0.668 + 0.0636 * n
-
-
-def specular_reflection(n: float) -> float:
-    """Fresnel reflectance at normal incidence from air, ``((n - 1) / (n + 1))^2``."""
-    return ((n - 1.0) / (n + 1.0)) ** 2
-
-
-@dataclass(frozen=True)
-class Diffusion:
-    """Diffusion-theory constants (floats or device arrays), mm and 1/mm."""
-
-    D: object
-    mu_eff: object
-    z0: object
-    zb: object
-
-
-def diffusion(mu_a, mu_s_prime, xp=math, n: float = REFRACTIVE_INDEX) -> Diffusion:
-    """``D``, ``mu_eff``, ``z0``, ``zb`` of a medium (module docstring)."""
-    mu_t = mu_a + mu_s_prime
-    D = 1.0 / (3.0 * mu_t)
-    r = effective_reflection(n)
-    return Diffusion(D=D, mu_eff=xp.sqrt(3.0 * mu_a * mu_t), z0=1.0 / mu_t, zb=2.0 * (1.0 + r) / (1.0 - r) * D)
-
-
-def plane_fluence(z_mm, m: Diffusion, xp=math):
-    """Fluence at depth ``z`` per unit transmitted broad-beam exposure (dimensionless)."""
-    distance = abs(z_mm - m.z0) if xp is math else xp.abs(z_mm - m.z0)
-    return (xp.exp(-m.mu_eff * distance) - xp.exp(-m.mu_eff * (z_mm + m.z0 + 2.0 * m.zb))) / (2.0 * m.D * m.mu_eff)
+def diffusion(mu_a, mu_s_prime, xp=math) -> Diffusion:
+    """``D``, ``mu_eff``, ``z0``, ``zb`` of a medium of tissue's refractive index (:func:`imagingsim.physics.optics.diffusion`)."""
+    return shared_diffusion(mu_a, mu_s_prime, REFRACTIVE_INDEX, xp)
 
 
 def beams(detector: str, side: str) -> tuple[tuple[int, int], ...]:
@@ -162,7 +133,6 @@ __all__ = [
     "Diffusion",
     "beams",
     "diffusion",
-    "effective_reflection",
     "fluence",
     "fluence_homogeneous",
     "path_depth",

@@ -136,7 +136,7 @@ def fluence_against_depth(mu_a_per_mm, mu_s_prime_per_mm, exposure_mJ_per_cm2: f
     rows = []
     for a, s in zip(mu_a_per_mm, mu_s_prime_per_mm, strict=True):
         m = diffusion(a, s)
-        rows.append([exposure_mJ_per_cm2 * (1 - specular_reflection(1.4)) * plane_fluence(z, m) for z in depth])
+        rows.append([exposure_mJ_per_cm2 * (1 - specular_reflection(REFRACTIVE_INDEX)) * plane_fluence(z, m) for z in depth])
     return depth, np.asarray(rows)
 
 
