@@ -211,7 +211,20 @@ Point3 = tuple[float, float, float]
 AXES = ("+x", "-x", "+y", "-y", "+z", "-z")
 
 
-class HeatSpec(SpecModel):
+class OnTimeWindow(SpecModel):
+    """When an external source (heating, light) is on: from ``on_h`` to ``off_h``."""
+
+    on_h: Annotated[float, Field(ge=0.0, le=MAX_TIME_H)] = Field(description="The source is switched on, h after t = 0.")
+    off_h: Annotated[float, Field(gt=0.0, le=MAX_TIME_H)] = Field(description="The source is switched off, h after t = 0.")
+
+    @model_validator(mode="after")
+    def _window(self):
+        if self.off_h <= self.on_h:
+            raise ValueError(f"off_h must be after on_h, got on_h={self.on_h:g}, off_h={self.off_h:g}")
+        return self
+
+
+class HeatSpec(OnTimeWindow):
     """A focused heating field (mild hyperthermia, HIFU): a Gaussian focus switched on for a window."""
 
     centre_mm: Point3 = Field(description="Focus centre in world RAS mm.")
@@ -221,8 +234,6 @@ class HeatSpec(SpecModel):
     temperature_rise_K: Annotated[float, Field(gt=0.0, le=30.0)] = Field(
         description="Temperature rise at the focus above body temperature, K."
     )
-    on_h: Annotated[float, Field(ge=0.0, le=MAX_TIME_H)] = Field(description="Heating starts, h after t = 0.")
-    off_h: Annotated[float, Field(gt=0.0, le=MAX_TIME_H)] = Field(description="Heating stops, h after t = 0.")
     transition_temperature_C: Annotated[float, Field(ge=37.0, le=60.0)] = Field(
         41.3,
         description="Centre of the membrane phase transition where release switches on, deg C (41.3 C: "
@@ -232,14 +243,8 @@ class HeatSpec(SpecModel):
         1.0, description="Width of the linear switch-on around the transition temperature, K (check)."
     )
 
-    @model_validator(mode="after")
-    def _window(self):
-        if self.off_h <= self.on_h:
-            raise ValueError(f"off_h must be after on_h, got on_h={self.on_h:g}, off_h={self.off_h:g}")
-        return self
 
-
-class LightSpec(SpecModel):
+class LightSpec(OnTimeWindow):
     """A broad collimated beam on the skin: wavelength, spot, irradiance and on-time window."""
 
     wavelength_nm: Annotated[float, Field(ge=660.0, le=1300.0)] = Field(
@@ -253,8 +258,6 @@ class LightSpec(SpecModel):
     irradiance_mW_per_cm2: Annotated[float, Field(gt=0.0, le=5000.0)] = Field(
         description="Incident irradiance on the skin, mW/cm^2."
     )
-    on_h: Annotated[float, Field(ge=0.0, le=MAX_TIME_H)] = Field(description="Illumination starts, h after t = 0.")
-    off_h: Annotated[float, Field(gt=0.0, le=MAX_TIME_H)] = Field(description="Illumination stops, h after t = 0.")
     release_fluence_J_per_cm2: Annotated[float, Field(gt=0.0, le=1e5)] = Field(
         100.0,
         description="Local fluence per e-fold of photo-release (1/photochemical cross-section), J/cm^2 "
@@ -263,12 +266,6 @@ class LightSpec(SpecModel):
     threshold_fluence_J_per_cm2: Annotated[float, Field(ge=0.0, le=1e5)] = Field(
         0.0, description="Local fluence over the window below which nothing is released, J/cm^2."
     )
-
-    @model_validator(mode="after")
-    def _window(self):
-        if self.off_h <= self.on_h:
-            raise ValueError(f"off_h must be after on_h, got on_h={self.on_h:g}, off_h={self.off_h:g}")
-        return self
 
 
 class ReleaseSpec(SpecModel):
