@@ -152,11 +152,11 @@ class Backend:
     def map_ordered(self, func: Callable[[Any], Any], items) -> list:
         """``[func(item) for item in items]``, up to :attr:`workers` items at a time.
 
-        For independent pieces of work (the sessions of a study, the halves of a solver
-        step's voxels) whose kernels leave cores idle: NumPy releases the GIL in its array
+        For independent pieces of work (the sessions of a study, the acquisitions of a
+        scan series) whose kernels leave cores idle: NumPy releases the GIL in its array
         loops, so on the CPU two pieces overlap where one alone keeps about one core busy.
         ``workers`` is 1 on a GPU (one stream) and on the strict backend. The threads are
-        kept between calls (a solver step is milliseconds); a call made from one of them
+        kept between calls; a call made from one of them
         runs its items one after the other (no nested pools, no deadlock). Each item runs
         in a copy of the caller's context (progress listeners follow it). Results come back
         in item order; the first failure in item order is raised once the items already

@@ -8,7 +8,6 @@ and conservation properties.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -264,67 +263,22 @@ class LinearStep:
             return self.xp.vecdot(x, coefficient)
         return x * coefficient
 
-    def apply(self, values: list, map_ordered: Callable | None = None) -> list:
-        """The states after the step (new arrays; ``values`` is not modified).
-
-        ``map_ordered`` (:meth:`imagingsim.backend.Backend.map_ordered`) splits the entries
-        of the map states into one run per worker: every entry's value is computed by the
-        same operations in the same order as unsplit, so the result is the same bits.
-        Sums over entries (into scalar states) are taken whole, before the split.
-        """
-        xp = self.xp
+    def apply(self, values: list) -> list:
+        """The states after the step (new arrays; ``values`` is not modified)."""
         arrived = {
             m: sum(self._apply(h, values[j], self.is_map[j], False) for j, h in sources)
             for m, sources in self.arrivals.items()
         }
-        out: list[Any] = [None] * len(values)
-        maps = [d for d in range(len(values)) if self.is_map[d]]
-        for d in range(len(values)):
-            if not self.is_map[d]:
-                out[d] = self._destination(d, values, arrived, None)
-        if not maps:
-            return out
-        # Map states may differ in length (per voxel, per lumped group); a destination's
-        # sources and coefficients have its own. Run k of n takes the k-th n-th of each.
-        lengths = {d: values[d].shape[0] for d in maps}
-        longest = max(lengths.values())
-        n_runs = 1 if map_ordered is None else max(1, min(_max_runs(map_ordered), longest // _MIN_RUN_ENTRIES))
-        if n_runs == 1:
-            for d in maps:
-                out[d] = self._destination(d, values, arrived, None)
-            return out
-
-        def run(k: int) -> list:
-            return [self._destination(d, values, arrived, slice(n * k // n_runs, n * (k + 1) // n_runs))
-                    for d, n in lengths.items()]
-
-        pieces = map_ordered(run, range(n_runs))
-        for i, d in enumerate(maps):
-            out[d] = xp.concat([piece[i] for piece in pieces])
+        out = []
+        for d, (stay, terms) in enumerate(zip(self.stay, self.terms)):
+            value = values[d] * stay
+            for (kind, j), coefficient in terms:
+                if kind == "state":
+                    value += self._apply(coefficient, values[j], self.is_map[j], self.is_map[d])
+                else:
+                    value += arrived[j] * coefficient
+            out.append(value)
         return out
-
-    def _destination(self, d: int, values: list, arrived: dict, run: slice | None):
-        """State ``d`` after the step, over the entries ``run`` of the maps (all when None)."""
-
-        def part(a):
-            return a if run is None or isinstance(a, float) or a.ndim == 0 else a[run]
-
-        value = part(values[d]) * part(self.stay[d])
-        for (kind, j), coefficient in self.terms[d]:
-            if kind == "state":
-                value += self._apply(part(coefficient), part(values[j]), self.is_map[j], self.is_map[d])
-            else:
-                value += arrived[j] * part(coefficient)
-        return value
-
-
-#: Fewest map entries per run of a split step (below this, a thread costs more than it saves).
-_MIN_RUN_ENTRIES = 16_384
-
-
-def _max_runs(map_ordered: Callable) -> int:
-    """The worker count of the backend that owns ``map_ordered`` (1 if it has none)."""
-    return getattr(getattr(map_ordered, "__self__", None), "workers", 1)
 
 
 def _accumulate(slots: list, index: int, amount) -> None:

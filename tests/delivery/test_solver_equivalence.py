@@ -13,16 +13,13 @@ whole pipeline in tests/test_end_to_end.py (numpy against strict).
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
 import imagingsim.delivery.kinetics as kinetics
 from imagingsim.backend import get_backend
 from imagingsim.delivery.lumping import lump
-from imagingsim.delivery import network as network_module
-from imagingsim.delivery.network import LinearStep, Network
+from imagingsim.delivery.network import Network
 from imagingsim.pipeline import load_scenario, simulate
 from imagingsim.scenario import builtin_names
 
@@ -37,7 +34,7 @@ class _TwoPassReference:
     def __init__(self, network: Network, factors):
         self.network, self.factors = network, factors
 
-    def apply(self, values, map_ordered=None):
+    def apply(self, values):
         return self.network.step(values, self.factors)
 
 
@@ -100,33 +97,6 @@ def test_lumped_solver_matches_the_per_entry_solver_on_every_builtin_scenario(na
     # with two networks for its on-time window, is never lumped).
     if name not in ("mouse_peg_liposome", "mouse_thermosensitive_hifu"):
         assert any(used), "label-wise rates must be lumped"
-
-
-@pytest.mark.parametrize("name", builtin_names())
-def test_steps_split_over_workers_are_the_same_bits_on_every_builtin_scenario(name, monkeypatch):
-    # Each worker steps a run of the map entries; every entry must get the same bits as in
-    # one whole step (coarse grids have few entries, so runs are allowed down to 1 entry).
-    numpy_backend = get_backend("numpy")
-    whole, _ = _deliveries(name, monkeypatch, dataclasses.replace(numpy_backend, workers=1))
-    runs = []
-    destination = LinearStep._destination
-
-    def spy(self, d, values, arrived, run):
-        runs.append(run)
-        return destination(self, d, values, arrived, run)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(network_module, "_MIN_RUN_ENTRIES", 1)
-        patch.setattr(LinearStep, "_destination", spy)
-        split, _ = _deliveries(name, monkeypatch, dataclasses.replace(numpy_backend, workers=2))
-    assert any(run is not None for run in runs), "no step was split"
-    for a, b in zip(split.delivery.agents, whole.delivery.agents, strict=True):
-        for key in MAPS:
-            x, y = getattr(a, key), getattr(b, key)
-            assert (x is None) == (y is None), key
-            if x is not None:
-                assert np.array_equal(np.asarray(x), np.asarray(y)), key
-        assert a.ledger_ug == b.ledger_ug and a.blood_curve_ug_per_ml == b.blood_curve_ug_per_ml
 
 
 def test_lumped_solver_on_the_strict_backend_matches_numpy(monkeypatch):

@@ -1,8 +1,7 @@
 """Work split over threads gives the same bits as one thread, for every registered modality.
 
 On the CPU the backend runs independent pieces at once (`Backend.map_ordered`: MRI sessions,
-SPECT acquisitions, CT ray runs, halves of a delivery step; `Backend.prefetch`: the solver's
-next step factors). Each piece computes every value with the same operations in the same
+SPECT acquisitions; `Backend.prefetch`: the solver's next step factors). Each piece computes every value with the same operations in the same
 order as the serial loop, so a subject must not depend on the worker count. This compares a
 whole in-memory subject (delivery and every acquisition, every array field) simulated with 1
 and with 2 workers.

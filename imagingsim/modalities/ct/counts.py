@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import itertools
 from typing import Any
 
 from imagingsim.backend import Backend
@@ -19,8 +17,6 @@ from imagingsim.projectors import ParallelBeamGeometry, ParallelProjector
 #: Largest temporary (sinogram bins x energies) array of the polyenergetic sum, elements
 #: (2**25 float32 = 128 MiB; the exp() of the chunk doubles it).
 MAX_CHUNK_ELEMENTS = 2**25
-#: Fewest rays per run of :func:`polyenergetic_counts` (a thread costs more than it saves below).
-MIN_RUN_RAYS = 65_536
 
 
 #: (mu/rho) in cm^2/g times a density in g/mL (= g/cm^3) is 1/cm; this makes it 1/mm.
@@ -114,15 +110,6 @@ def polyenergetic_counts(line_integrals, coefficients, photons, backend: Backend
     n_rays = line_integrals[0].shape[0]
     n_energies = len(photons)
     chunk = max(1, min(n_energies, max_chunk_elements // max(n_rays, 1)))
-    # The exponentials are most of the time: they run on one core per run of rays (each ray
-    # computed alone, so the same bits as one run). The products stay whole: BLAS splits
-    # their rows over its own threads, and a row's sum in OpenBLAS's multi-threaded gemv
-    # depends on where the rows it is called with start.
-    n_runs = max(1, min(backend.workers, n_rays // MIN_RUN_RAYS))
-    runs = [slice(lo, hi) for lo, hi in itertools.pairwise(n_rays * k // n_runs for k in range(n_runs + 1))]
-
-    def transmitted_part(exponent, run: slice):
-        return xp.exp(-exponent[run, ...])
     total = xp.zeros((n_rays,), dtype=xp.float32, device=dev)
     for start in range(0, n_energies, chunk):
         stop = min(n_energies, start + chunk)
@@ -132,13 +119,8 @@ def polyenergetic_counts(line_integrals, coefficients, photons, backend: Backend
             a = xp.asarray([list(col) for col in zip(*table[start:stop])], dtype=xp.float32, device=dev)
             term = xp.matmul(block, a)  # (n_rays, chunk)
             exponent = term if exponent is None else exponent + term
-        if n_runs > 1:
-            transmitted = xp.concat(backend.map_ordered(functools.partial(transmitted_part, exponent), runs))
-        else:
-            transmitted = xp.exp(-exponent)
-        del exponent
         weights = xp.asarray(list(photons[start:stop]), dtype=xp.float32, device=dev)
-        total = total + xp.matmul(transmitted, weights)
+        total = total + xp.matmul(xp.exp(-exponent), weights)
     return total
 
 

@@ -47,7 +47,6 @@ Model (one frame ``k`` per schedule time ``t_k``, length ``D``; t = 0 is the sce
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -311,12 +310,17 @@ def simulate_pet_data(plan: PETPlan, ctx: AcquisitionContext, timer: StageTimer 
 
     mean_prompts = trues + background
     check_nonnegative(mean_prompts, "PET expected prompts")
-    def frame_prompts(mean, k: int):
-        # Each frame has its own generator, so frames may be drawn on two threads at once.
-        counts = poisson_counts(mean[..., k], backend.rng(seed, PET_NOISE_STREAM, plan.frames[k]), validate=False)
-        return xp.astype(counts, xp.float32)
-
-    prompts = xp.stack(backend.map_ordered(functools.partial(frame_prompts, mean_prompts), range(n_frames)), axis=-1)
+    prompts = xp.stack(
+        [
+            xp.astype(
+                poisson_counts(mean_prompts[..., k], backend.rng(seed, PET_NOISE_STREAM, plan.frames[k]),
+                               validate=False),
+                xp.float32,
+            )
+            for k in range(n_frames)
+        ],
+        axis=-1,
+    )
     del mean_prompts
     timer.lap("noise")
     return PETRawData(trues=trues, scatter=scatter, randoms_per_bin=randoms_per_bin, background=background,
