@@ -103,6 +103,12 @@ class ReconProblem:
         return self.operator.adjoint(y)
 
 
+def check_frame(modality: str, frame: int, n_frames: int, unit: str) -> None:
+    """Refuse a ``frame`` outside the acquisition's ``n_frames`` (``unit``: "frames", "scans"...)."""
+    if not 0 <= frame < n_frames:
+        raise ValueError(f"{modality} frame {frame} out of range: the acquisition has {n_frames} {unit}")
+
+
 @dataclass(frozen=True, eq=False)
 class ProblemSource:
     """What a modality gives the benchmark harness for one scan: truth, labels and realisations.

@@ -121,3 +121,12 @@ def test_pet_model_reproduces_the_expected_counts(numpy_backend):
             positive = expected > 0
             chi2 = np.mean((problem.data[positive] - expected[positive]) ** 2 / expected[positive])
             assert 0.95 < chi2 < 1.05, chi2
+
+
+def test_a_frame_outside_the_acquisition_is_refused_in_one_line():
+    from imagingsim.recon.problem import check_frame
+
+    check_frame("pet", 0, 1, "frames")
+    for frame in (-1, 2):
+        with pytest.raises(ValueError, match=rf"^pet frame {frame} out of range: the acquisition has 2 frames$"):
+            check_frame("pet", frame, 2, "frames")

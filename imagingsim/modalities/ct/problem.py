@@ -24,7 +24,7 @@ from imagingsim.modalities.ct.recon import line_integrals_from_counts, water_pre
 from imagingsim.physics.noise import poisson_counts
 from imagingsim.projectors import ParallelProjector, PixelBackprojector
 from imagingsim.recon import fbp
-from imagingsim.recon.problem import ProblemSource, ReconProblem
+from imagingsim.recon.problem import ProblemSource, ReconProblem, check_frame
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,8 +38,7 @@ class CTNative:
 def ct_problem(ctx: AcquisitionContext, acquisition, *, frame: int = 0) -> ProblemSource:
     """The benchmark problem of CT scan ``frame`` (see the module docstring)."""
     n_scans = len(acquisition.times_h)
-    if not 0 <= frame < n_scans:
-        raise ValueError(f"ct frame {frame} out of range: the acquisition has {n_scans} scans")
+    check_frame("ct", frame, n_scans, "scans")
     backend = ctx.backend
     xp = backend.xp
     grid = acquisition.grid

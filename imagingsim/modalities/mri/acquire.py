@@ -45,6 +45,7 @@ Model (one session per schedule time ``t_k``; physics in :mod:`~imagingsim.modal
 
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -379,7 +380,7 @@ def acquire_mri(ctx: AcquisitionContext, *, dtype=None) -> MRIAcquisition:
     echo_times, agents, method = plan.echo_times_ms, plan.iron_agents, plan.method
     n_sessions = len(delivery.times_h)
     out = _SessionStacks(n_sessions, backend)
-    finished = _Counter()
+    finished = itertools.count(1)  # next() is atomic: sessions finish on any thread
 
     def session(k: int) -> StageTimer:
         # Sessions are independent (own noise stream, results in their own slots), so the
@@ -404,7 +405,7 @@ def acquire_mri(ctx: AcquisitionContext, *, dtype=None) -> MRIAcquisition:
         out.put("magnitude", k, magnitude)
         for key, name in (("r1", "r1"), ("r2star_true", "r2star"), ("iron", "iron"), ("bound", "bound")):
             out.put(key, k, xp.astype(truth[name], xp.float32))
-        progress.report(finished.increment(), n_sessions)
+        progress.report(next(finished), n_sessions)
         return session_timer
 
     for session_timer in backend.map_ordered(session, range(n_sessions)):
@@ -467,18 +468,6 @@ class _SessionStacks:
     def get(self, key: str):
         """The stacked array of ``key``; None when no session produced one."""
         return self._arrays.get(key)
-
-
-class _Counter:
-    """A thread-safe count of finished sessions (for the progress report)."""
-
-    def __init__(self) -> None:
-        self._value, self._lock = 0, threading.Lock()
-
-    def increment(self) -> int:
-        with self._lock:
-            self._value += 1
-            return self._value
 
 
 def roi_iron_mM(acquisition: MRIAcquisition, roi, backend: Backend):

@@ -24,14 +24,13 @@ from imagingsim.modalities.base import AcquisitionContext
 from imagingsim.modalities.mri.acquire import MRI_NOISE_STREAM, add_kspace_noise, plan_mri, simulate_mri_session
 from imagingsim.modalities.mri.recon import cg_sense, encoding_operator, zero_filled
 from imagingsim.operators import Reshape
-from imagingsim.recon.problem import ProblemSource, ReconProblem
+from imagingsim.recon.problem import ProblemSource, ReconProblem, check_frame
 
 
 def mri_problem(ctx: AcquisitionContext, acquisition, *, frame: int = 0) -> ProblemSource:
     """The benchmark problem of the first echo of MRI session ``frame`` (see the module docstring)."""
     n_sessions = len(acquisition.times_h)
-    if not 0 <= frame < n_sessions:
-        raise ValueError(f"mri frame {frame} out of range: the acquisition has {n_sessions} sessions")
+    check_frame("mri", frame, n_sessions, "sessions")
     backend = ctx.backend
     xp = backend.xp
     grid = ctx.phantom.grid

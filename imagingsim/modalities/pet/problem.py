@@ -32,7 +32,7 @@ from imagingsim.operators import Reshape
 from imagingsim.physics.noise import poisson_counts
 from imagingsim.projectors import ParallelProjector
 from imagingsim.recon import osem
-from imagingsim.recon.problem import ProblemSource, ReconProblem
+from imagingsim.recon.problem import ProblemSource, ReconProblem, check_frame
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -52,8 +52,7 @@ def pet_problem(ctx: AcquisitionContext, acquisition, *, frame: int = 0) -> Prob
     ValueError
         ``frame`` outside the acquisition's frames.
     """
-    if not 0 <= frame < acquisition.n_frames:
-        raise ValueError(f"pet frame {frame} out of range: the acquisition has {acquisition.n_frames} frames")
+    check_frame("pet", frame, acquisition.n_frames, "frames")
     backend = ctx.backend
     xp = backend.xp
     plan = plan_pet(ctx)

@@ -30,7 +30,7 @@ from imagingsim.modalities.spect.acquire import SPECT_NOISE_STREAM
 from imagingsim.modalities.spect.system import peak_projectors, subset_projectors, system_model
 from imagingsim.physics.noise import poisson_counts
 from imagingsim.recon import osem
-from imagingsim.recon.problem import ProblemSource, ReconProblem
+from imagingsim.recon.problem import ProblemSource, ReconProblem, check_frame
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -50,8 +50,7 @@ class SPECTNative:
 def spect_problem(ctx: AcquisitionContext, acquisition, *, frame: int = 0) -> ProblemSource:
     """The benchmark problem of SPECT acquisition ``frame`` (see the module docstring)."""
     n_frames = len(acquisition.frame_start_s)
-    if not 0 <= frame < n_frames:
-        raise ValueError(f"spect frame {frame} out of range: the acquisition has {n_frames} acquisitions")
+    check_frame("spect", frame, n_frames, "acquisitions")
     backend = ctx.backend
     xp = backend.xp
     grid, peaks = acquisition.grid, acquisition.photopeaks
