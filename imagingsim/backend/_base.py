@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import ctypes
 import functools
 import os
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,6 +148,7 @@ class Backend:
     _fft: Any = field(default=None, repr=False)
     _release_device: Callable[[], None] | None = field(default=None, repr=False)
     _synchronize: Callable[[], None] | None = field(default=None, repr=False)
+    _parallel_section: Callable[[], AbstractContextManager] | None = field(default=None, repr=False)
     transfers: TransferStats = field(default_factory=TransferStats, repr=False)
     workers: int = field(default=1, repr=False)
 
@@ -161,21 +164,27 @@ class Backend:
         in a copy of the caller's context (progress listeners follow it). Results come back
         in item order; the first failure in item order is raised once the items already
         started have stopped, and those not started are cancelled.
+
+        The pieces run inside the backend's parallel section, in series or not (numpy: BLAS
+        calls use one thread each, so that two pieces do not each start a BLAS thread per
+        core, and a piece's products round the same whatever the worker count: OpenBLAS's
+        threaded products can round differently from its one-threaded ones).
         """
         items = list(items)
-        if self.workers <= 1 or len(items) <= 1 or getattr(_worker_state, "inside", False):
-            return [func(item) for item in items]
-        from concurrent.futures import wait
+        with self._parallel_section() if self._parallel_section is not None else contextlib.nullcontext():
+            if self.workers <= 1 or len(items) <= 1 or getattr(_worker_state, "inside", False):
+                return [func(item) for item in items]
+            from concurrent.futures import wait
 
-        pool = _work_pool(self.workers)
-        futures = [pool.submit(_run_as_worker, contextvars.copy_context(), func, item) for item in items]
-        try:
-            return [future.result() for future in futures]
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            wait(futures)
-            raise
+            pool = _work_pool(self.workers)
+            futures = [pool.submit(_run_as_worker, contextvars.copy_context(), func, item) for item in items]
+            try:
+                return [future.result() for future in futures]
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                wait(futures)
+                raise
 
     def prefetch(self, func: Callable[[Any], Any], items) -> Iterator[Any]:
         """Yield ``func(item)`` for each item in order, the next ones computed while the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import os
@@ -116,6 +117,42 @@ def _blocked(csr) -> SparseMatrix:
     return SparseMatrix(RowBlocks(csr, cpu_threads()), LazyTranspose(csr), csr.shape, lambda m, x: m @ x)
 
 
+class SerialBLAS:
+    """A context in which BLAS calls use one thread each (re-entrant across threads).
+
+    OpenBLAS starts a thread per core for each large enough call; two pieces of
+    :meth:`Backend.map_ordered` calling it at once would run four threads on two cores and
+    wait on each other (the CT energy sums: 1.86 s with BLAS threads against 0.53 s with
+    one BLAS thread per piece, 2 pieces, 2 cores). The limit is process-wide
+    (threadpoolctl): it is set when the first section opens and restored when the last one
+    closes. :meth:`Backend.map_ordered` opens it in series too, so that a piece's products
+    have the same bits whatever the worker count (OpenBLAS's threaded products may round
+    differently from its one-threaded ones).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._open = 0
+        self._limits = None
+
+    @contextlib.contextmanager
+    def __call__(self):
+        from threadpoolctl import threadpool_limits
+
+        with self._lock:
+            if self._open == 0:
+                self._limits = threadpool_limits(limits=1, user_api="blas")
+            self._open += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._open -= 1
+                if self._open == 0:
+                    self._limits.restore_original_limits()
+                    self._limits = None
+
+
 def _sparse_from_host(matrix) -> SparseMatrix:
     return _blocked(sparse.csr_array(matrix))
 
@@ -144,4 +181,5 @@ def make_numpy_backend() -> Backend:
         _sparse_from_csr=_sparse_from_csr,
         _fft=ThreadedFFT(cpu_threads()),
         workers=cpu_threads(),
+        _parallel_section=SerialBLAS(),
     )

@@ -1,7 +1,7 @@
 """Work split over threads gives the same bits as one thread, for every registered modality.
 
 On the CPU the backend runs independent pieces at once (`Backend.map_ordered`: MRI sessions,
-SPECT acquisitions; `Backend.prefetch`: the solver's next step factors). Each piece computes every value with the same operations in the same
+SPECT and CT pieces; `Backend.prefetch`: the solver's next step factors). Each piece computes every value with the same operations in the same
 order as the serial loop, so a subject must not depend on the worker count. This compares a
 whole in-memory subject (delivery and every acquisition, every array field) simulated with 1
 and with 2 workers.
@@ -90,6 +90,30 @@ def test_map_ordered_keeps_order_context_and_first_failure():
         backend.map_ordered(fail_on_odd, range(6))
     serial = dataclasses.replace(backend, workers=1)
     assert serial.map_ordered(lambda i: threading.current_thread().name, range(2)) == [threading.current_thread().name] * 2
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_pieces_call_blas_with_one_thread_and_the_limit_is_restored(workers):
+    """Two pieces each starting a BLAS thread per core would oversubscribe the cores; and a
+    piece's products must round the same in series as side by side, so the one-thread limit
+    holds with 1 worker too. Nested sections keep it until the outermost one closes."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> set[int]:
+        return {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
+
+    backend = dataclasses.replace(get_backend("numpy"), workers=workers)
+    before = blas_threads()
+    if not before:
+        pytest.skip("NumPy is not linked to a BLAS that threadpoolctl can limit")
+
+    def work(i):
+        inner = backend.map_ordered(lambda j: blas_threads(), range(2))
+        return blas_threads(), inner
+
+    for outer, inner in backend.map_ordered(work, range(4)):
+        assert outer == {1} and inner == [{1}, {1}]
+    assert blas_threads() == before
 
 
 def test_prefetch_yields_in_order_and_holds_at_most_workers_plus_one():

@@ -16,8 +16,9 @@ Model (one scan ``k`` at each schedule time ``t_k``)
   ``N0(E)`` the spectrum at isocentre (:mod:`imagingsim.modalities.ct.spectrum`) x mAs per view
   (the scan's mAs spread evenly over the views) x bin width x slice thickness. No energy
   weighting, scatter, bow-tie, focal spot or detector blur; parallel beam (fan- or
-  cone-beam geometry is not modelled). Energies are processed in chunks so the temporary
-  ``(sinogram, energies)`` arrays stay under :data:`~imagingsim.modalities.ct.counts.MAX_CHUNK_ELEMENTS`.
+  cone-beam geometry is not modelled). Rays are summed in pieces of
+  :data:`~imagingsim.modalities.ct.counts.RAYS_PER_PIECE` on the backend's workers (the
+  ``(rays, energies)`` temporaries stay in the cache).
 - **Noise.** Poisson counts from ``backend.rng(seed, CT_NOISE_STREAM, k)``; with
   ``noise = false`` the expected counts are used as measured.
 - **Log.** ``p = ln(I0 / max(counts, 1))``, ``I0 = sum_E N0(E)``. A ray with 0 counts

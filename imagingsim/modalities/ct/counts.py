@@ -14,9 +14,15 @@ from imagingsim.physics.attenuation import (
 )
 from imagingsim.projectors import ParallelBeamGeometry, ParallelProjector
 
-#: Largest temporary (sinogram bins x energies) array of the polyenergetic sum, elements
-#: (2**25 float32 = 128 MiB; the exp() of the chunk doubles it).
+#: Sets the energy groups of the polyenergetic sum: ``MAX_CHUNK_ELEMENTS // n_rays`` energies
+#: (at least 1) are summed per group. This was the bound on the (rays x energies) temporary
+#: when all rays were summed at once; the rays now go in pieces, and the grouping is kept
+#: because it fixes the order of the float32 partial sums, so counts keep their bits.
 MAX_CHUNK_ELEMENTS = 2**25
+#: Rays per piece of the polyenergetic sum: a piece's (rays x energies of a group) exponent,
+#: about 1 MB, stays in the cache between the matrix product, exp() and the energy sum
+#: instead of going through memory three times; pieces run on the backend's workers.
+RAYS_PER_PIECE = 32768
 
 
 #: (mu/rho) in cm^2/g times a density in g/mL (= g/cm^3) is 1/cm; this makes it 1/mm.
@@ -85,7 +91,7 @@ def project_basis(maps, geometry: ParallelBeamGeometry, backend: Backend):
 
 
 def polyenergetic_counts(line_integrals, coefficients, photons, backend: Backend, *,
-                         max_chunk_elements: int = MAX_CHUNK_ELEMENTS):
+                         max_chunk_elements: int = MAX_CHUNK_ELEMENTS, rays_per_piece: int = RAYS_PER_PIECE):
     """Expected photon-counting detector counts ``sum_E N0(E) exp(-sum_k A[E, k] L[:, k])``.
 
     Parameters
@@ -99,7 +105,12 @@ def polyenergetic_counts(line_integrals, coefficients, photons, backend: Backend
         ``N0(E)``, unattenuated photons per ray in each energy bin.
     backend : Backend
     max_chunk_elements : int, keyword-only
-        Energies are summed in chunks of at most ``max_chunk_elements // n_rays`` (at least 1).
+        Energies are summed in groups of ``max_chunk_elements // n_rays`` (at least 1).
+    rays_per_piece : int, keyword-only
+        Rays summed together (a piece of work for :meth:`Backend.map_ordered`). The pieces
+        are fixed by this size, not by the worker count, so the counts have the same bits
+        with any number of workers; another size can change the last bit (BLAS sums the
+        rows of a short block with other kernels).
 
     Returns
     -------
@@ -109,19 +120,28 @@ def polyenergetic_counts(line_integrals, coefficients, photons, backend: Backend
     xp, dev = backend.xp, backend.device
     n_rays = line_integrals[0].shape[0]
     n_energies = len(photons)
-    chunk = max(1, min(n_energies, max_chunk_elements // max(n_rays, 1)))
-    total = xp.zeros((n_rays,), dtype=xp.float32, device=dev)
-    for start in range(0, n_energies, chunk):
-        stop = min(n_energies, start + chunk)
-        exponent = None
-        for block, table in zip(line_integrals, coefficients, strict=True):
-            # (K, chunk): one column of attenuation coefficients per energy of the chunk.
-            a = xp.asarray([list(col) for col in zip(*table[start:stop])], dtype=xp.float32, device=dev)
-            term = xp.matmul(block, a)  # (n_rays, chunk)
-            exponent = term if exponent is None else exponent + term
-        weights = xp.asarray(list(photons[start:stop]), dtype=xp.float32, device=dev)
-        total = total + xp.matmul(xp.exp(-exponent), weights)
-    return total
+    size = max(1, min(n_energies, max_chunk_elements // max(n_rays, 1)))
+    groups = []
+    for start in range(0, n_energies, size):
+        stop = min(n_energies, start + size)
+        # (K, group): one column of attenuation coefficients per energy of the group.
+        tables = [xp.asarray([list(col) for col in zip(*table[start:stop])], dtype=xp.float32, device=dev)
+                  for table in coefficients]
+        groups.append((tables, xp.asarray(list(photons[start:stop]), dtype=xp.float32, device=dev)))
+
+    def piece(first: int):
+        rays = slice(first, min(n_rays, first + rays_per_piece))
+        total = None
+        for tables, weights in groups:
+            exponent = None
+            for block, table in zip(line_integrals, tables, strict=True):
+                term = xp.matmul(block[rays, ...], table)  # (rays, group)
+                exponent = term if exponent is None else exponent + term
+            counts = xp.matmul(xp.exp(-exponent), weights)
+            total = counts if total is None else total + counts
+        return total
+
+    return xp.concat(backend.map_ordered(piece, range(0, n_rays, max(1, rays_per_piece))))
 
 
 def true_attenuation(phantom, contrast: dict[str, Any], energy_keV: float, n_scans: int, backend: Backend):

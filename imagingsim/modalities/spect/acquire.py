@@ -263,23 +263,29 @@ def simulate_spect_data(plan: SPECTPlan, ctx: AcquisitionContext) -> SPECTRawDat
     pixel, slice_mm = grids.coarse.pixel_size_mm, grids.grid.voxel_size_mm[2]
     specific = specific_activity_bq_per_ug(plan.tracer)
     carrier = ctx.delivery.agent(plan.tracer.name).carrier_ug_per_ml
-    raw = SPECTRawData([], [], [], [], [], [], [])
     span_mm = grids.coarse.n_bins * pixel
-    fine_projectors = None
-    for k, schedule_index in enumerate(plan.frames):
-        if fine_projectors is None or plan.contrast_moves:
-            # One projector set per acquisition when contrast moves the attenuation, else one;
-            # the previous set is released first (its attenuation tables can be large).
-            fine_projectors = None
-            fine_projectors = peak_projectors(
-                grids.fine, grids.padded_shape[2], fine_slice, peaks,
-                [pad_to(plan.mu_true_per_mm[p.label][..., k], grids.padded_shape, backend) for p in peaks], backend,
-            )
+    finished = itertools.count(1)
+
+    def projectors(k: int) -> list:
+        return peak_projectors(grids.fine, grids.padded_shape[2], fine_slice, peaks,
+                               [pad_to(plan.mu_true_per_mm[p.label][..., k], grids.padded_shape, backend) for p in peaks],
+                               backend, keep_attenuation=not plan.contrast_moves)
+
+    # Without moving contrast every acquisition shares one projector set and its attenuation
+    # tables; with it, each acquisition's set is applied once and keeps no tables (two
+    # acquisitions at once then hold two view blocks, not two sets of tables).
+    shared = None if plan.contrast_moves else projectors(0)
+
+    def acquisition(k: int) -> tuple:
+        # Acquisitions are independent (each draws from its own stream): the backend may
+        # simulate two at once.
+        schedule_index = plan.frames[k]
+        fine_projectors = shared if shared is not None else projectors(k)
         activity = carrier[..., schedule_index] * specific
         # Photons come from the mean activity during the acquisition, A x I_k / D, whatever
         # the images' convention.
         mean_factor = plan.decay_integrals_s[k] / plan.duration_s
-        raw.expected_images.append(xp.astype(activity * (1.0 if plan.decay_corrected else mean_factor), xp.float32))
+        expected_image = xp.astype(activity * (1.0 if plan.decay_corrected else mean_factor), xp.float32)
         image = pad_to(xp.astype(activity, xp.float32), grids.padded_shape, backend)
         primary_peaks = [bin_pixels(proj.apply(image), f, backend) * (c * mean_factor)
                          for proj, c in zip(fine_projectors, plan.counts_per_unit_fine)]
@@ -288,18 +294,26 @@ def simulate_spect_data(plan: SPECTPlan, ctx: AcquisitionContext) -> SPECTRawDat
         primary = sum(primary_peaks[1:], primary_peaks[0])
         scatter = sum(scatter_peaks[1:], scatter_peaks[0])
         counts = poisson_counts(primary + scatter, backend.rng(seed, SPECT_NOISE_STREAM, schedule_index, 0))
+        lower = upper = None
+        estimate = scatter
         if ctx.spec.scatter == "tew":
             estimate, lower, upper = _tew_estimate(scatter_peaks, peaks, params, backend, seed, schedule_index,
                                                    pixel, slice_mm)
-            raw.lower_counts.append(lower)
-            raw.upper_counts.append(upper)
-        else:
-            estimate = scatter
+        progress.report(next(finished), len(plan.frames))
+        return (expected_image, primary, scatter, xp.astype(estimate, xp.float32), xp.astype(counts, xp.float32),
+                lower, upper)
+
+    raw = SPECTRawData([], [], [], [], [], [], [])
+    for image, primary, scatter, estimate, counts, lower, upper in backend.map_ordered(acquisition,
+                                                                                     range(len(plan.frames))):
+        raw.expected_images.append(image)
         raw.primaries.append(primary)
         raw.scatters.append(scatter)
-        raw.estimates.append(xp.astype(estimate, xp.float32))
-        raw.measured.append(xp.astype(counts, xp.float32))
-        progress.report(k + 1, len(plan.frames))
+        raw.estimates.append(estimate)
+        raw.measured.append(counts)
+        if lower is not None:
+            raw.lower_counts.append(lower)
+            raw.upper_counts.append(upper)
     return raw
 
 

@@ -240,10 +240,16 @@ class SPECTProjector(LinearOperator):
         None: ideal collimator (pure line integrals).
     dtype : array dtype, optional
         float32 (default) or float64.
+    keep_attenuation : bool, optional
+        Keep the attenuation tables between products when they fit the budget (default).
+        False: recompute each view block's factors at every product, for a projector applied
+        once (the simulation's), which then never holds the tables (~280 MB per photopeak
+        for a mouse at 0.5 mm).
     """
 
     def __init__(self, geometry: SPECTGeometry, n_slices: int, slice_mm: float, backend: Backend, *,
-                 mu_per_mm=None, collimator: CollimatorResponse | None = None, dtype=None):
+                 mu_per_mm=None, collimator: CollimatorResponse | None = None, dtype=None,
+                 keep_attenuation: bool = True):
         nx, ny = geometry.image_shape
         super().__init__((nx, ny, n_slices), (geometry.n_angles, geometry.n_bins, n_slices), backend)
         self.geometry = geometry
@@ -257,7 +263,7 @@ class SPECTProjector(LinearOperator):
         self._matrices = [_rotation_matrix(geometry.views(b), backend, dtype_name) for b in self._blocks]
         # Attenuation tables (one value per rotated sample and view) are kept when they fit the
         # budget, else recomputed for each view block at every product (one more sparse product).
-        keep = mu_per_mm is not None and self._table_bytes() <= _attenuation_budget_bytes()
+        keep = keep_attenuation and mu_per_mm is not None and self._table_bytes() <= _attenuation_budget_bytes()
         self._attenuation = [self._attenuation_factors(m) for m in self._matrices] if keep else None
         self._passes = None if collimator is None else self._blur_passes(collimator)
 
@@ -325,15 +331,25 @@ class SPECTProjector(LinearOperator):
         return self._attenuation[k] if self._attenuation is not None else self._attenuation_factors(self._matrices[k])
 
     def _attenuation_factors(self, matrix):
-        """``exp(-int mu)`` from each rotated-grid sample to the collimator (float, rotated layout)."""
+        """``exp(-int mu)`` from each rotated-grid sample to the collimator (float, rotated layout).
+
+        The path beyond each plane is summed plane by plane from the camera side, and the
+        factors overwrite the path steps: the additions of a cumulative sum in its order, at
+        a fifth of its time (NumPy's cumulative sum along a middle axis: 50 ms against 9 ms
+        for 8 views of 88 x 88 x 140 samples) and without a second table-sized array.
+        """
         xp = self.backend.xp
         nx, ny, nz = self.in_shape
+        n = self.geometry.n_bins
         mu = xp.reshape(xp.astype(self.mu_per_mm, self.dtype), (nx * ny, nz))
-        step = matrix.apply(mu) * self.geometry.pixel_size_mm
-        step = xp.reshape(step, (-1, self.geometry.n_bins, self.geometry.n_bins, nz))
-        # Path beyond plane j (towards the camera, larger j) plus half of plane j itself.
-        beyond = xp.flip(xp.cumulative_sum(xp.flip(step, axis=1), axis=1), axis=1) - 0.5 * step
-        return xp.exp(-beyond)
+        step = xp.reshape(matrix.apply(mu) * self.geometry.pixel_size_mm, (-1, n, n, nz))
+        beyond = xp.zeros_like(step[:, 0, ...])
+        for j in range(n - 1, -1, -1):
+            plane = step[:, j, ...]
+            beyond = beyond + plane
+            # Path beyond plane j (towards the camera) plus half of plane j itself.
+            step[:, j, ...] = xp.exp(-(beyond - 0.5 * plane))
+        return step
 
     def _apply(self, x):
         xp = self.backend.xp
@@ -344,7 +360,7 @@ class SPECTProjector(LinearOperator):
             rotated = xp.reshape(matrix.apply(flat), self._rotated_shape(len(views)))
             attenuation = self._block_attenuation(k)
             if attenuation is not None:
-                rotated = rotated * attenuation
+                rotated *= attenuation  # a new product: no second block-sized array
             out.append(self._collapse(rotated, k))
         return xp.concat(out, axis=0)
 

@@ -127,11 +127,15 @@ class SPECTGrids:
 
 
 def peak_projectors(geometry: SPECTGeometry, n_slices: int, slice_mm: float, peaks, mu_maps, backend: Backend, *,
-                    attenuation: bool = True, collimator: bool = True) -> list[SPECTProjector]:
-    """One projector per photopeak (its mu map and collimator response, when modelled)."""
+                    attenuation: bool = True, collimator: bool = True,
+                    keep_attenuation: bool = True) -> list[SPECTProjector]:
+    """One projector per photopeak (its mu map and collimator response, when modelled).
+
+    ``keep_attenuation=False`` for projectors applied once (see :class:`SPECTProjector`).
+    """
     return [
         SPECTProjector(geometry, n_slices, slice_mm, backend, mu_per_mm=mu if attenuation else None,
-                       collimator=peak.response if collimator else None)
+                       collimator=peak.response if collimator else None, keep_attenuation=keep_attenuation)
         for peak, mu in zip(peaks, mu_maps, strict=True)
     ]
 

@@ -73,6 +73,31 @@ def test_projector_adjoint_on_every_backend(backend, modelled):
     assert check_adjoint(SPECTProjector(geometry, 5, 3.0, backend, **kwargs), dtype=xp.float32) < 1e-5
 
 
+def test_attenuation_factors_are_exp_of_the_path_to_the_camera(backend):
+    """The plane-by-plane path sum gives the factors of the cumulative-sum formula, bit for bit
+    on numpy (the same float32 additions in the same order), and a projector that recomputes
+    them at every product (``keep_attenuation=False``) projects the same bits as one that
+    keeps them."""
+    xp = backend.xp
+    geometry = SPECTGeometry.covering((14, 11), 2.0, 10, orbit_radius_mm=40.0)
+    mu = backend.asarray(np.random.default_rng(1).uniform(0.0, 0.03, (14, 11, 5)), dtype=xp.float32)
+    kept = SPECTProjector(geometry, 5, 3.0, backend, mu_per_mm=mu, collimator=LEHR)
+    recomputed = SPECTProjector(geometry, 5, 3.0, backend, mu_per_mm=mu, collimator=LEHR, keep_attenuation=False)
+    assert kept._attenuation is not None and recomputed._attenuation is None
+    host_mu = backend.to_host(mu).reshape(-1, 5)
+    for k, matrix in enumerate(kept._matrices):
+        step = backend.to_host(matrix.apply(backend.asarray(host_mu, dtype=xp.float32))) * np.float32(2.0)
+        step = step.reshape(-1, geometry.n_bins, geometry.n_bins, 5)
+        beyond = np.flip(np.cumsum(np.flip(step, axis=1), axis=1), axis=1) - np.float32(0.5) * step
+        got = backend.to_host(kept._attenuation[k])
+        if backend.name == "numpy":
+            np.testing.assert_array_equal(got, np.exp(-beyond))
+        else:
+            np.testing.assert_allclose(got, np.exp(-beyond), rtol=1e-6)
+    x = backend.asarray(np.random.default_rng(2).uniform(0.0, 1.0, (14, 11, 5)), dtype=xp.float32)
+    np.testing.assert_array_equal(backend.to_host(recomputed.apply(x)), backend.to_host(kept.apply(x)))
+
+
 def test_weighted_sum_of_projectors_is_adjoint(backend):
     """The multi-photopeak model ``sum_p w_p P_p`` passes the dot test (< 1e-12)."""
     xp = backend.xp
