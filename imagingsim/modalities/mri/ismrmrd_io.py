@@ -12,7 +12,10 @@ echo``. Phase encodes not acquired have no acquisition, so the sampling pattern 
 The acquisitions are written in one HDF5 write in the layout of the ``ismrmrd`` package
 (``/dataset/xml``, ``/dataset/data`` with its compound dtype) rather than one
 ``append_acquisition`` call each (3 ms apiece: minutes per session); a test reads every file
-back with ``ismrmrd.Dataset``.
+back with ``ismrmrd.Dataset``. The variable-length sample arrays are handed to HDF5 as its
+own in-memory records (length and address of each row of the k-space lines), not as one
+Python array object per acquisition that h5py would convert one by one: the same bytes in
+the file, at 2.5x the speed.
 
 References
 ----------
@@ -87,7 +90,6 @@ def write_ismrmrd_session(path: str | os.PathLike, kspace_centred: np.ndarray, m
     n_echoes, n_coils, nx, ny, nz = kspace.shape
     steps = np.argwhere(np.asarray(mask_centred, dtype=bool))  # (n, 2): ky, kz in raster order
     n = n_echoes * len(steps)
-    records = np.zeros(n, dtype=acquisition_dtype)
     head = np.zeros(n, dtype=acquisition_header_dtype)
     head["version"] = 1
     head["number_of_samples"] = nx
@@ -102,18 +104,44 @@ def write_ismrmrd_session(path: str | os.PathLike, kspace_centred: np.ndarray, m
     head["idx"]["contrast"] = np.repeat(np.arange(n_echoes), len(steps))
     head["idx"]["kspace_encode_step_1"] = np.tile(steps[:, 0], n_echoes)
     head["idx"]["kspace_encode_step_2"] = np.tile(steps[:, 1], n_echoes)
-    records["head"] = head
     lines = kspace[:, :, :, steps[:, 0], steps[:, 1]]  # (echo, coil, kx, n_steps)
     lines = np.ascontiguousarray(np.moveaxis(lines, 3, 1)).reshape(n, n_coils * nx)  # acquisition-major
-    empty = np.zeros(0, np.float32)
-    for i in range(n):  # vlen fields take one float32 array per record: interleaved re, im
-        records["data"][i] = lines[i].view(np.float32)
-        records["traj"][i] = empty
     xml = _header_xml((nx, ny, nz), voxel_size_mm, n_coils, field_t, tr_ms, echo_times_ms, flip_deg, n_echoes)
 
     # no timestamps: the same data gives the same bytes
     with atomic_path(path) as tmp, h5py.File(tmp, "w", libver="earliest") as handle:
         group = handle.create_group("dataset")
         group.create_dataset("xml", shape=(1,), dtype=h5py.special_dtype(vlen=bytes), track_times=False)[0] = xml
-        group.create_dataset("data", data=records, maxshape=(None,), chunks=True, track_times=False)
+        data = group.create_dataset("data", shape=(n,), dtype=acquisition_dtype, maxshape=(None,), chunks=True,
+                                    track_times=False)
+        records, memory_type = _hdf5_records(head, lines)
+        data.id.write(h5py.h5s.ALL, h5py.h5s.ALL, records, mtype=memory_type)
+        del records  # it holds addresses into ``lines``: never outlive it
     return Path(path)
+
+
+def _hdf5_records(head: np.ndarray, lines: np.ndarray):
+    """The acquisitions as HDF5's in-memory compound records, and that memory type.
+
+    ISMRMRD's ``data`` and ``traj`` fields are variable-length float32 arrays; in memory
+    HDF5 holds each as ``hvl_t {size_t len; void *p}``. ``data`` of record ``i`` is row ``i``
+    of ``lines`` (complex64, read as interleaved re, im float32), ``traj`` is empty. HDF5
+    converts these to the file's type itself, as it does for h5py's own conversion of
+    object arrays. The records hold addresses into ``lines``, which must stay alive (and
+    unmodified) until the write has returned.
+    """
+    from h5py import h5t
+    from ismrmrd.hdf5 import acquisition_dtype, acquisition_header_dtype
+
+    hvl_t = np.dtype([("len", np.uintp), ("p", np.uintp)])
+    names = acquisition_dtype.names
+    layout = np.dtype([(name, acquisition_header_dtype if name == "head" else hvl_t) for name in names])
+    records = np.zeros(len(head), dtype=layout)
+    records["head"] = head
+    records["data"]["len"] = 2 * lines.shape[1]
+    records["data"]["p"] = lines.ctypes.data + np.arange(len(head), dtype=np.uintp) * np.uintp(lines.strides[0])
+    memory_type = h5t.create(h5t.COMPOUND, layout.itemsize)
+    for name in names:
+        member = h5t.py_create(acquisition_header_dtype) if name == "head" else h5t.vlen_create(h5t.NATIVE_FLOAT)
+        memory_type.insert(name.encode(), layout.fields[name][1], member)
+    return records, memory_type

@@ -177,6 +177,56 @@ def test_ismrmrd_header_and_a_plain_inverse_fft_rebuild_the_fully_sampled_images
         np.testing.assert_allclose(rss, written, rtol=1e-4, atol=1e-5 * written.max())
 
 
+def test_ismrmrd_records_written_through_hdf5_memory_records_are_h5pys_bytes(tmp_path):
+    """The acquisitions are handed to HDF5 as its own variable-length records (length and
+    address of each k-space row). The file must be byte for byte the one h5py writes from one
+    float32 array object per acquisition (its documented vlen path), and read back with
+    ``ismrmrd.Dataset`` as the samples that went in."""
+    import h5py
+    import ismrmrd
+    from ismrmrd.hdf5 import acquisition_dtype, acquisition_header_dtype
+
+    from imagingsim.modalities.mri.ismrmrd_io import _hdf5_records
+
+    rng = np.random.default_rng(3)
+    n, n_coils, nx = 37, 3, 10
+    lines = (rng.standard_normal((n, n_coils * nx)) + 1j * rng.standard_normal((n, n_coils * nx))).astype(np.complex64)
+    head = np.zeros(n, dtype=acquisition_header_dtype)
+    head["version"] = 1
+    head["number_of_samples"] = nx
+    head["active_channels"] = head["available_channels"] = n_coils
+    head["scan_counter"] = np.arange(n)
+
+    def write(path, fill):
+        with h5py.File(path, "w", libver="earliest") as handle:
+            fill(handle.create_group("dataset"))
+        return path.read_bytes()
+
+    def by_objects(group):
+        records = np.zeros(n, dtype=acquisition_dtype)
+        records["head"] = head
+        for i in range(n):
+            records["data"][i] = lines[i].view(np.float32)
+            records["traj"][i] = np.zeros(0, np.float32)
+        group.create_dataset("data", data=records, maxshape=(None,), chunks=True, track_times=False)
+
+    def by_hdf5_records(group):
+        data = group.create_dataset("data", shape=(n,), dtype=acquisition_dtype, maxshape=(None,), chunks=True,
+                                    track_times=False)
+        records, memory_type = _hdf5_records(head, lines)
+        data.id.write(h5py.h5s.ALL, h5py.h5s.ALL, records, mtype=memory_type)
+
+    assert write(tmp_path / "records.h5", by_hdf5_records) == write(tmp_path / "objects.h5", by_objects)
+    dataset = ismrmrd.Dataset(str(tmp_path / "records.h5"), "dataset", create_if_needed=False)
+    try:
+        for i in (0, 17, n - 1):
+            acquisition = dataset.read_acquisition(i)
+            np.testing.assert_array_equal(acquisition.data.reshape(-1), lines[i])
+            assert acquisition.scan_counter == i
+    finally:
+        dataset.close()
+
+
 def test_truth_files_match_their_registered_patterns(mri_dataset):
     out, _, _ = mri_dataset
     truth = out / "derivatives" / "truth"
