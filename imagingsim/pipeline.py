@@ -234,7 +234,9 @@ def _run_stages(
 
     def timed(name, func, *args):
         start = time.perf_counter()
-        with step(name):
+        # One BLAS thread per call: BLAS's own threads would spin on the cores the stage's
+        # threads use, and the bits would depend on the core count (Backend.serial_blas).
+        with step(name), be.serial_blas():
             result = func(*args)
             be.release_memory()  # its temporaries, before the next stage adds its own
         timings[name] = time.perf_counter() - start

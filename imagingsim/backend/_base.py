@@ -148,7 +148,7 @@ class Backend:
     _fft: Any = field(default=None, repr=False)
     _release_device: Callable[[], None] | None = field(default=None, repr=False)
     _synchronize: Callable[[], None] | None = field(default=None, repr=False)
-    _parallel_section: Callable[[], AbstractContextManager] | None = field(default=None, repr=False)
+    _serial_blas: Callable[[], AbstractContextManager] | None = field(default=None, repr=False)
     transfers: TransferStats = field(default_factory=TransferStats, repr=False)
     workers: int = field(default=1, repr=False)
 
@@ -165,13 +165,12 @@ class Backend:
         in item order; the first failure in item order is raised once the items already
         started have stopped, and those not started are cancelled.
 
-        The pieces run inside the backend's parallel section, in series or not (numpy: BLAS
-        calls use one thread each, so that two pieces do not each start a BLAS thread per
-        core, and a piece's products round the same whatever the worker count: OpenBLAS's
-        threaded products can round differently from its one-threaded ones).
+        The pieces run inside :meth:`serial_blas`, in series or not, so that two pieces do not
+        each start a BLAS thread per core and a piece's products round the same whatever the
+        worker count.
         """
         items = list(items)
-        with self._parallel_section() if self._parallel_section is not None else contextlib.nullcontext():
+        with self.serial_blas():
             if self.workers <= 1 or len(items) <= 1 or getattr(_worker_state, "inside", False):
                 return [func(item) for item in items]
             from concurrent.futures import wait
@@ -185,6 +184,19 @@ class Backend:
                     future.cancel()
                 wait(futures)
                 raise
+
+    def serial_blas(self) -> AbstractContextManager:
+        """A context in which BLAS calls use one thread each (numpy; elsewhere it does nothing).
+
+        OpenBLAS starts a thread per core for a large enough product and keeps those
+        threads spinning after it, so a BLAS call made beside other work takes the cores
+        that work needs (the delivery solver beside its step-factor thread: 4.6 s with BLAS
+        threads, 4.1 s without); and its threaded products may round differently from its
+        one-threaded ones, which would make results depend on the core count. A subject is
+        simulated inside this context, and :meth:`map_ordered` runs its pieces inside it;
+        where a product is large, split it into pieces for :meth:`map_ordered`.
+        """
+        return self._serial_blas() if self._serial_blas is not None else contextlib.nullcontext()
 
     def prefetch(self, func: Callable[[Any], Any], items) -> Iterator[Any]:
         """Yield ``func(item)`` for each item in order, the next ones computed while the

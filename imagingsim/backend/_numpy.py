@@ -118,16 +118,12 @@ def _blocked(csr) -> SparseMatrix:
 
 
 class SerialBLAS:
-    """A context in which BLAS calls use one thread each (re-entrant across threads).
+    """A context in which BLAS calls use one thread each (:meth:`Backend.serial_blas`).
 
-    OpenBLAS starts a thread per core for each large enough call; two pieces of
-    :meth:`Backend.map_ordered` calling it at once would run four threads on two cores and
-    wait on each other (the CT energy sums: 1.86 s with BLAS threads against 0.53 s with
-    one BLAS thread per piece, 2 pieces, 2 cores). The limit is process-wide
-    (threadpoolctl): it is set when the first section opens and restored when the last one
-    closes. :meth:`Backend.map_ordered` opens it in series too, so that a piece's products
-    have the same bits whatever the worker count (OpenBLAS's threaded products may round
-    differently from its one-threaded ones).
+    The limit is process-wide (threadpoolctl): it is set when the first context opens and
+    restored when the last one closes, so contexts may overlap across threads (a subject's
+    workers, subjects of a cohort run as threads). Measured on 2 cores: the CT energy sums
+    took 1.86 s with BLAS threads against 0.53 s in two pieces of one BLAS thread each.
     """
 
     def __init__(self):
@@ -181,5 +177,5 @@ def make_numpy_backend() -> Backend:
         _sparse_from_csr=_sparse_from_csr,
         _fft=ThreadedFFT(cpu_threads()),
         workers=cpu_threads(),
-        _parallel_section=SerialBLAS(),
+        _serial_blas=SerialBLAS(),
     )

@@ -92,16 +92,39 @@ def test_map_ordered_keeps_order_context_and_first_failure():
     assert serial.map_ordered(lambda i: threading.current_thread().name, range(2)) == [threading.current_thread().name] * 2
 
 
+def _blas_threads() -> set[int]:
+    from threadpoolctl import threadpool_info
+
+    return {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
+
+
+def test_a_subject_is_simulated_with_one_blas_thread(monkeypatch):
+    """Every stage runs with one BLAS thread (spinning BLAS threads would take the cores of
+    the stage's own threads; threaded products would make bits depend on the core count)."""
+    import imagingsim.phantom
+
+    before = _blas_threads()
+    if not before:
+        pytest.skip("NumPy is not linked to a BLAS that threadpoolctl can limit")
+    seen = []
+    build = imagingsim.phantom.build_phantom
+
+    def build_and_look(*args):
+        seen.append(_blas_threads())
+        return build(*args)
+
+    monkeypatch.setattr(imagingsim.phantom, "build_phantom", build_and_look)
+    simulate(load_scenario("mouse_targeted_spion", list(SMALL) + ['modalities.enabled=["nirf"]']), backend="numpy")
+    assert seen == [{1}]
+    assert _blas_threads() == before
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_pieces_call_blas_with_one_thread_and_the_limit_is_restored(workers):
     """Two pieces each starting a BLAS thread per core would oversubscribe the cores; and a
     piece's products must round the same in series as side by side, so the one-thread limit
     holds with 1 worker too. Nested sections keep it until the outermost one closes."""
-    from threadpoolctl import threadpool_info
-
-    def blas_threads() -> set[int]:
-        return {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
-
+    blas_threads = _blas_threads
     backend = dataclasses.replace(get_backend("numpy"), workers=workers)
     before = blas_threads()
     if not before:

@@ -201,7 +201,7 @@ def simulate_ct_counts(plan: CTPlan, backend: Backend, seed: int, timer: StageTi
     timer.lap("projection")
 
     sino_shape = (geometry.n_angles, geometry.n_bins, nz)
-    expected, measured = [], []
+    expected = []
     for k in range(n_scans):
         if contrast_lines is None:
             counts = expected[0] if k else xp.reshape(
@@ -211,14 +211,16 @@ def simulate_ct_counts(plan: CTPlan, backend: Backend, seed: int, timer: StageTi
             counts = xp.reshape(polyenergetic_counts(blocks, [plan.tissue_table, plan.contrast_table], plan.photons,
                                                      backend), sino_shape)
         expected.append(counts)
-        timer.lap("counts")
-        if plan.system.noise:
-            draw = poisson_counts(counts, backend.rng(seed, CT_NOISE_STREAM, k), validate=False)
-            measured.append(xp.astype(draw, xp.float32))
-        else:
-            measured.append(counts)
-        timer.lap("noise")
         progress.report(k + 1, n_scans)  # the counts are most of the stage's time
+    timer.lap("counts")
+
+    def noisy(k: int):
+        # Each scan draws from its own stream: the backend may draw two scans at once.
+        draw = poisson_counts(expected[k], backend.rng(seed, CT_NOISE_STREAM, k), validate=False)
+        return xp.astype(draw, xp.float32)
+
+    measured = backend.map_ordered(noisy, range(n_scans)) if plan.system.noise else expected
+    timer.lap("noise")
     del tissue_lines, contrast_lines
     return xp.stack(expected, axis=-1), xp.stack(measured, axis=-1)
 

@@ -55,9 +55,13 @@ def reconstruct_ct(counts, i0_photons: float, calibration: WaterCalibration, geo
     """
     xp = backend.xp
     n_views, n_bins, nz, t = counts.shape
-    lines = line_integrals_from_counts(counts, i0_photons, backend)
-    if system.water_precorrection:
-        lines = water_precorrect(lines, calibration, backend)
+
+    def linearised(k: int):
+        # Scans are independent: the backend may take the logs of two at once.
+        lines = line_integrals_from_counts(counts[..., k], i0_photons, backend)
+        return water_precorrect(lines, calibration, backend) if system.water_precorrection else lines
+
+    lines = xp.stack(backend.map_ordered(linearised, range(t)), axis=-1)
     flat = xp.reshape(lines, (n_views, n_bins, nz * t))
     image = fbp(flat, PixelBackprojector(geometry, nz * t, backend), filter_name=system.fbp_filter,
                 cutoff=system.fbp_cutoff)
