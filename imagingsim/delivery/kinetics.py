@@ -799,7 +799,7 @@ def _simulate_agent(
         if key != cached_key:
             step = None  # free the old coefficient maps before taking the next ones
             cached_key, step = key, next(linear_steps)
-        values = step.apply(values)
+        values = step.apply(values, body.backend)
         recorder.blood(tau_end, values, force=hit is not None)
         if hit is not None:
             recorder.record(model.entries(values))
