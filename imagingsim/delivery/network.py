@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 PASS_THROUGH_MIN_DECAY = 0.01  # see Network.compile
+#: A step is split over the workers only when it passes over at least this many entries in
+#: all (about a millisecond of array passes; a hand-off to a thread costs ~50 us).
+PARALLEL_MIN_PASSES = 1_000_000
 
 
 # --- a linear first-order compartment network on the entry axis --------------------------
@@ -291,9 +294,9 @@ class LinearStep:
                     value += arrived[j] * coefficient
             return value
 
-        if backend is None or backend.workers <= 1:
+        groups = self._groups(values, backend.workers) if backend is not None and backend.workers > 1 else []
+        if len(groups) <= 1:
             return [destination(d) for d in range(len(self.stay))]
-        groups = self._groups(values, backend.workers)
         out: list[Any] = [None] * len(self.stay)
         for group, results in zip(groups, backend.map_ordered(lambda g: [destination(d) for d in g], groups)):
             for d, value in zip(group, results):
@@ -301,7 +304,11 @@ class LinearStep:
         return out
 
     def _groups(self, values: list, workers: int) -> list[list[int]]:
-        """Destinations in ``workers`` groups of about equal work (entries passed over), largest first."""
+        """Destinations in ``workers`` groups of about equal work (entries passed over), largest first.
+
+        One group when the step passes over fewer than :data:`PARALLEL_MIN_PASSES` entries
+        in all (a lumped network: handing pieces to threads would cost more than it saves).
+        """
         def size(j: int) -> int:
             return math.prod(values[j].shape) if self.is_map[j] else 1
 
@@ -309,6 +316,8 @@ class LinearStep:
             passes = size(d) * (1 + len(self.terms[d]))
             return passes + sum(size(j) for (kind, j), _ in self.terms[d] if kind == "state" and not self.is_map[d])
 
+        if sum(work(d) for d in range(len(self.stay))) < PARALLEL_MIN_PASSES:
+            return [list(range(len(self.stay)))]
         groups: list[list[int]] = [[] for _ in range(workers)]
         load = [0] * workers
         for d in sorted(range(len(self.stay)), key=work, reverse=True):
