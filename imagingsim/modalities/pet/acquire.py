@@ -47,6 +47,7 @@ Model (one frame ``k`` per schedule time ``t_k``, length ``D``; t = 0 is the sce
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -354,14 +355,6 @@ def acquire_pet(ctx: AcquisitionContext) -> PETAcquisition:
     raw = simulate_pet_data(plan, ctx, timer)
     scanner, system, tracer, nz = plan.scanner, plan.system, plan.tracer, phantom.grid.shape[2]
 
-    progress.report(1, len(spec.recon) + 1)  # the data, then one share per reconstruction
-    images = {}
-    for done, method in enumerate(spec.recon, start=2):
-        images[method] = reconstruct_pet(method, raw.prompts, raw.background, system, scanner,
-                                         psf_in_model=spec.psf_in_model)
-        timer.lap(f"recon_{method}")
-        progress.report(done, len(spec.recon) + 1)
-
     sums = xp.stack(
         [xp.sum(a, axis=(0, 1, 2), dtype=xp.float64) for a in (raw.trues, raw.scatter, raw.prompts)]
         + [xp.astype(raw.randoms_per_bin, xp.float64) * float(system.geometry.n_angles * system.geometry.n_bins * nz)]
@@ -369,6 +362,16 @@ def acquire_pet(ctx: AcquisitionContext) -> PETAcquisition:
     host = backend.to_host(sums).tolist()
     totals = {name: tuple(float(v) for v in row) for name, row in zip(("trues", "scatter", "prompts", "randoms"), host)}
     total_counts = {k: totals[k] for k in ("trues", "scatter", "randoms", "prompts")}
+    # Only their totals are kept: free the trues and scatter sinograms before the reconstructions.
+    raw = dataclasses.replace(raw, trues=None, scatter=None)
+
+    progress.report(1, len(spec.recon) + 1)  # the data, then one share per reconstruction
+    images = {}
+    for done, method in enumerate(spec.recon, start=2):
+        images[method] = reconstruct_pet(method, raw.prompts, raw.background, system, scanner,
+                                         psf_in_model=spec.psf_in_model)
+        timer.lap(f"recon_{method}")
+        progress.report(done, len(spec.recon) + 1)
 
     tracer_delivery = delivery.agent(tracer.name)
     specific = specific_activity_bq_per_ug(tracer)

@@ -10,6 +10,7 @@ the expected scatter + randoms as background; FBP inverts the precorrected sinog
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,6 +152,12 @@ class PETSystem:
             backend=backend,
         )
 
+    def frame(self, k: int) -> PETSystem:
+        """The system of frame ``k`` alone (one frame; the projection matrices are shared)."""
+        nz = self.image_shape[2]
+        return dataclasses.replace(self, n_frames=1, projector=ParallelProjector(self.geometry, nz, self.backend),
+                                   counts_per_unit_projection=(self.counts_per_unit_projection[k],))
+
     def _views(self, views):
         xp = self.backend.xp
         return xp.asarray(list(views), dtype=xp.int64, device=self.backend.device)
@@ -237,27 +244,36 @@ def reconstruct_pet(method: str, prompts, background, system: PETSystem, scanner
     be, xp = system.backend, system.backend.xp
     nx, ny, nz = system.image_shape
     t = system.n_frames
-    if method in ("osem", "mlem"):
-        if method == "osem":
-            subsets, n_iterations = system.geometry.subset_views(scanner.subsets), scanner.iterations
-        else:
-            subsets, n_iterations = [None], scanner.iterations * scanner.subsets
-        image = osem(
-            [system.take_views(prompts, v) for v in subsets],
-            [system.model(v, resolution=psf_in_model) for v in subsets],
-            [system.take_views(background, v) for v in subsets],
+    if method not in ("osem", "mlem", "fbp"):
+        raise ValueError(f"PET recon method must be osem, mlem or fbp; got {method!r}")
+    if method == "osem":
+        subsets, n_iterations = system.geometry.subset_views(scanner.subsets), scanner.iterations
+    else:
+        subsets, n_iterations = [None], scanner.iterations * scanner.subsets
+
+    def frame(k: int):
+        # Frames are independent: the backend may reconstruct two at once, and each holds
+        # only its own data, weights and sensitivity images (a clinical torso's four frames
+        # at once took 600 MB more in OSEM, 400 MB in FBP). Every product is the one of the
+        # stacked frames, column for column, so the images have the same bits.
+        one = system.frame(k)
+        measured, expected_background = prompts[..., k:k + 1], background[..., k:k + 1]
+        if method == "fbp":
+            w = one.weights()
+            positive = w > 0
+            sinogram = xp.where(positive, (measured - expected_background) / xp.where(positive, w, 1.0), 0.0)
+            g = system.geometry
+            flat = xp.reshape(xp.astype(sinogram, xp.float32), (g.n_angles, g.n_bins, nz))
+            image = fbp(flat, PixelBackprojector(g, nz, be), filter_name=scanner.fbp_filter, cutoff=scanner.fbp_cutoff)
+            return xp.reshape(image, (nx, ny, nz, 1))
+        return osem(
+            [one.take_views(measured, v) for v in subsets],
+            [one.model(v, resolution=psf_in_model) for v in subsets],
+            [one.take_views(expected_background, v) for v in subsets],
             n_iterations,
         )
-    elif method == "fbp":
-        w = system.weights()
-        positive = w > 0
-        sinogram = xp.where(positive, (prompts - background) / xp.where(positive, w, 1.0), 0.0)
-        g = system.geometry
-        flat = xp.reshape(xp.astype(sinogram, xp.float32), (g.n_angles, g.n_bins, nz * t))
-        image = fbp(flat, PixelBackprojector(g, nz * t, be), filter_name=scanner.fbp_filter, cutoff=scanner.fbp_cutoff)
-        image = xp.reshape(image, (nx, ny, nz, t))
-    else:
-        raise ValueError(f"PET recon method must be osem, mlem or fbp; got {method!r}")
+
+    image = xp.concat(be.map_ordered(frame, range(t)), axis=-1)
     image = xp.astype(image, xp.float32)
     if scanner.post_filter_fwhm_mm > 0:
         post = Blur.gaussian((nx, ny, nz), system.voxel_size_mm, scanner.post_filter_fwhm_mm, be, dtype=xp.float32)
