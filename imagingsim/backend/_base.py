@@ -103,18 +103,18 @@ class Generator:
 
     def standard_normal(self, shape: tuple[int, ...], dtype=None):
         """Standard normal samples of ``shape`` on the device (float64 unless ``dtype``)."""
-        return self._backend.from_host(self._host.standard_normal(shape), dtype=dtype, count=False)
+        return self._backend._from_fresh_host(self._host.standard_normal(shape), dtype)
 
     def uniform(self, shape: tuple[int, ...], low: float = 0.0, high: float = 1.0, dtype=None):
         """Uniform samples in [low, high) of ``shape`` on the device."""
-        return self._backend.from_host(self._host.uniform(low, high, shape), dtype=dtype, count=False)
+        return self._backend._from_fresh_host(self._host.uniform(low, high, shape), dtype)
 
     def poisson(self, lam):
         """Poisson counts with mean ``lam`` (a device array, >= 0), as float64 on the device."""
         host_lam = self._backend.to_host(lam, count=False)
         if self._backend.device != "cpu":  # a real detour only off the host (strict)
             self._backend.transfers.round_trips += 1
-        return self._backend.from_host(self._host.poisson(host_lam).astype(np.float64), count=False)
+        return self._backend._from_fresh_host(self._host.poisson(host_lam).astype(np.float64))
 
 
 @dataclass(eq=False)
@@ -149,6 +149,7 @@ class Backend:
     _release_device: Callable[[], None] | None = field(default=None, repr=False)
     _synchronize: Callable[[], None] | None = field(default=None, repr=False)
     _serial_blas: Callable[[], AbstractContextManager] | None = field(default=None, repr=False)
+    _adopt_host: Callable[[np.ndarray], Any] | None = field(default=None, repr=False)
     transfers: TransferStats = field(default_factory=TransferStats, repr=False)
     workers: int = field(default=1, repr=False)
 
@@ -278,6 +279,14 @@ class Backend:
         if dtype is not None:
             host = host.astype(_host_dtype(self.xp, dtype), copy=False)
         return self._from_host(host)
+
+    def _from_fresh_host(self, array: np.ndarray, dtype=None):
+        """:meth:`from_host` (uncounted) for a new host array that nothing else holds (a
+        generator's draw): the numpy backend takes it as it is instead of copying it (MRI
+        noise: two 64 MB copies fewer per session)."""
+        if dtype is not None:
+            array = array.astype(_host_dtype(self.xp, dtype), copy=False)
+        return self._adopt_host(array) if self._adopt_host is not None else self._from_host(array)
 
     def scalar(self, array) -> float:
         """One device scalar as a Python float: an explicit, counted synchronisation."""

@@ -173,6 +173,7 @@ def make_numpy_backend() -> Backend:
         ),
         _to_host=lambda a: np.asarray(a),
         _from_host=lambda a: np.array(a, copy=True),
+        _adopt_host=lambda a: a,
         _sparse_from_host=_sparse_from_host,
         _sparse_from_csr=_sparse_from_csr,
         _fft=ThreadedFFT(cpu_threads()),
