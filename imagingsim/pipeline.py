@@ -135,7 +135,8 @@ def simulate_and_write(
     background thread runs the writers one at a time, in the same order, on stage results
     that are never modified after their stage. A subject otherwise keeps about one core busy
     (gzip, HDF5 and the next modality's kernels overlap on two). The last stage,
-    ``"writing dataset"``, waits for what is left (fusion needs every acquisition).
+    ``"writing dataset"``, writes the fused images (fusion needs every acquisition) on this
+    thread while the writer thread finishes, then waits for it.
 
     Parameters
     ----------
@@ -173,7 +174,9 @@ def simulate_and_write(
         with step("writing dataset"):
             pairs = _fusion_pairs(subject) if "images" in kinds else []
             if pairs:
-                background.submit(_fuse_all, pairs, _write_context(subject, kinds), stage)
+                # Here, while the writer thread finishes the last stages' files: the two
+                # write different files, and nothing else is left to compute.
+                _fuse_all(pairs, _write_context(subject, kinds), stage)
             background.wait()
             files = finish_dataset(stage, out, subject.scenario)
     return subject, files
