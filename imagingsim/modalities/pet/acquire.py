@@ -311,17 +311,13 @@ def simulate_pet_data(plan: PETPlan, ctx: AcquisitionContext, timer: StageTimer 
 
     mean_prompts = trues + background
     check_nonnegative(mean_prompts, "PET expected prompts")
-    prompts = xp.stack(
-        [
-            xp.astype(
-                poisson_counts(mean_prompts[..., k], backend.rng(seed, PET_NOISE_STREAM, plan.frames[k]),
-                               validate=False),
-                xp.float32,
-            )
-            for k in range(n_frames)
-        ],
-        axis=-1,
-    )
+
+    def noisy(k: int):
+        # Each frame draws from its own stream: the backend may draw two frames at once.
+        draw = poisson_counts(mean_prompts[..., k], backend.rng(seed, PET_NOISE_STREAM, plan.frames[k]), validate=False)
+        return xp.astype(draw, xp.float32)
+
+    prompts = xp.stack(backend.map_ordered(noisy, range(n_frames)), axis=-1)
     del mean_prompts
     timer.lap("noise")
     return PETRawData(trues=trues, scatter=scatter, randoms_per_bin=randoms_per_bin, background=background,
