@@ -483,9 +483,11 @@ def _three_tap(a, w, axis: int, xp):
     n = a.shape[axis]
     if n < 2:
         return out
-    # In place on slices: three passes over the array instead of two shifted copies.
-    out[_along(axis, 1, n)] += a[_along(axis, 0, n - 1)] * w
-    out[_along(axis, 0, n - 1)] += a[_along(axis, 1, n)] * w
+    # Both neighbours' terms are slices of one product w a (the same products: the same
+    # bits), added in place on slices instead of as two shifted copies.
+    weighted = a * w
+    out[_along(axis, 1, n)] += weighted[_along(axis, 0, n - 1)]
+    out[_along(axis, 0, n - 1)] += weighted[_along(axis, 1, n)]
     return out
 
 
