@@ -9,7 +9,6 @@ import functools
 import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,7 +147,7 @@ class Backend:
     _fft: Any = field(default=None, repr=False)
     _release_device: Callable[[], None] | None = field(default=None, repr=False)
     _synchronize: Callable[[], None] | None = field(default=None, repr=False)
-    _serial_blas: Callable[[], AbstractContextManager] | None = field(default=None, repr=False)
+    _serial_blas: Callable[[], contextlib.AbstractContextManager] | None = field(default=None, repr=False)
     _adopt_host: Callable[[np.ndarray], Any] | None = field(default=None, repr=False)
     transfers: TransferStats = field(default_factory=TransferStats, repr=False)
     workers: int = field(default=1, repr=False)
@@ -186,7 +185,7 @@ class Backend:
                 wait(futures)
                 raise
 
-    def serial_blas(self) -> AbstractContextManager:
+    def serial_blas(self) -> contextlib.AbstractContextManager:
         """A context in which BLAS calls use one thread each (numpy; elsewhere it does nothing).
 
         OpenBLAS starts a thread per core for a large enough product and keeps those

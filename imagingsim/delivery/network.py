@@ -8,7 +8,7 @@ and conservation properties.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 PASS_THROUGH_MIN_DECAY = 0.01  # see Network.compile
@@ -263,6 +263,8 @@ class LinearStep:
     arrivals: dict
     terms: list
     xp: Any
+    #: Destination groups per worker count, made at the first step (the states' sizes do not change).
+    _grouped: dict = field(default_factory=dict, repr=False)
 
     def _apply(self, coefficient, x, source_is_map: bool, target_is_map: bool):
         if source_is_map and not target_is_map:
@@ -274,7 +276,7 @@ class LinearStep:
     def apply(self, values: list, backend=None) -> list:
         """The states after the step (new arrays; ``values`` is not modified).
 
-        With a ``backend`` of several workers, the destinations are computed in groups of
+        With a ``backend`` (:class:`~imagingsim.backend.Backend`) of several workers, the destinations are computed in groups of
         about equal work on its workers (:meth:`Backend.map_ordered`): each destination's
         value is made by the same operations in the same order as in series, so the bits do
         not change. A step of a mouse's network makes four maps of 174k entries, each a chain
@@ -294,7 +296,11 @@ class LinearStep:
                     value += arrived[j] * coefficient
             return value
 
-        groups = self._groups(values, backend.workers) if backend is not None and backend.workers > 1 else []
+        groups = []
+        if backend is not None and backend.workers > 1:
+            if backend.workers not in self._grouped:
+                self._grouped[backend.workers] = self._groups(values, backend.workers)
+            groups = self._grouped[backend.workers]
         if len(groups) <= 1:
             return [destination(d) for d in range(len(self.stay))]
         out: list[Any] = [None] * len(self.stay)
