@@ -212,16 +212,20 @@ def test_monoenergetic_counts_are_beer_lambert_through_a_disc(backend):
     np.testing.assert_allclose(counts[:, outside], i0, rtol=1e-6)
 
 
-def test_energy_chunking_does_not_change_the_counts(backend):
-    xp = backend.xp
+def _water_and_bone_lines(backend):
+    """Line integrals of a water square with a bone core (12 views), its table and clinical photons."""
     geometry = ParallelBeamGeometry.covering((16, 16), (VOXEL_MM, VOXEL_MM), 12)
     host = np.zeros((16, 16, 1, 2))
     host[4:12, 4:12, 0, 0] = 1.0
     host[6:9, 6:9, 0, 1] = 1.9
-    lines = project_basis(backend.from_host(host, dtype=xp.float64), geometry, backend)
+    lines = project_basis(backend.from_host(host, dtype=backend.xp.float64), geometry, backend)
     spectrum = scan_spectrum(ct_system_params(CTSpec(system="clinical")))
     table = attenuation_coefficients(("water", "cortical_bone"), (), spectrum.energies_keV)
-    photons = spectrum.photons_per_mAs_per_mm2
+    return lines, table, spectrum.photons_per_mAs_per_mm2
+
+
+def test_energy_chunking_does_not_change_the_counts(backend):
+    lines, table, photons = _water_and_bone_lines(backend)
     whole = backend.to_host(polyenergetic_counts([lines], [table], photons, backend))
     one_by_one = backend.to_host(polyenergetic_counts([lines], [table], photons, backend, max_chunk_elements=1))
     # Same float32 terms, summed in another grouping: float32 rounding only.
@@ -232,15 +236,7 @@ def test_summing_rays_in_pieces_changes_float32_rounding_only(backend):
     """Rays are summed in pieces on the workers (fixed pieces: the worker count never changes
     a bit, see test_concurrency). Pieces of 7 rays against one piece of all: float32 rounding
     only (BLAS sums a short block's rows with other kernels, measured 2.2e-7 relative)."""
-    xp = backend.xp
-    geometry = ParallelBeamGeometry.covering((16, 16), (VOXEL_MM, VOXEL_MM), 12)
-    host = np.zeros((16, 16, 1, 2))
-    host[4:12, 4:12, 0, 0] = 1.0
-    host[6:9, 6:9, 0, 1] = 1.9
-    lines = project_basis(backend.from_host(host, dtype=xp.float64), geometry, backend)
-    spectrum = scan_spectrum(ct_system_params(CTSpec(system="clinical")))
-    table = attenuation_coefficients(("water", "cortical_bone"), (), spectrum.energies_keV)
-    photons = spectrum.photons_per_mAs_per_mm2
+    lines, table, photons = _water_and_bone_lines(backend)
     whole = polyenergetic_counts([lines], [table], photons, backend, rays_per_piece=lines.shape[0])
     pieces = polyenergetic_counts([lines], [table], photons, backend, rays_per_piece=7)
     np.testing.assert_allclose(backend.to_host(pieces), backend.to_host(whole), rtol=1e-6)
