@@ -281,8 +281,8 @@ class Backend:
 
     def _from_fresh_host(self, array: np.ndarray, dtype=None):
         """:meth:`from_host` (uncounted) for a new host array that nothing else holds (a
-        generator's draw): the numpy backend takes it as it is instead of copying it (MRI
-        noise: two 64 MB copies fewer per session)."""
+        generator's draw): the numpy backend takes it as it is instead of copying it (the
+        default's MRI noise: two 16 MB copies fewer per session)."""
         if dtype is not None:
             array = array.astype(_host_dtype(self.xp, dtype), copy=False)
         return self._adopt_host(array) if self._adopt_host is not None else self._from_host(array)
