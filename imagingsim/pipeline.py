@@ -176,6 +176,7 @@ def simulate_and_write(
             if pairs:
                 # Here, while the writer thread finishes the last stages' files: the two
                 # write different files, and nothing else is left to compute.
+                background.raise_failed()
                 _fuse_all(pairs, _write_context(subject, kinds), stage)
             background.wait()
             files = finish_dataset(stage, out, subject.scenario)
@@ -194,14 +195,15 @@ class _Background:
         return self
 
     def submit(self, func, *args) -> None:
-        self._raise_failed()
+        self.raise_failed()
         self._futures.append(self._pool.submit(contextvars.copy_context().run, func, *args))
 
     def wait(self) -> None:
         for future in self._futures:
             future.result()
 
-    def _raise_failed(self) -> None:
+    def raise_failed(self) -> None:
+        """Raise the first error of a finished job, if any."""
         for future in self._futures:
             if future.done() and future.exception() is not None:
                 future.result()
