@@ -133,6 +133,9 @@ def _hdf5_records(head: np.ndarray, lines: np.ndarray):
     from h5py import h5t
     from ismrmrd.hdf5 import acquisition_dtype, acquisition_header_dtype
 
+    if lines.dtype != np.complex64 or not lines.flags.c_contiguous or lines.shape[0] != len(head):
+        # HDF5 reads raw memory at these addresses: any other layout would write garbage.
+        raise ValueError("_hdf5_records needs C-contiguous complex64 lines, one row per acquisition header")
     hvl_t = np.dtype([("len", np.uintp), ("p", np.uintp)])
     names = acquisition_dtype.names
     layout = np.dtype([(name, acquisition_header_dtype if name == "head" else hvl_t) for name in names])
