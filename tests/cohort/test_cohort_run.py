@@ -40,6 +40,13 @@ def _assert_identical(ours: Path, reference: Path) -> None:
             equal = np.array_equal(a, b, equal_nan=True)
             detail = "equal arrays, other header or gzip bytes" if equal else f"max |difference| {np.nanmax(np.abs(a - b))}"
             raise AssertionError(f"{key}: {detail}")
+        if key.startswith(".imagingsim/subjects/"):
+            # A subject's record lists its files' sizes and checksums: name the ones that differ.
+            a, b = (json.loads(p.read_text()) for p in (mine[key], path))
+            files = sorted(k for k in a.get("Files", {}).keys() | b.get("Files", {}).keys()
+                           if a["Files"].get(k) != b["Files"].get(k))
+            others = sorted(k for k in a.keys() | b.keys() if k != "Files" and a.get(k) != b.get(k))
+            raise AssertionError(f"{key} differs: files {files[:8]}, fields {others}")
         raise AssertionError(f"{key} differs")
 
 
