@@ -95,17 +95,18 @@ Numerical scheme (exponential splitting with in-step pass-through)
     exact steady state.
     Steps grow geometrically (from 0.005 h by 10 % up to 0.25 h), rounded down to rungs
     ``0.005 h * 2^k`` below the cap (each step size costs a new set of factors over every
-    voxel), and land exactly on every output time. While the injected bolus is in blood (the first ``ln(1e12)``
-    blood time constants, i.e. 40 half-lives, after which it is below 1e-12 of the dose) steps
-    are at most 0.2 / the blood's outflow rate k_b. After that blood only holds what tissue
-    washes back. Where blood is then quasi-steady within a step (``k_b dt >= 10`` at the
-    relaxed step ``min(0.25 h, 0.2 / fastest tissue state refilling blood)``), which the
-    scheme integrates exactly for a slowly varying inflow, the cap is relaxed: a repeat PEG
-    dose or a tiny half-life costs a few hundred steps instead of millions. Diffusible agents
-    (FDG, free drug) keep a large, fast-exchanging share in blood and keep ``0.2 / k_b``
-    throughout (relaxing to the tissue rate made FDG over 72 h 3x faster but 1-2 % off at 4 h;
-    with the cap it is within 0.2 % of a 10x finer reference). A schedule needing more than
-    :data:`MAX_SOLVER_STEPS` steps is refused with a ValueError naming the rate.
+    voxel), and land exactly on every output time. While the injected bolus is in blood
+    (the first ``ln(1e12)`` blood time constants, i.e. 40 half-lives, after which it is
+    below 1e-12 of the dose) steps are at most 0.2 / the blood's outflow rate k_b. After that
+    blood only holds what tissue washes back. Where blood is then quasi-steady within a step
+    (``k_b dt >= 10`` at the relaxed step ``min(0.25 h, 0.2 / fastest tissue state refilling
+    blood)``), which the scheme integrates exactly for a slowly varying inflow, the cap is
+    relaxed: a repeat PEG dose or a tiny half-life costs a few hundred steps instead of
+    millions. Diffusible agents (FDG, free drug) keep a large, fast-exchanging share in blood
+    and keep ``0.2 / k_b`` throughout (relaxing to the tissue rate made FDG over 72 h 3x
+    faster but 1-2 % off at 4 h; with the cap it is within 0.2 % of a 10x finer reference).
+    A schedule needing more than :data:`MAX_SOLVER_STEPS` steps is refused with a ValueError
+    naming the rate.
     The blood curve is kept at every output time and thinned in between (a point when 2 % of
     the time since injection or 1/1000 of the span has passed): at most ~2000 points.
 
@@ -158,8 +159,8 @@ LN2 = math.log(2.0)
 
 FIRST_STEP_H = 0.005  # first solver step after each injection, h
 STEP_GROWTH = 1.1  # geometric growth of the step
-#: Steps below the cap are the ramp rounded down to first_step_h * 2^k: a subject's network is
-#: made for ~7 step sizes instead of ~41, each set of factors costing ~100 steps' work.
+#: Steps below the cap are the ramp rounded down to first_step_h * 2^k: the default subject's
+#: network is made for 9 step sizes instead of 45, each set of factors costing ~10 steps' work.
 STEP_RUNG_RATIO = 2.0
 MAX_STEP_H = 0.25  # step cap, h
 BLOOD_STEP_FRACTION = 0.2  # dt <= this / (largest first-order rate out of blood), see module doc
@@ -555,11 +556,12 @@ def solver_steps(
     The ramp ``dt`` grows by ``growth`` per full step; the step taken is ``dt`` rounded
     down to a rung ``s0 rung_ratio^k`` (``s0`` the step the ramp started from: the first
     step, or a cap it grew from) and is ``dt`` itself at a cap. Each new step size costs a
-    new set of step factors over every entry, about as much work as a hundred steps: on
-    rungs of 2 a subject needs ~7 sizes where a step every 10 % longer needs ~41. Steps on
-    rungs are never longer than the ramp; against a reference with 8x finer steps their
-    error is within 5 % of the ramp's on every built-in scenario, and they move the maps
-    by at most a fifth of that error (``tests/delivery/test_solver_equivalence.py``).
+    new set of step factors over every entry, about as much work as ten steps: on rungs of
+    2 the default subject needs 9 sizes (with its landings) where a step every 10 % longer
+    needs 45. Steps on rungs are never longer than the ramp; against a reference with 8x
+    finer steps their error is within 5 % of the ramp's on every built-in scenario, and
+    they move the maps by at most a fifth of that error
+    (``tests/delivery/test_solver_equivalence.py``).
 
     Parameters
     ----------

@@ -106,17 +106,17 @@ def test_lumped_solver_matches_the_per_entry_solver_on_every_builtin_scenario(na
 
 @pytest.mark.parametrize("name", builtin_names())
 def test_steps_on_rungs_move_the_maps_well_under_the_schemes_own_error(name):
-    """Rungs of 2 (7 step sizes instead of 41) against the ramp of a size every step.
+    """Rungs of 2 (the default: 9 step sizes instead of 45) against a size every step.
 
     Both are measured against the ramp with 8x finer steps (first step and cap / 8, growth
     1.25 % per step). Measured on the built-in scenarios (coarse voxels), per map the
     largest difference over voxels and times, each relative to that time's largest value
-    of the reference: the rungs move a map by at most 1.0e-3 (the
-    heated ThermoDox's free drug, whose scheme error is 7.8e-3) and by at most a fifth of
-    the scheme's own error; their error is within 5 % of the ramp's (bound doxorubicin of
-    the PEG liposome: 4.3e-3 against 4.1e-3). The test allows 1.5e-3, a third of the
-    scheme's error (plus 1e-9 where both are exact, as for FDG, whose caps keep every
-    step), and 10 % more error. Air stays exactly 0; the ledger closes to 1e-9 of the dose.
+    of the reference: the rungs move a map by at most 1.0e-3 (the heated ThermoDox's free
+    drug, whose scheme error is 7.8e-3) and by at most a fifth of the scheme's own error;
+    their error is within 5 % of the ramp's (bound doxorubicin of the PEG liposome: 4.3e-3
+    against 4.1e-3). The test allows 1.5e-3 and a third of the scheme's error (plus 1e-9
+    where both are exact, as for FDG, whose caps keep every step), and 10 % more error. Air
+    stays exactly 0; the ledger closes to 1e-9 of the dose.
     """
     anatomy = load_scenario(name).phantom.anatomy
     scenario = load_scenario(name, [f"phantom.voxel_size_mm={COARSE_VOXEL_MM[anatomy]}"])
