@@ -276,11 +276,12 @@ class LinearStep:
     def apply(self, values: list, backend=None) -> list:
         """The states after the step (new arrays; ``values`` is not modified).
 
-        With a ``backend`` (:class:`~imagingsim.backend.Backend`) of several workers, the destinations are computed in groups of
-        about equal work on its workers (:meth:`Backend.map_ordered`): each destination's
-        value is made by the same operations in the same order as in series, so the bits do
-        not change. A step of a mouse's network makes four maps of 174k entries, each a chain
-        of 5 to 6 array passes: large enough pieces for a thread each.
+        With a ``backend`` (:class:`~imagingsim.backend.Backend`) of several workers, the
+        destinations are computed in groups of about equal work on its workers
+        (:meth:`Backend.map_ordered`): each destination's value is made by the same operations
+        in the same order as in series, so the bits do not change. A step of a mouse's network
+        makes four maps of 174k entries, each a chain of 5 to 6 array passes: large enough
+        pieces for a thread each.
         """
         arrived = {
             m: sum(self._apply(h, values[j], self.is_map[j], False) for j, h in sources)

@@ -1,10 +1,11 @@
 """Work split over threads gives the same bits as one thread, for every registered modality.
 
 On the CPU the backend runs independent pieces at once (`Backend.map_ordered`: MRI sessions,
-SPECT and CT pieces; `Backend.prefetch`: the solver's next step factors). Each piece computes every value with the same operations in the same
-order as the serial loop, so a subject must not depend on the worker count. This compares a
-whole in-memory subject (delivery and every acquisition, every array field) simulated with 1
-and with 2 workers.
+SPECT and CT pieces, PET frames and blurs of frames, the delivery step's destination maps;
+`Backend.prefetch`: the solver's next step factors). Each piece computes every value with the
+same operations in the same order as the serial loop, so a subject must not depend on the
+worker count. This compares a whole in-memory subject (delivery and every acquisition, every
+array field) simulated with 1 and with 2 workers.
 """
 
 from __future__ import annotations
